@@ -41,11 +41,15 @@ class OnnxEmbedder:
             self.session.run(None, {self.input_name: self._blob(crops[start : start + self.batch_size])})[0]
             for start in range(0, len(crops), self.batch_size)
         ]
-        features = np.concatenate(outputs).astype(np.float32)
+        features = _normalise(np.concatenate(outputs).astype(np.float32))
         if self.flip:
             half = len(features) // 2
-            features = features[:half] + features[half:]
-        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+            features = _normalise(features[:half] + features[half:])
+        return features
+
+
+def _normalise(features: np.ndarray) -> np.ndarray:
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
 class SFaceEmbedder(OnnxEmbedder):

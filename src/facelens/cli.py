@@ -1,0 +1,82 @@
+"""`facelens` command line: detect | compare | calibrate | serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from facelens import errors
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise errors.InvalidParameterException(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _print(response: dict) -> None:
+    json.dump(response, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from facelens.analysis import detect_faces
+
+    _print(detect_faces(_read(args.image), attributes=args.attributes))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from facelens.analysis import compare_faces
+
+    _print(compare_faces(_read(args.source), _read(args.target), similarity_threshold=args.threshold,
+                         quality_filter=args.quality_filter))
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from facelens.eval.calibrate import main as calibrate_main
+
+    return calibrate_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="facelens", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    detect = sub.add_parser("detect", help="DetectFaces on an image file; prints Rekognition JSON")
+    detect.add_argument("image")
+    detect.add_argument("--attributes", nargs="+", default=["DEFAULT"], metavar="ATTR",
+                        help="DEFAULT, ALL, or names such as AGE_RANGE GENDER EYES_OPEN MOUTH_OPEN")
+    detect.set_defaults(func=cmd_detect)
+
+    compare = sub.add_parser("compare", help="CompareFaces: largest face of SOURCE against faces of TARGET")
+    compare.add_argument("source")
+    compare.add_argument("target")
+    compare.add_argument("--threshold", type=float, default=80.0, help="SimilarityThreshold (default 80)")
+    compare.add_argument("--quality-filter", default="NONE", choices=["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"])
+    compare.set_defaults(func=cmd_compare)
+
+    calibrate = sub.add_parser("calibrate", help="measure the score->FMR curve of the face model on a data set")
+    calibrate.add_argument("--dataset", default=None, help="<identity>/<image> folder (default: LFW)")
+    calibrate.add_argument("--output", default=None, help="table path (default: the package's own table)")
+    calibrate.set_defaults(func=cmd_calibrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except errors.FaceLensError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 2 if isinstance(exc, errors.ClientError) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

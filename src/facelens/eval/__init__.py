@@ -1,0 +1,1 @@
+"""Evaluation: data sets, verification metrics, calibration."""

@@ -1,0 +1,187 @@
+"""FaceAnalyzer: images in, `Face` records out (detect -> align -> embed -> landmarks/attributes).
+
+Composes one model object per kind (InsightFace's `FaceAnalysis` pattern). Each model loads on first use and is
+reused; batches of images go through the detector and recognizer together. Knows nothing of HTTP or storage.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facelens.align import align_face
+from facelens.models.registry import ModelConfig
+
+# Rekognition `Attributes` values, and the attribute groups FaceLens computes for each.
+DEFAULT_ATTRIBUTES = frozenset({"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"})
+ATTRIBUTE_GROUPS: dict[str, frozenset[str]] = {
+    "DEFAULT": DEFAULT_ATTRIBUTES,
+    "ALL": DEFAULT_ATTRIBUTES | {"AgeRange", "Gender", "EyesOpen", "MouthOpen", "AllLandmarks"},
+    "AGE_RANGE": frozenset({"AgeRange"}),
+    "GENDER": frozenset({"Gender"}),
+    "EYES_OPEN": frozenset({"EyesOpen"}),
+    "MOUTH_OPEN": frozenset({"MouthOpen"}),
+}
+# Attributes Rekognition has but no FaceLens model computes: accepted in requests, never answered.
+UNSUPPORTED_ATTRIBUTES = frozenset(
+    {"BEARD", "EMOTIONS", "EYE_DIRECTION", "EYEGLASSES", "FACE_OCCLUDED", "MUSTACHE", "SMILE", "SUNGLASSES"}
+)
+
+
+def resolve_attributes(requested: Sequence[str] | None) -> frozenset[str]:
+    """Expand Rekognition's `Attributes` list to the FaceDetail fields to compute.
+
+    As in Rekognition, the DEFAULT fields are always returned; named attributes add to them.
+    """
+    fields: set[str] = set(DEFAULT_ATTRIBUTES)
+    for name in requested or ():
+        fields |= ATTRIBUTE_GROUPS.get(name, frozenset())
+    return frozenset(fields)
+
+
+@dataclass
+class Face:
+    """One detected face, in pixel coordinates of the decoded image; optional parts filled on request."""
+
+    box: np.ndarray  # x1, y1, x2, y2
+    landmarks: np.ndarray  # (5, 2)
+    confidence: float  # 0..100
+    embedding: np.ndarray | None = None
+    landmarks68: np.ndarray | None = None
+    pose: tuple[float, float, float] | None = None  # roll, yaw, pitch
+    quality: tuple[float, float] | None = None  # brightness, sharpness
+    age_gender: object | None = None  # facelens.models.attributes.AgeGender
+    eyes_open: tuple[bool, float] | None = None
+    mouth_open: tuple[bool, float] | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def area(self) -> float:
+        return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
+
+
+class FaceAnalyzer:
+    """The face pipeline with lazily loaded, shared models; thread-safe for concurrent callers."""
+
+    def __init__(self, config: ModelConfig | None = None, flip: bool = True) -> None:
+        self.config = config or ModelConfig.from_env()
+        self.flip = flip
+        self._lock = threading.Lock()
+        self._models: dict[str, object] = {}
+
+    def _model(self, kind: str) -> object:
+        model = self._models.get(kind)
+        if model is not None:
+            return model
+        with self._lock:
+            if kind not in self._models:
+                self._models[kind] = self._load(kind)
+            return self._models[kind]
+
+    def _load(self, kind: str) -> object:
+        if kind == "detector":
+            from facelens.models.detector import load_detector
+
+            return load_detector(self.config)
+        if kind == "embedder":
+            from facelens.models.embedder import load_embedder
+
+            return load_embedder(self.config, flip=self.flip)
+        if kind == "landmarks":
+            from facelens.models.landmarks import DlibLandmarker
+
+            return DlibLandmarker()
+        if kind == "age_gender":
+            from facelens.models.attributes import AgeGenderEstimator
+
+            return AgeGenderEstimator()
+        raise KeyError(kind)
+
+    @property
+    def detector(self):  # noqa: ANN201 - YuNetDetector | ScrfdDetector
+        return self._model("detector")
+
+    @property
+    def embedder(self):  # noqa: ANN201 - OnnxEmbedder
+        return self._model("embedder")
+
+    @property
+    def model_version(self) -> str:
+        """Name of the recognizer, which determines whether two embeddings are comparable."""
+        return self.embedder.name
+
+    def warmup(self) -> None:
+        """Load every model now (the service does this at start, so the first request is not slow)."""
+        for kind in ("detector", "embedder", "landmarks", "age_gender"):
+            self._model(kind)
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]:
+        """Faces per image, highest detector score first; boxes and landmarks only."""
+        detections = self.detector.detect(list(images))
+        return [
+            [Face(box=d.box, landmarks=d.landmarks, confidence=100.0 * d.score) for d in per_image]
+            for per_image in detections
+        ]
+
+    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> None:
+        """Fill `embedding` for every face, aligning and running all crops of all images as one batch."""
+        crops = [align_face(image, face.landmarks) for image, per in zip(images, faces, strict=True) for face in per]
+        vectors = self.embedder.embed(crops)
+        flat = [face for per in faces for face in per]
+        for face, vector in zip(flat, vectors, strict=True):
+            face.embedding = vector
+
+    def describe(self, image: np.ndarray, faces: Sequence[Face], fields: Collection[str]) -> None:
+        """Fill the FaceDetail attributes named in `fields` (see `resolve_attributes`)."""
+        from facelens import geometry, quality
+
+        height, width = image.shape[:2]
+        need_68 = bool({"Pose", "EyesOpen", "MouthOpen", "AllLandmarks"} & set(fields))
+        if need_68:
+            landmarker = self._model("landmarks")
+            for face in faces:
+                face.landmarks68 = landmarker.landmarks68(image, face.box)
+        for face in faces:
+            if "Pose" in fields:
+                face.pose = geometry.head_pose(face.landmarks68, width, height)
+            if "Quality" in fields:
+                face.quality = quality.face_quality(image, face.box)
+            if "EyesOpen" in fields:
+                face.eyes_open = geometry.eyes_open(face.landmarks68)
+            if "MouthOpen" in fields:
+                face.mouth_open = geometry.mouth_open(face.landmarks68)
+        if {"AgeRange", "Gender"} & set(fields) and faces:
+            estimates = self._model("age_gender").predict(image, [face.box for face in faces])
+            for face, estimate in zip(faces, estimates, strict=True):
+                face.age_gender = estimate
+
+    def analyze(
+        self,
+        images: Sequence[np.ndarray],
+        attributes: Sequence[str] | None = None,
+        embed: bool = False,
+    ) -> list[list[Face]]:
+        """Detect, optionally embed, and describe every face of every image."""
+        faces = self.detect(images)
+        if embed:
+            self.embed(images, faces)
+        fields = resolve_attributes(attributes)
+        for image, per_image in zip(images, faces, strict=True):
+            self.describe(image, per_image, fields)
+        return faces
+
+
+_default: FaceAnalyzer | None = None
+_default_lock = threading.Lock()
+
+
+def default_analyzer() -> FaceAnalyzer:
+    """The process-wide analyzer (models loaded once per process)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = FaceAnalyzer()
+        return _default

@@ -1,0 +1,50 @@
+"""Shared fixtures: face images shipped with scikit-image (no data set needed)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def encode(pixels: np.ndarray, fmt: str = "JPEG", **options: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """Eileen Collins, frontal, 512x512 RGB."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+@pytest.fixture(scope="session")
+def cameraman() -> np.ndarray:
+    """The cameraman, 512x512, grayscale replicated to RGB."""
+    from skimage import data
+
+    return np.stack([data.camera()] * 3, axis=-1)
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg(astronaut: np.ndarray) -> bytes:
+    return encode(astronaut)
+
+
+@pytest.fixture(scope="session")
+def cameraman_jpeg(cameraman: np.ndarray) -> bytes:
+    return encode(cameraman)
+
+
+@pytest.fixture(scope="session")
+def astronaut_crop(astronaut: np.ndarray) -> np.ndarray:
+    from facelens.align import align_face
+    from facelens.models.detector import YuNetDetector
+
+    face = YuNetDetector().detect([astronaut])[0][0]
+    return align_face(astronaut, face.landmarks)
