@@ -6,6 +6,7 @@ reused; batches of images go through the detector and recognizer together. Knows
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -66,9 +67,11 @@ class Face:
 class FaceAnalyzer:
     """The face pipeline with lazily loaded, shared models; thread-safe for concurrent callers."""
 
-    def __init__(self, config: ModelConfig | None = None, flip: bool = True) -> None:
+    def __init__(self, config: ModelConfig | None = None, flip: bool | None = None) -> None:
         self.config = config or ModelConfig.from_env()
-        self.flip = flip
+        # Mirror-image test-time augmentation doubles the recognizer's work for no measured gain with SFace
+        # on LFW (docs/benchmarks.md), so it is off unless FACELENS_FLIP_TTA=1.
+        self.flip = os.environ.get("FACELENS_FLIP_TTA", "0") == "1" if flip is None else flip
         self._lock = threading.Lock()
         self._models: dict[str, object] = {}
 
@@ -110,8 +113,8 @@ class FaceAnalyzer:
 
     @property
     def model_version(self) -> str:
-        """Name of the recognizer, which determines whether two embeddings are comparable."""
-        return self.embedder.name
+        """Recognizer name (+ augmentation), which determines whether two embeddings are comparable."""
+        return self.embedder.version
 
     def warmup(self) -> None:
         """Load every model now (the service does this at start, so the first request is not slow)."""

@@ -19,13 +19,18 @@ class OnnxEmbedder:
     mean: float
     std: float
 
-    def __init__(self, model: onnx.ModelProto, name: str, flip: bool, batch_size: int = 32) -> None:
+    def __init__(self, model: onnx.ModelProto, name: str, flip: bool, batch_size: int = 8) -> None:
         self.name = name
         self.flip = flip
         self.batch_size = batch_size
         self.session = make_session(model)
         self.input_name = self.session.get_inputs()[0].name
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
+
+    @property
+    def version(self) -> str:
+        """Model name plus the test-time augmentation in use: embeddings are comparable only within one."""
+        return f"{self.name}+flip" if self.flip else self.name
 
     def _blob(self, crops: np.ndarray) -> np.ndarray:
         return ((crops.astype(np.float32) - self.mean) / self.std).transpose(0, 3, 1, 2)
@@ -62,7 +67,7 @@ class SFaceEmbedder(OnnxEmbedder):
     mean = 0.0
     std = 1.0
 
-    def __init__(self, path: Path | None = None, flip: bool = True) -> None:
+    def __init__(self, path: Path | None = None, flip: bool = False) -> None:
         path = path or registry.bundled(*registry.SFACE)
         model = onnx.load(str(path))
         prune_inputs(model)
@@ -77,7 +82,7 @@ class ArcFaceEmbedder(OnnxEmbedder):
     As in InsightFace, a graph that begins with its own `Sub`/`Mul` normalisation gets raw pixels.
     """
 
-    def __init__(self, path: Path, flip: bool = True) -> None:
+    def __init__(self, path: Path, flip: bool = False) -> None:
         model = onnx.load(str(path))
         shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
         if shape[1:] != [3, 112, 112]:
@@ -88,6 +93,6 @@ class ArcFaceEmbedder(OnnxEmbedder):
         super().__init__(model, name=f"arcface-{path.stem}", flip=flip)
 
 
-def load_embedder(config: registry.ModelConfig, flip: bool = True) -> OnnxEmbedder:
+def load_embedder(config: registry.ModelConfig, flip: bool = False) -> OnnxEmbedder:
     """The configured recognizer: a user ArcFace model when one is named, else the bundled SFace."""
     return ArcFaceEmbedder(config.recognizer, flip=flip) if config.recognizer else SFaceEmbedder(flip=flip)
