@@ -131,7 +131,7 @@ def _batches(items: list[Path], size: int) -> Iterator[list[Path]]:
         yield items[start : start + size]
 
 
-def embed_dataset(dataset: Dataset, detector, embedder, cache_dir: Path | None = None,  # noqa: ANN001
+def embed_dataset(dataset: Dataset, detector, embedder, cache_dir: Path | None = None,
                   batch: int = 32, progress: bool = True) -> Embeddings:
     """Embed the central face of every image (cached on disk per model and data set)."""
     cache_dir = cache_dir or Path(os.environ.get("FACELENS_CACHE", Path.home() / ".cache" / "facelens"))

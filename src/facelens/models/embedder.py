@@ -61,7 +61,8 @@ class SFaceEmbedder(OnnxEmbedder):
     """SFace (2021dec, int8 block-quantized): 128-d. Its graph normalises the RGB input itself.
 
     The shipped file declares 29 weight tensors as graph inputs that no node reads (and 145 more that are
-    initializers), and fixes the batch to 1; at load we prune those inputs, fold the weight dequantization, and make the batch dimension dynamic.
+    initializers), and fixes the batch to 1; at load we prune those inputs, fold the weight dequantization,
+    and make the batch dimension dynamic.
     """
 
     mean = 0.0
