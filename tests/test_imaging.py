@@ -147,7 +147,7 @@ def test_exif_orientation_is_applied(photo: np.ndarray, orientation: int, corner
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "LA", "CMYK"])
 def test_every_mode_becomes_rgb_uint8(photo: np.ndarray, mode: str) -> None:
     image = Image.fromarray(photo)
-    converted = Image.fromarray((np.asarray(image.convert("L"), dtype=np.uint16) * 256)) if mode == "I;16" \
+    converted = Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 256) if mode == "I;16" \
         else image.convert(mode)
     fmt = "JPEG" if mode == "CMYK" else "PNG" if mode != "I;16" else "TIFF"
     decoded = decode_image(encode(converted, fmt))
