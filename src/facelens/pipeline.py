@@ -10,11 +10,16 @@ import os
 import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facelens.align import align_face
 from facelens.models.registry import ModelConfig
+
+if TYPE_CHECKING:
+    from facelens.models.detector import ScrfdDetector, YuNetDetector
+    from facelens.models.embedder import OnnxEmbedder
 
 # Rekognition `Attributes` values, and the attribute groups FaceLens computes for each.
 DEFAULT_ATTRIBUTES = frozenset({"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"})
@@ -104,12 +109,12 @@ class FaceAnalyzer:
         raise KeyError(kind)
 
     @property
-    def detector(self):  # noqa: ANN201 - YuNetDetector | ScrfdDetector
-        return self._model("detector")
+    def detector(self) -> YuNetDetector | ScrfdDetector:
+        return self._model("detector")  # type: ignore[return-value]
 
     @property
-    def embedder(self):  # noqa: ANN201 - OnnxEmbedder
-        return self._model("embedder")
+    def embedder(self) -> OnnxEmbedder:
+        return self._model("embedder")  # type: ignore[return-value]
 
     @property
     def model_version(self) -> str:
