@@ -1,0 +1,109 @@
+"""LFW accuracy of the default pipeline: 10-fold accuracy, TAR at FAR, per-gender FMR/FNMR, detection failures.
+
+    .venv/bin/python benchmarks/lfw.py [--dataset DIR]
+
+Reads LFW from `../shared/data/lfw` (or FACELENS_LFW / --dataset); prints a skip message when it is absent.
+Embeddings are cached under ~/.cache/facelens (first run: ~10 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facelens import calibration
+from facelens.eval.dataset import Dataset, embed_dataset, lfw_genders, lfw_pairs, lfw_root
+from facelens.eval.verification import all_pair_scores, eer, tar_at_far, tenfold_accuracy
+from facelens.pipeline import FaceAnalyzer
+
+
+def group_rates(vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray, group: str,
+                thresholds: list[float]) -> tuple[list[float], list[float], int, int]:
+    """FMR over impostor pairs with both images in `group`, FNMR over its genuine pairs, at each threshold."""
+    members = np.nonzero(groups == group)[0]
+    v, labels = vectors[members], ids[members]
+    hits = np.zeros(len(thresholds), dtype=np.int64)
+    misses = np.zeros(len(thresholds), dtype=np.int64)
+    impostors = genuines = 0
+    for start in range(0, len(v), 2048):
+        scores = v[start : start + 2048] @ v.T
+        rows = np.arange(start, min(start + 2048, len(v)))[:, None]
+        upper = np.arange(len(v))[None, :] > rows
+        same = labels[start : start + 2048, None] == labels[None, :]
+        impostor, genuine = scores[upper & ~same], scores[upper & same]
+        impostors += impostor.size
+        genuines += genuine.size
+        for i, threshold in enumerate(thresholds):
+            hits[i] += int((impostor >= threshold).sum())
+            misses[i] += int((genuine < threshold).sum())
+    return list(hits / impostors), list(misses / max(genuines, 1)), impostors, genuines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default=None)
+    args = parser.parse_args()
+    root = Path(args.dataset) if args.dataset else lfw_root()
+    if not (root / "pairs.txt").is_file():
+        print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
+        return 0
+    started = time.perf_counter()
+    dataset = Dataset.from_folder(root)
+    analyzer = FaceAnalyzer()
+    embeddings = embed_dataset(dataset, analyzer.detector, analyzer.embedder)
+    index = dataset.index_of()
+    pairs, same, folds = lfw_pairs(root, index)
+    model = calibration.for_model(analyzer.model_version)
+    print(f"LFW: {len(dataset.paths):,} images of {len(dataset.names):,} people; model {analyzer.model_version}")
+    missing = int((~embeddings.found).sum())
+    print(f"detection failures: {missing} of {len(dataset.paths):,} images ({100 * missing / len(dataset.paths):.3f}%)")
+    print("\n| protocol | flip TTA | 10-fold accuracy | std |\n|---|---|---:|---:|")
+    for flip in (False, True):
+        v = embeddings.vectors(flip)
+        scores = (v[pairs[:, 0]] * v[pairs[:, 1]]).sum(axis=1)
+        mean, std = tenfold_accuracy(scores, same, folds)
+        print(f"| pairs.txt (6,000 pairs) | {'on' if flip else 'off'}{' (default)' if flip == analyzer.flip else ''}"
+              f" | {100 * mean:.2f}% | {100 * std:.2f} |")
+    vectors = embeddings.vectors(analyzer.flip)
+    everything = all_pair_scores(vectors, dataset.identities, valid=embeddings.found)
+    print(f"\nAll pairs: {everything.impostor_count:,} different-person, {len(everything.genuine):,} same-person")
+    print("| FAR | cosine threshold | TAR |\n|---:|---:|---:|")
+    for far in (1e-3, 1e-4, 1e-5, 1e-6):
+        threshold = everything.threshold_at_fmr(far)
+        print(f"| {far:g} | {threshold:.3f} | {(everything.genuine >= threshold).mean():.4f} |")
+    edges = np.linspace(-1, 1, len(everything.impostor_hist) + 1)[:-1]
+    fmr_curve = np.cumsum(everything.impostor_hist[::-1])[::-1] / everything.impostor_count
+    fnmr_curve = np.searchsorted(np.sort(everything.genuine), edges) / len(everything.genuine)
+    crossing = int(np.argmin(np.abs(fmr_curve - fnmr_curve)))
+    print(f"EER (all pairs): {50 * (fmr_curve[crossing] + fnmr_curve[crossing]):.3f}% at cosine {edges[crossing]:.3f}")
+    print(f"EER (pairs.txt): {100 * eer(scores[same], scores[~same]):.2f}%")
+    print(f"pairs.txt TAR@FAR=1e-3 (3,000 impostor pairs): "
+          f"{tar_at_far(scores[same], scores[~same], 1e-3):.4f}")
+    genders = lfw_genders(root, index)
+    genders[~embeddings.found] = ""
+    similarities = [80.0, 90.0]
+    thresholds = [model.cosine_at(s) for s in similarities]
+    print("\nPer gender, same-gender pairs (calibrated Similarity -> cosine from the shipped table):")
+    print("| group | impostor pairs | genuine pairs | FMR @80 | FNMR @80 | FMR @90 | FNMR @90 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    rows = {}
+    for group, label in (("F", "female"), ("M", "male")):
+        fmr, fnmr, impostors, genuines = group_rates(vectors, dataset.identities, genders, group, thresholds)
+        rows[group] = (fmr, fnmr)
+        cells = f"{fmr[0]:.2e} | {fnmr[0]:.4f} | {fmr[1]:.2e} | {fnmr[1]:.4f}"
+        print(f"| {label} | {impostors:,} | {genuines:,} | {cells} |")
+    for i, s in enumerate(similarities):
+        f, m = rows["F"], rows["M"]
+        ratio_fmr = f[0][i] / m[0][i] if m[0][i] else float("inf")
+        ratio_fnmr = f[1][i] / m[1][i] if m[1][i] else float("inf")
+        print(f"female/male ratio at Similarity {s:.0f}: FMR x{ratio_fmr:.2f}, FNMR x{ratio_fnmr:.2f}")
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
