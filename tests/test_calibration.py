@@ -96,14 +96,15 @@ def test_label_noise_pairs_are_excluded_from_the_counts() -> None:
     assert table["source"]["impostor_pairs"] == scores.impostor_count - len(noisy)
 
 
-def test_table_round_trips_through_json(table: dict, tmp_path) -> None:  # noqa: ANN001
+def test_table_round_trips_through_json(table: dict, tmp_path) -> None:
     import json
 
     path = tmp_path / "t.json"
     path.write_text(json.dumps(table))
     loaded = calibration.Calibration.load(path)
     assert loaded.model == "synthetic"
-    assert float(loaded.similarity(0.5)) == pytest.approx(float(calibration.Calibration.from_dict(table).similarity(0.5)))
+    original = calibration.Calibration.from_dict(table)
+    assert float(loaded.similarity(0.5)) == pytest.approx(float(original.similarity(0.5)))
 
 
 def test_shipped_table_exists_for_the_default_model() -> None:
