@@ -15,29 +15,32 @@ import math
 import cv2
 import numpy as np
 
-# Generic head model in millimetres-like units, in a camera-aligned frame (x to the image's right, y down,
-# z away from the camera) so that a frontal face has rotation = identity. Widely used 6-point model
-# (nose tip, chin, outer eye corners, mouth corners), with the nose tip at the origin.
-_MODEL_INDICES = (30, 8, 36, 45, 48, 54)
-_MODEL_POINTS = np.array(
+# Mean 3D face for dlib points 27-47 (nose and eyes: the parts that expressions barely move), in mm, in a
+# camera-aligned frame (x to the image's right, y down, z away from the camera) so that the zero pose is the
+# identity. Fitted on 1500 LFW faces by rank-3 factorization of their landmarks, symmetrized, with the zero
+# pose = LFW's average pose and the depth scale set to put the nose tip 41 mm in front of the outer eye
+# corners (`benchmarks/attributes_thresholds.py --fit-head-model --count 1500`; docs/attributes.md).
+HEAD_MODEL_INDICES = tuple(range(27, 48))
+HEAD_MODEL_POINTS = np.array(
     [
-        (0.0, 0.0, 0.0),  # 30 nose tip
-        (0.0, 330.0, 65.0),  # 8 chin
-        (-225.0, -170.0, 135.0),  # 36 image-left eye, outer corner
-        (225.0, -170.0, 135.0),  # 45 image-right eye, outer corner
-        (-150.0, 150.0, 125.0),  # 48 image-left mouth corner
-        (150.0, 150.0, 125.0),  # 54 image-right mouth corner
+        (0.0, -38.7, 19.3), (0.0, -26.0, 13.3), (0.0, -13.2, 6.6), (0.0, 0.0, 0.0),  # 27-30 nose bridge, tip
+        (-15.2, 9.3, 19.2), (-7.9, 12.2, 15.3), (0.0, 14.5, 13.2), (7.9, 12.2, 15.3), (15.2, 9.3, 19.2),  # 31-35
+        (-45.0, -35.8, 41.0), (-37.1, -40.3, 35.9), (-27.9, -40.3, 34.4),  # 36-38 image-left eye
+        (-19.7, -34.8, 35.9), (-28.4, -33.2, 34.7), (-37.5, -33.1, 36.3),  # 39-41
+        (19.7, -34.8, 35.9), (27.9, -40.3, 34.4), (37.1, -40.3, 35.9),  # 42-44 image-right eye
+        (45.0, -35.8, 41.0), (37.5, -33.1, 36.3), (28.4, -33.2, 34.7),  # 45-47
     ],
     dtype=np.float64,
 )
+_EYE_SPAN_MM = 90.0  # distance between points 36 and 45 in the model
 
 # Eye aspect ratio (Soukupová & Čech 2016) at which eyes count as closed, and the logistic scale that
 # turns the distance from it into a confidence (measured on LFW; docs/attributes.md).
-EYE_THRESHOLD = 0.20
+EYE_THRESHOLD = 0.13
 EYE_SCALE = 0.02
 # Inner-lip opening / inter-ocular distance at which the mouth counts as open, and its logistic scale.
 MOUTH_THRESHOLD = 0.10
-MOUTH_SCALE = 0.02
+MOUTH_SCALE = 0.015
 
 LANDMARKS_5 = ("eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight")
 # Rekognition landmark type -> dlib 68 indices averaged to place it. "left"/"Left" is the image's left
@@ -78,25 +81,25 @@ def _wrap(degrees: float) -> float:
 
 
 def head_pose(landmarks68: np.ndarray, width: int, height: int) -> tuple[float, float, float]:
-    """(Roll, Yaw, Pitch) in degrees, each in -180..180, from a PnP fit of a generic head model.
+    """(Roll, Yaw, Pitch) in degrees, each in -180..180, from a PnP fit of the mean 3D face (nose and eyes).
 
     Camera: focal length = image width in pixels, principal point at the image centre, no distortion.
     Signs (FaceLens' convention, see docs/attributes.md): Roll > 0 when the face is rotated clockwise as
     the image is displayed; Yaw > 0 when the face turns towards the image's right (the subject's left);
     Pitch > 0 when the face tilts up. A frontal face gives (0, 0, 0).
     """
-    points = np.asarray(landmarks68, dtype=np.float64)[list(_MODEL_INDICES)]
+    points = np.asarray(landmarks68, dtype=np.float64)[list(HEAD_MODEL_INDICES)]
     focal = float(width)
     camera = np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
-    eye_span = float(np.linalg.norm(points[3] - points[2]))
-    depth = focal * 450.0 / max(eye_span, 1e-6)
-    # Start from a frontal face at the depth the eye span implies, nose tip on the detected nose tip:
-    # with 6 points the iterative solver otherwise can settle on a mirrored (face-away) solution.
-    nose = points[0]
+    eye_span = float(np.linalg.norm(points[45 - 27] - points[36 - 27]))
+    depth = focal * _EYE_SPAN_MM / max(eye_span, 1e-6)
+    # Start from a frontal face at the depth the eye span implies, nose tip on the detected nose tip, so the
+    # iterative solver does not settle on the mirrored (face-away) solution.
+    nose = points[30 - 27]
     tvec = np.array([[(nose[0] - width / 2.0) * depth / focal], [(nose[1] - height / 2.0) * depth / focal],
                      [depth]])
     rvec = np.zeros((3, 1))
-    ok, rvec, tvec = cv2.solvePnP(_MODEL_POINTS, points, camera, None, rvec, tvec, useExtrinsicGuess=True,
+    ok, rvec, tvec = cv2.solvePnP(HEAD_MODEL_POINTS, points, camera, None, rvec, tvec, useExtrinsicGuess=True,
                                   flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return 0.0, 0.0, 0.0
