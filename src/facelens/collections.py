@@ -1,0 +1,224 @@
+"""The collection backend (moto's `models.py`): one method per Rekognition operation, plain dicts in and out.
+
+`FaceCollections(data_dir)` keeps collections, faces and users durably under `data_dir` (SQLite, the source of
+truth, plus a FAISS cache per collection, see `facelens.store`). Requests are Rekognition-shaped dicts, validated
+against botocore's service model; `Image` is given as the already-fetched bytes (the HTTP layer resolves
+`Image.Bytes` / `Image.S3Object`). Errors are `facelens.errors` classes. User operations: `facelens.users`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from facelens import errors, paging, service_model
+from facelens.analysis import bounding_box, face_detail
+from facelens.backend import face_shape
+from facelens.pipeline import resolve_attributes
+from facelens.store.base import NewFace
+from facelens.users import UserOperations
+
+
+def _unique(items: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+class FaceCollections(UserOperations):
+    """Collections, faces and users of one data directory, answering Rekognition's operations."""
+
+    OPERATIONS = (
+        "CreateCollection", "DeleteCollection", "ListCollections", "DescribeCollection",
+        "IndexFaces", "ListFaces", "DeleteFaces", "SearchFaces", "SearchFacesByImage",
+        *UserOperations.USER_OPERATIONS,
+    )
+
+    # -- collections
+    def create_collection(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        params = self._request("CreateCollection", request)
+        collection_id = params["CollectionId"]
+        arn = f"aws:rekognition:{self.region}:{self.account}:collection/{collection_id}"
+        version = self.analyzer.model_version
+        with self.store.transaction(write=True) as session:
+            created = session.create_collection(collection_id, arn, version, dict(params.get("Tags", {})))
+        if created is None:
+            raise errors.ResourceAlreadyExistsException(f"The collection id: {collection_id} already exists")
+        return {"StatusCode": 200, "CollectionArn": arn, "FaceModelVersion": version}
+
+    def delete_collection(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        params = self._request("DeleteCollection", request)
+        with self.store.transaction(write=True) as session:
+            collection = self._collection(session, params["CollectionId"])
+            session.delete_collection(collection.pk)
+        self.cache.drop(collection.pk)
+        self.store.reclaim()
+        return {"StatusCode": 200}
+
+    def list_collections(self, request: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        params = self._request("ListCollections", request or {})
+        with self.store.transaction() as session:
+            rows, token = self._page("ListCollections", params, 0, "", session.list_collections, lambda c: c.pk)
+        response: dict[str, Any] = {"CollectionIds": [c.collection_id for c in rows],
+                                    "FaceModelVersions": [c.face_model_version for c in rows]}
+        if token:
+            response["NextToken"] = token
+        return response
+
+    def describe_collection(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        params = self._request("DescribeCollection", request)
+        with self.store.transaction() as session:
+            collection = self._collection(session, params["CollectionId"])
+            faces, users = session.count_faces(collection.pk), session.count_users(collection.pk)
+        return {"FaceCount": faces, "FaceModelVersion": collection.face_model_version,
+                "CollectionARN": collection.arn, "CreationTimestamp": collection.created, "UserCount": users}
+
+    # -- faces
+    def index_faces(self, request: Mapping[str, Any], max_image_bytes: int | None = None) -> dict[str, Any]:
+        """Detect, filter (QualityFilter, MaxFaces) and store the faces of one image, all or none."""
+        params = self._request("IndexFaces", request)
+        with self.store.transaction() as session:
+            collection = self._collection(session, params["CollectionId"])
+        self._check_model(collection)
+        cap = service_model.documented_number("IndexFaces", "MaxFaces", r"no more than (\d+) detected faces")
+        max_faces = min(params.get("MaxFaces", cap), cap)
+        level = self._default("IndexFaces", params, "QualityFilter")
+        fields = resolve_attributes(params.get("DetectionAttributes"))
+        decoded, faces = self._faces_in(params["Image"], fields, cap, max_image_bytes)
+        kept, unindexed = [], []
+        for face, reasons in self._filter(faces, level, decoded):  # largest first: the smallest go over MaxFaces
+            if not reasons and len(kept) >= max_faces:
+                reasons = ["EXCEEDS_MAX_FACES"]
+            if reasons:
+                unindexed.append((face, reasons))
+            else:
+                kept.append(face)
+        embeddings = self._embed(decoded, kept) if kept else np.empty((0, 0), np.float32)
+        image_id, external = str(uuid.uuid4()), params.get("ExternalImageId")
+        new = [NewFace(str(uuid.uuid4()), image_id, external, bounding_box(face.box, decoded.width, decoded.height),
+                       float(face.confidence), collection.face_model_version, vector)
+               for face, vector in zip(kept, embeddings, strict=True)]
+        self._store_faces(collection.collection_id, new)
+        records = []
+        for face, stored in zip(kept, new, strict=True):
+            shaped = {"FaceId": stored.face_id, "BoundingBox": stored.bounding_box, "ImageId": image_id}
+            if external is not None:
+                shaped["ExternalImageId"] = external
+            shaped["Confidence"] = stored.confidence
+            records.append({"Face": shaped, "FaceDetail": face_detail(face, decoded.width, decoded.height, fields)})
+        return {
+            "FaceRecords": records,
+            "FaceModelVersion": collection.face_model_version,
+            "UnindexedFaces": [{"Reasons": reasons, "FaceDetail": face_detail(face, decoded.width, decoded.height,
+                                                                              fields)}
+                               for face, reasons in unindexed],
+        }
+
+    def add_embeddings(self, collection_id: str, embeddings: np.ndarray, *, external_image_id: str | None = None,
+                       boxes: Sequence[Mapping[str, float]] | None = None,
+                       confidences: Sequence[float] | None = None) -> list[str]:
+        """Internal (tests, bulk import): store faces with known embeddings as if indexed from one image; their
+        FaceIds. Embeddings are L2-normalised here."""
+        vectors = np.atleast_2d(np.asarray(embeddings, np.float32))
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        with self.store.transaction() as session:
+            collection = self._collection(session, collection_id)
+        image_id = str(uuid.uuid4())
+        new = [NewFace(str(uuid.uuid4()), image_id, external_image_id,
+                       dict(boxes[i]) if boxes else {"Width": 0.25, "Height": 0.25, "Left": 0.375, "Top": 0.375},
+                       float(confidences[i]) if confidences else 99.9, collection.face_model_version, vector)
+               for i, vector in enumerate(vectors)]
+        self._store_faces(collection_id, new)
+        return [face.face_id for face in new]
+
+    def _store_faces(self, collection_id: str, faces: list[NewFace]) -> None:
+        """One transaction for all faces of an image (the collection may have gone meanwhile)."""
+        if not faces:
+            return
+        with self.store.transaction(write=True) as session:
+            collection = self._collection(session, collection_id)
+            session.add_faces(collection.pk, faces)
+        self.cache.sync(collection.pk)
+
+    def list_faces(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        params = self._request("ListFaces", request)
+        face_ids = params.get("FaceIds")
+        filters = paging.digest({"UserId": params.get("UserId"), "FaceIds": face_ids})
+        with self.store.transaction() as session:
+            collection = self._collection(session, params["CollectionId"])
+            user_pk = None
+            if "UserId" in params:
+                user = session.get_user(collection.pk, params["UserId"])
+                user_pk = user.pk if user is not None else -1  # an unknown user has no faces
+
+            def fetch(after: int, limit: int) -> list:
+                return session.list_faces(collection.pk, after, limit, user_pk, face_ids)
+
+            rows, token = self._page("ListFaces", params, collection.pk, filters, fetch, lambda f: f.seq)
+        response: dict[str, Any] = {"Faces": [face_shape(face) for face in rows]}
+        if token:
+            response["NextToken"] = token
+        response["FaceModelVersion"] = collection.face_model_version
+        return response
+
+    def delete_faces(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Delete faces (not those associated with a user, as in Rekognition); they leave the disk."""
+        params = self._request("DeleteFaces", request)
+        deleted, failed, seqs = [], [], []
+        with self.store.transaction(write=True) as session:
+            collection = self._collection(session, params["CollectionId"])
+            face_ids = _unique(params["FaceIds"])
+            found = {face.face_id: face for face in session.faces_by_id(collection.pk, face_ids)}
+            for face_id in face_ids:
+                face = found.get(face_id)
+                if face is None:
+                    failed.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
+                elif face.user_id is not None:
+                    failed.append({"FaceId": face_id, "UserId": face.user_id,
+                                   "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]})
+                else:
+                    deleted.append(face_id)
+                    seqs.append(face.seq)
+            session.delete_faces(collection.pk, seqs)
+        if seqs:
+            self.cache.sync(collection.pk)  # drops the vectors (and the index file holding them)
+            self.store.reclaim()
+        return {"DeletedFaces": deleted, "UnsuccessfulFaceDeletions": failed}
+
+    # -- search
+    def search_faces(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Faces matching a stored face (the face itself excluded)."""
+        params = self._request("SearchFaces", request)
+        with self.store.transaction() as session:
+            collection = self._collection(session, params["CollectionId"])
+            found = session.faces_by_id(collection.pk, [params["FaceId"]], embeddings=True)
+        if not found:
+            raise errors.InvalidParameterException(f"faceId {params['FaceId']} was not found in the collection")
+        threshold = float(self._default("SearchFaces", params, "FaceMatchThreshold"))
+        limit = params.get("MaxFaces") or service_model.limit("SearchFaces", "MaxFaces")
+        matches = self._face_matches(collection, found[0].embedding, threshold, limit, exclude=[found[0].seq])
+        return {"SearchedFaceId": params["FaceId"], "FaceMatches": matches,
+                "FaceModelVersion": collection.face_model_version}
+
+    def search_faces_by_image(self, request: Mapping[str, Any], max_image_bytes: int | None = None) -> dict[str, Any]:
+        """Faces matching the largest face of an image."""
+        params = self._request("SearchFacesByImage", request)
+        with self.store.transaction() as session:
+            collection = self._collection(session, params["CollectionId"])
+        self._check_model(collection)
+        level = self._default("SearchFacesByImage", params, "QualityFilter")
+        fields = None if level == "NONE" else frozenset({"Pose", "Quality"})
+        decoded, faces = self._faces_in(params["Image"], fields, 1, max_image_bytes)
+        faces = [face for face, reasons in self._filter(faces, level, decoded) if not reasons]
+        if not faces:
+            raise errors.InvalidParameterException("Request has invalid parameters: no face found in the image")
+        query = self._embed(decoded, faces)
+        threshold = float(self._default("SearchFacesByImage", params, "FaceMatchThreshold"))
+        limit = params.get("MaxFaces") or service_model.limit("SearchFacesByImage", "MaxFaces")
+        return {
+            "SearchedFaceBoundingBox": bounding_box(faces[0].box, decoded.width, decoded.height),
+            "SearchedFaceConfidence": float(faces[0].confidence),
+            "FaceMatches": self._face_matches(collection, query, threshold, limit),
+            "FaceModelVersion": collection.face_model_version,
+        }

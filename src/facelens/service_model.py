@@ -1,0 +1,199 @@
+"""Rekognition's service model as botocore ships it: limits, enums, documented defaults, request validation.
+
+Identifiers, defaults and limits are read from `botocore/data/rekognition/2016-06-27/service-2.json` rather than
+copied, so FaceLens follows the model botocore (and therefore boto3) speaks. Defaults that the model states only
+in prose ("The default value is 80%") are parsed from the member's documentation; a model whose wording changed
+fails loudly here instead of silently changing behaviour.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+import botocore.session
+from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.paginate import PaginatorModel
+
+from facelens.errors import InvalidParameterException
+
+SERVICE = "rekognition"
+
+# Java's Unicode classes in a few TagMap patterns, approximated with Python `re` equivalents.
+_JAVA_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": r"\s"}
+
+
+@cache
+def model() -> ServiceModel:
+    """The Rekognition service model of the installed botocore."""
+    return botocore.session.get_session().get_service_model(SERVICE)
+
+
+@cache
+def paginators() -> PaginatorModel:
+    """Rekognition's paginator configuration (which operations take NextToken / MaxResults)."""
+    return botocore.session.get_session().get_paginator_model(SERVICE)
+
+
+def operation(name: str) -> OperationModel:
+    return model().operation_model(name)
+
+
+def member(operation_name: str, name: str) -> Shape:
+    """The input shape member `name` of an operation."""
+    return operation(operation_name).input_shape.members[name]
+
+
+def shape(name: str) -> Shape:
+    return model().shape_for(name)
+
+
+def enum(shape_name: str) -> list[str]:
+    """The values of an enum shape, e.g. `enum("UnsuccessfulFaceAssociationReason")`."""
+    return list(shape(shape_name).enum)
+
+
+def limit(operation_name: str, name: str, bound: str = "max") -> int:
+    """A numeric `min`/`max` constraint of an input member (a range for numbers, a length for lists)."""
+    value = member(operation_name, name).metadata.get(bound)
+    if value is None:
+        raise KeyError(f"{operation_name}.{name} has no {bound} in the service model")
+    return int(value)
+
+
+_DEFAULT = re.compile(r"[Dd]efault value (?:is|of) (\w+)")
+
+
+def _prose(documentation: str | None) -> str:
+    """Documentation HTML as plain text with single spaces."""
+    return " ".join(re.sub(r"<[^>]+>", " ", documentation or "").split())
+
+
+@cache
+def documented_default(operation_name: str, name: str) -> Any:
+    """A default stated in the member's documentation, converted to the member's type."""
+    shape_ = member(operation_name, name)
+    found = _DEFAULT.search(_prose(shape_.documentation))
+    if found is None:
+        raise LookupError(f"the service model documents no default for {operation_name}.{name}")
+    text = found.group(1)
+    if shape_.type_name in ("float", "double"):
+        return float(text)
+    if shape_.type_name in ("integer", "long"):
+        return int(text)
+    return text
+
+
+@cache
+def documented_number(operation_name: str, name: str | None, pattern: str) -> int:
+    """A number stated in prose by a member's documentation (the operation's when `name` is None); `pattern`
+    has one group of digits."""
+    shape_ = operation(operation_name) if name is None else member(operation_name, name)
+    found = re.search(pattern, _prose(shape_.documentation))
+    if found is None:
+        raise LookupError(f"the documentation of {operation_name}.{name or ''} no longer matches {pattern!r}")
+    return int(found.group(1))
+
+
+def idempotency_member(operation_name: str) -> str | None:
+    """The input member botocore fills with an idempotency token, if the operation has one."""
+    for name, shape_ in operation(operation_name).input_shape.members.items():
+        if shape_.metadata.get("idempotencyToken"):
+            return name
+    return None
+
+
+def paginated(operation_name: str) -> bool:
+    """Whether the model paginates the operation (NextToken in, NextToken out)."""
+    try:
+        paginators().get_paginator(operation_name)
+    except ValueError:
+        return False
+    return True
+
+
+@cache
+def _pattern(java: str) -> re.Pattern[str]:
+    for java_class, python_class in _JAVA_CLASSES.items():
+        java = java.replace(java_class, python_class)
+    return re.compile(java)
+
+
+def _fail(path: str, value: Any, constraint: str) -> InvalidParameterException:
+    shown = value if isinstance(value, str | int | float) else type(value).__name__
+    return InvalidParameterException(
+        f"1 validation error detected: Value '{shown}' at '{path}' failed to satisfy constraint: {constraint}"
+    )
+
+
+def validate(operation_name: str, params: Mapping[str, Any]) -> None:
+    """Check a request against the operation's input shape: required members, types, ranges, lengths, enums and
+    patterns. `Image` may be given as the already-fetched bytes."""
+    _check(operation(operation_name).input_shape, params, "")
+
+
+def _check(shape_: Shape, value: Any, path: str) -> None:
+    kind = shape_.type_name
+    meta = shape_.metadata
+    if kind == "structure":
+        if isinstance(value, bytes | bytearray | memoryview) and "Bytes" in shape_.members:
+            return  # Image as already-fetched bytes (maybe from S3): their size limit is the decoder's to check
+        if not isinstance(value, Mapping):
+            raise _fail(path, value, "Member must be a structure")
+        for name in shape_.required_members:
+            if value.get(name) is None:
+                raise InvalidParameterException(f"Missing required parameter {(path + '.' if path else '') + name}")
+        for name, item in value.items():
+            if name not in shape_.members:
+                raise InvalidParameterException(f"Unknown parameter {(path + '.' if path else '') + name}")
+            if item is not None:
+                _check(shape_.members[name], item, f"{path}.{name}" if path else name[:1].lower() + name[1:])
+    elif kind == "list":
+        if not isinstance(value, list | tuple):
+            raise _fail(path, value, "Member must be a list")
+        _bounds(path, value, len(value), meta, "Member must have length")
+        for index, item in enumerate(value):
+            _check(shape_.member, item, f"{path}.{index + 1}.member")
+    elif kind == "map":
+        if not isinstance(value, Mapping):
+            raise _fail(path, value, "Member must be a map")
+        _bounds(path, value, len(value), meta, "Member must have length")
+        for key, item in value.items():
+            _check(shape_.key, key, f"{path}.key")
+            _check(shape_.value, item, f"{path}.value")
+    elif kind == "string":
+        if not isinstance(value, str):
+            raise _fail(path, value, "Member must be a string")
+        _bounds(path, value, len(value), meta, "Member must have length")
+        if shape_.enum and value not in shape_.enum:
+            raise _fail(path, value, f"Member must satisfy enum value set: [{', '.join(shape_.enum)}]")
+        if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
+            raise _fail(path, value, f"Member must satisfy regular expression pattern: {meta['pattern']}")
+    elif kind in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(path, value, "Member must be an integer")
+        _bounds(path, value, value, meta, "Member must have value")
+    elif kind in ("float", "double"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(path, value, "Member must be a number")
+        _bounds(path, value, value, meta, "Member must have value")
+    elif kind == "blob":
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise _fail(path, value, "Member must be bytes")
+        if shape_.name != "ImageBlob":  # images: the decoder answers ImageTooLargeException, as Rekognition does
+            _bounds(path, value, len(value), meta, "Member must have length")
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise _fail(path, value, "Member must be a boolean")
+    elif kind == "timestamp" and not isinstance(value, dt.datetime | int | float):
+        raise _fail(path, value, "Member must be a timestamp")
+
+
+def _bounds(path: str, value: Any, measure: float, meta: Mapping[str, Any], what: str) -> None:
+    if "min" in meta and measure < meta["min"]:
+        raise _fail(path, value, f"{what} greater than or equal to {meta['min']}")
+    if "max" in meta and measure > meta["max"]:
+        raise _fail(path, value, f"{what} less than or equal to {meta['max']}")

@@ -1,0 +1,17 @@
+"""Durable storage of collections, faces and users: the metadata store (source of truth) and the vector cache."""
+
+from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, NewFace, Session, UserRecord
+from facelens.store.metadata import SqliteMetadataStore
+from facelens.store.vectors import VectorCache, VectorConfig
+
+__all__ = [
+    "CollectionRecord",
+    "FaceRecord",
+    "MetadataStore",
+    "NewFace",
+    "Session",
+    "SqliteMetadataStore",
+    "UserRecord",
+    "VectorCache",
+    "VectorConfig",
+]

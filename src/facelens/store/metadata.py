@@ -1,0 +1,367 @@
+"""SQLite metadata store: collections, faces (embeddings included), users, idempotency tokens, change log.
+
+Durability: WAL journal with `synchronous=FULL` (a committed transaction survives power loss), foreign keys on,
+`secure_delete` on (freed pages are zeroed) and `auto_vacuum=INCREMENTAL` (`reclaim()` returns them to the file
+system), so a deleted face's embedding leaves the disk. Every face insert and delete appends to the change log
+through triggers, inside the same transaction, so no writer, not even a hand-written SQL statement, can change
+faces without the vector cache learning of it.
+
+Concurrency: a pool of connections, one per concurrent caller; write transactions are `BEGIN IMMEDIATE` (SQLite
+serializes them; the busy timeout queues the others), read transactions see one WAL snapshot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from facelens.store.base import (
+    Change,
+    CollectionRecord,
+    FaceRecord,
+    MetadataStore,
+    NewFace,
+    Session,
+    UserRecord,
+)
+
+DATABASE = "facelens.db"
+_CHUNK = 900  # bound parameters per IN (...) list
+
+# MIGRATIONS[v] takes the schema from version v to v + 1 (`PRAGMA user_version`).
+MIGRATIONS: list[list[str]] = [
+    [
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('secret', hex(randomblob(32)))",
+        """CREATE TABLE collections (
+            pk INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection_id TEXT NOT NULL UNIQUE,
+            arn TEXT NOT NULL,
+            face_model_version TEXT NOT NULL,
+            created REAL NOT NULL,
+            tags TEXT NOT NULL DEFAULT '{}',
+            log_floor INTEGER NOT NULL DEFAULT 0)""",
+        """CREATE TABLE users (
+            pk INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection INTEGER NOT NULL REFERENCES collections (pk) ON DELETE CASCADE,
+            user_id TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created REAL NOT NULL,
+            UNIQUE (collection, user_id))""",
+        """CREATE TABLE faces (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection INTEGER NOT NULL REFERENCES collections (pk) ON DELETE CASCADE,
+            face_id TEXT NOT NULL UNIQUE,
+            image_id TEXT NOT NULL,
+            external_image_id TEXT,
+            bounding_box TEXT NOT NULL,
+            confidence REAL NOT NULL,
+            model_version TEXT NOT NULL,
+            user_pk INTEGER REFERENCES users (pk) ON DELETE SET NULL,
+            created REAL NOT NULL,
+            embedding BLOB NOT NULL)""",
+        "CREATE INDEX faces_by_collection ON faces (collection, seq)",
+        "CREATE INDEX faces_by_user ON faces (user_pk, seq)",
+        """CREATE TABLE changes (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            collection INTEGER NOT NULL,
+            face_seq INTEGER NOT NULL,
+            op INTEGER NOT NULL)""",
+        "CREATE INDEX changes_by_collection ON changes (collection, seq)",
+        """CREATE TRIGGER faces_added AFTER INSERT ON faces BEGIN
+            INSERT INTO changes (collection, face_seq, op) VALUES (NEW.collection, NEW.seq, 1); END""",
+        """CREATE TRIGGER faces_deleted AFTER DELETE ON faces BEGIN
+            INSERT INTO changes (collection, face_seq, op) VALUES (OLD.collection, OLD.seq, -1); END""",
+        """CREATE TABLE idempotency (
+            operation TEXT NOT NULL,
+            token TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            response TEXT NOT NULL,
+            collection INTEGER REFERENCES collections (pk) ON DELETE CASCADE,
+            created REAL NOT NULL,
+            PRIMARY KEY (operation, token))""",
+        "CREATE INDEX idempotency_by_age ON idempotency (created)",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(connection: sqlite3.Connection) -> int:
+    """Bring the schema to `SCHEMA_VERSION` in one transaction; the version it was at."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema {version} is newer than this FaceLens ({SCHEMA_VERSION})")
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {step + 1}")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return version
+
+
+def _timestamp(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+
+
+def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+_FACE_COLUMNS = ("f.seq, f.face_id, f.image_id, f.external_image_id, f.bounding_box, f.confidence, "
+                 "f.model_version, f.user_pk, u.user_id")
+_FACE_FROM = "FROM faces f LEFT JOIN users u ON u.pk = f.user_pk"
+
+
+class SqliteSession(Session):
+    """One transaction on one connection."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.db = connection
+
+    # -- collections
+    def _collection(self, row: tuple) -> CollectionRecord:
+        pk, collection_id, arn, version, created, tags = row
+        return CollectionRecord(pk, collection_id, arn, version, _timestamp(created), json.loads(tags))
+
+    def create_collection(self, collection_id: str, arn: str, face_model_version: str,
+                          tags: dict[str, str]) -> CollectionRecord | None:
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO collections (collection_id, arn, face_model_version, created, tags, log_floor) "
+            "VALUES (?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) FROM changes))",
+            (collection_id, arn, face_model_version, time.time(), json.dumps(tags, sort_keys=True)))
+        return self.get_collection(collection_id) if cursor.rowcount else None
+
+    def get_collection(self, collection_id: str) -> CollectionRecord | None:
+        row = self.db.execute(
+            "SELECT pk, collection_id, arn, face_model_version, created, tags FROM collections "
+            "WHERE collection_id = ?", (collection_id,)).fetchone()
+        return self._collection(row) if row else None
+
+    def delete_collection(self, pk: int) -> None:
+        self.db.execute("DELETE FROM faces WHERE collection = ?", (pk,))
+        self.db.execute("DELETE FROM collections WHERE pk = ?", (pk,))  # cascades to users and tokens
+        self.db.execute("DELETE FROM changes WHERE collection = ?", (pk,))
+
+    def list_collections(self, after_pk: int, limit: int) -> list[CollectionRecord]:
+        rows = self.db.execute(
+            "SELECT pk, collection_id, arn, face_model_version, created, tags FROM collections WHERE pk > ? "
+            "ORDER BY pk LIMIT ?", (after_pk, limit))
+        return [self._collection(row) for row in rows]
+
+    def count_faces(self, pk: int) -> int:
+        return self.db.execute("SELECT count(*) FROM faces WHERE collection = ?", (pk,)).fetchone()[0]
+
+    def count_users(self, pk: int) -> int:
+        return self.db.execute("SELECT count(*) FROM users WHERE collection = ?", (pk,)).fetchone()[0]
+
+    # -- faces
+    def add_faces(self, pk: int, faces: Sequence[NewFace]) -> list[int]:
+        now = time.time()
+        seqs = []
+        for face in faces:
+            cursor = self.db.execute(
+                "INSERT INTO faces (collection, face_id, image_id, external_image_id, bounding_box, confidence, "
+                "model_version, created, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (pk, face.face_id, face.image_id, face.external_image_id, json.dumps(face.bounding_box),
+                 float(face.confidence), face.model_version, now,
+                 np.ascontiguousarray(face.embedding, dtype="<f4").tobytes()))
+            seqs.append(int(cursor.lastrowid))
+        return seqs
+
+    def delete_faces(self, pk: int, seqs: Sequence[int]) -> None:
+        for chunk in _chunks(list(seqs)):
+            marks = ",".join("?" * len(chunk))
+            self.db.execute(f"DELETE FROM faces WHERE collection = ? AND seq IN ({marks})", (pk, *chunk))
+
+    def _faces(self, where: str, params: Sequence, embeddings: bool, tail: str = "") -> list[FaceRecord]:
+        columns = _FACE_COLUMNS + (", f.embedding" if embeddings else "")
+        rows = self.db.execute(f"SELECT {columns} {_FACE_FROM} WHERE {where} {tail}", params)
+        return [
+            FaceRecord(seq, face_id, image_id, external, json.loads(box), confidence, version, user_pk, user_id,
+                       np.frombuffer(rest[0], dtype="<f4") if rest else None)
+            for seq, face_id, image_id, external, box, confidence, version, user_pk, user_id, *rest in rows
+        ]
+
+    def faces_by_id(self, pk: int, face_ids: Sequence[str], embeddings: bool = False) -> list[FaceRecord]:
+        found = []
+        for chunk in _chunks(list(face_ids)):
+            where = f"f.collection = ? AND f.face_id IN ({','.join('?' * len(chunk))})"
+            found += self._faces(where, (pk, *chunk), embeddings)
+        return found
+
+    def faces_by_seq(self, pk: int, seqs: Sequence[int], embeddings: bool = False) -> list[FaceRecord]:
+        found = []
+        for chunk in _chunks([int(s) for s in seqs]):
+            where = f"f.collection = ? AND f.seq IN ({','.join('?' * len(chunk))})"
+            found += self._faces(where, (pk, *chunk), embeddings)
+        return found
+
+    def list_faces(self, pk: int, after_seq: int, limit: int, user_pk: int | None = None,
+                   face_ids: Sequence[str] | None = None, embeddings: bool = False) -> list[FaceRecord]:
+        where, params = "f.collection = ? AND f.seq > ?", [pk, after_seq]
+        if user_pk is not None:
+            where += " AND f.user_pk = ?"
+            params.append(user_pk)
+        if face_ids is not None:  # at most 4096 (FaceIdList), under SQLite's 32766 bound parameters
+            where += f" AND f.face_id IN ({','.join('?' * len(face_ids))})"
+            params += list(face_ids)
+        return self._faces(where, [*params, limit], embeddings, "ORDER BY f.seq LIMIT ?")
+
+    def embeddings(self, pk: int, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        after = 0
+        while True:
+            rows = self.db.execute("SELECT seq, embedding FROM faces WHERE collection = ? AND seq > ? "
+                                   "ORDER BY seq LIMIT ?", (pk, after, batch)).fetchall()
+            if not rows:
+                return
+            seqs = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+            yield seqs, np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(len(rows), -1)
+            after = int(seqs[-1])
+
+    # -- users
+    def create_user(self, pk: int, user_id: str, status: str) -> UserRecord | None:
+        cursor = self.db.execute("INSERT OR IGNORE INTO users (collection, user_id, status, created) "
+                                 "VALUES (?, ?, ?, ?)", (pk, user_id, status, time.time()))
+        return UserRecord(int(cursor.lastrowid), user_id, status) if cursor.rowcount else None
+
+    def get_user(self, pk: int, user_id: str) -> UserRecord | None:
+        row = self.db.execute("SELECT pk, user_id, status FROM users WHERE collection = ? AND user_id = ?",
+                              (pk, user_id)).fetchone()
+        return UserRecord(*row) if row else None
+
+    def delete_user(self, user_pk: int) -> None:
+        self.db.execute("DELETE FROM users WHERE pk = ?", (user_pk,))  # faces: ON DELETE SET NULL
+
+    def list_users(self, pk: int, after_pk: int, limit: int) -> list[UserRecord]:
+        rows = self.db.execute("SELECT pk, user_id, status FROM users WHERE collection = ? AND pk > ? "
+                               "ORDER BY pk LIMIT ?", (pk, after_pk, limit))
+        return [UserRecord(*row) for row in rows]
+
+    def set_user_status(self, user_pk: int, status: str) -> None:
+        self.db.execute("UPDATE users SET status = ? WHERE pk = ?", (status, user_pk))
+
+    def associate(self, seqs: Sequence[int], user_pk: int | None) -> None:
+        for chunk in _chunks(list(seqs)):
+            self.db.execute(f"UPDATE faces SET user_pk = ? WHERE seq IN ({','.join('?' * len(chunk))})",
+                            (user_pk, *chunk))
+
+    # -- change log
+    def high_water(self) -> int:
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
+    def log_floor(self, pk: int) -> int:
+        row = self.db.execute("SELECT log_floor FROM collections WHERE pk = ?", (pk,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def changes_since(self, pk: int, after_seq: int) -> list[Change]:
+        rows = self.db.execute("SELECT seq, face_seq, op FROM changes WHERE collection = ? AND seq > ? "
+                               "ORDER BY seq", (pk, after_seq))
+        return [Change(*row) for row in rows]
+
+    def prune_changes(self, pk: int, upto_seq: int) -> None:
+        self.db.execute("DELETE FROM changes WHERE collection = ? AND seq <= ?", (pk, upto_seq))
+        self.db.execute("UPDATE collections SET log_floor = max(log_floor, ?) WHERE pk = ?", (upto_seq, pk))
+
+    # -- idempotency and secrets
+    def recall(self, operation: str, token: str) -> tuple[str, str] | None:
+        row = self.db.execute("SELECT digest, response FROM idempotency WHERE operation = ? AND token = ?",
+                              (operation, token)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def remember(self, operation: str, token: str, digest: str, response: str, pk: int | None) -> None:
+        self.db.execute("INSERT INTO idempotency (operation, token, digest, response, collection, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (operation, token, digest, response, pk, time.time()))
+
+    def forget_tokens_before(self, when: dt.datetime) -> None:
+        self.db.execute("DELETE FROM idempotency WHERE created < ?", (when.timestamp(),))
+
+    def secret(self) -> bytes:
+        return bytes.fromhex(self.db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()[0])
+
+
+class SqliteMetadataStore(MetadataStore):
+    """The default store: one SQLite file under the data directory."""
+
+    def __init__(self, data_dir: str | Path, busy_timeout: float = 60.0) -> None:
+        self.directory = Path(data_dir)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / DATABASE
+        self.busy_timeout = busy_timeout
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        connection = self._acquire()
+        try:
+            migrate(connection)
+        finally:
+            self._release(connection)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                     check_same_thread=False)
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new, empty database only
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA secure_delete = ON")
+        return connection
+
+    def _acquire(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the metadata store is closed")
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _release(self, connection: sqlite3.Connection) -> None:
+        with self._lock:
+            if self._closed:
+                connection.close()
+            else:
+                self._idle.append(connection)
+
+    @contextmanager
+    def transaction(self, write: bool = False) -> Iterator[SqliteSession]:
+        connection = self._acquire()
+        try:
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield SqliteSession(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        finally:
+            self._release(connection)
+
+    def reclaim(self) -> None:
+        connection = self._acquire()
+        try:
+            connection.executescript("PRAGMA incremental_vacuum;")  # run to the end (execute() frees one page)
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self._release(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()

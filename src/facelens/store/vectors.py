@@ -1,0 +1,394 @@
+"""FAISS vector index per collection: a rebuildable cache of the embeddings the metadata store holds.
+
+Choice of index (`FACELENS_VECTOR_INDEX`, FAISS's factory-string idea):
+- `auto` (default, = `auto:50000:HNSW32`): exact `Flat` inner product below 50,000 faces, `HNSW32` from there;
+- `auto:<faces>` or `auto:<faces>:<factory>`: another threshold and/or approximate index;
+- any FAISS factory string (`Flat`, `HNSW32`, `IVF1024,Flat`, ...): that index at every size.
+Ids are the faces' integer sequence numbers (IVF keeps them natively, other indexes sit in an `IndexIDMap`);
+the metric is the inner product of L2-normalised embeddings, i.e. cosine. The index only proposes candidates:
+the backend re-ranks them exactly against the stored embeddings, so a Similarity is always an exact one.
+
+Consistency: the index file (`vectors/<collection pk>.faiss`) records the change-log watermark it reflects. On
+open, a missing or corrupt file (checksum, size, dimension) is rebuilt from the database; a file behind the
+database is caught up from the change log, and one older than the log's pruned floor is rebuilt. Every search
+first catches up, so it sees every committed write, whichever process made it.
+
+Deletes: `remove_ids` where the index supports it (Flat, IVF). HNSW cannot remove: deleted ids become tombstones
+that an ID selector keeps out of the HNSW search itself, and once they pass `rebuild_fraction` of the
+index (at least `rebuild_min`) a rebuild runs in a background thread and is swapped in, then caught up. An index
+that still holds a deleted face's vector is never written to disk: applying a delete removes the index file,
+which is saved again (and the change log pruned up to its watermark) after `save_every` changes, after a
+rebuild, and on `flush()`/`close()` — but only while no tombstones remain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from facelens.store import indexfile
+from facelens.store.base import ADDED, DELETED, MetadataStore
+
+log = logging.getLogger(__name__)
+
+EXACT = "Flat"
+
+
+@dataclass(frozen=True)
+class VectorConfig:
+    """Which index to build for a collection of a given size, and when to rebuild or save it."""
+
+    exact_max: int = 50_000  # `auto`: exact below this many faces
+    approximate: str = "HNSW32"  # `auto`: the index at and above exact_max
+    forced: str | None = None  # one factory string at every size
+    ef_search: int = 128  # HNSW: at least this, and at least the number of candidates asked for
+    nprobe: int = 32  # IVF lists visited
+    rebuild_fraction: float = 0.1  # tombstones (over the index size) that trigger a rebuild
+    rebuild_min: int = 1000
+    save_every: int = 10_000  # changes applied between saves of the index file
+
+    @classmethod
+    def parse(cls, text: str | None = None, **overrides: object) -> VectorConfig:
+        """From a `FACELENS_VECTOR_INDEX` value (the environment's when None)."""
+        text = (os.environ.get("FACELENS_VECTOR_INDEX", "auto") if text is None else text).strip()
+        if text == "auto" or text.startswith("auto:"):
+            parts = text.split(":", 2)
+            config = cls(exact_max=int(parts[1]) if len(parts) > 1 and parts[1] else cls.exact_max,
+                         approximate=parts[2] if len(parts) > 2 else cls.approximate)
+        else:
+            config = cls(forced=text)
+        return replace(config, **overrides)  # type: ignore[arg-type]
+
+    def factory_for(self, count: int) -> str:
+        if self.forced:
+            return self.forced
+        return self.approximate if count >= self.exact_max else EXACT
+
+
+def _new_index(factory: str, dim: int, vectors: np.ndarray) -> tuple[faiss.Index, str]:
+    """An empty (trained) index for `factory` and the factory built: Flat when too few vectors to train it."""
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.try_extract_index_ivf(index)
+    if not index.is_trained:
+        needed = 39 * (ivf.nlist if ivf is not None else 1)
+        if len(vectors) < needed:
+            log.info("%d vectors cannot train %s (needs %d): using %s", len(vectors), factory, needed, EXACT)
+            return _new_index(EXACT, dim, vectors)
+        index.train(vectors)
+    return (index if ivf is not None else faiss.IndexIDMap(index)), factory
+
+
+def _base(index: faiss.Index) -> faiss.Index:
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+
+
+class CollectionIndex:
+    """One collection's index, its watermark and its tombstones (guarded by `lock`)."""
+
+    def __init__(self, pk: int, path: Path, config: VectorConfig) -> None:
+        self.pk = pk
+        self.path = path
+        self.config = config
+        self.lock = threading.RLock()
+        self.index: faiss.Index | None = None
+        self.factory = EXACT  # what the configuration asked for
+        self.kind = EXACT  # what was built (Flat when too few vectors to train the factory)
+        self.built_count = 0
+        self.watermark = -1  # -1: not opened yet
+        self.tombstones: set[int] = set()
+        self.selector: tuple[faiss.IDSelector, faiss.IDSelector] | None = None  # excludes the tombstones
+        self.unsaved = 0
+        self.rebuilding = False
+        self.dropped = False
+
+    @property
+    def count(self) -> int:
+        return (self.index.ntotal if self.index is not None else 0) - len(self.tombstones)
+
+    def forget(self, seqs: list[int]) -> None:
+        """Tombstone ids the index cannot remove."""
+        self.tombstones.update(seqs)
+        self.selector = None
+
+    def search_params(self, k: int) -> tuple[faiss.SearchParameters | None, int]:
+        """FAISS search parameters and how many results to ask for: HNSW skips tombstones inside the search
+        (an ID selector), other indexes over-fetch by their number (they have none: they remove)."""
+        base = _base(self.index)
+        if isinstance(base, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW(efSearch=max(self.config.ef_search, k))
+            if self.tombstones:
+                if self.selector is None:
+                    dead = faiss.IDSelectorBatch(np.fromiter(self.tombstones, np.int64, len(self.tombstones)))
+                    self.selector = (faiss.IDSelectorNot(dead), dead)  # the Not keeps a raw pointer: hold both
+                params.sel = self.selector[0]
+            return params, k
+        fetch = k + len(self.tombstones)
+        if faiss.try_extract_index_ivf(base) is not None:
+            return faiss.SearchParametersIVF(nprobe=self.config.nprobe), fetch
+        return None, fetch
+
+
+class VectorCache:
+    """The vector indexes of all collections of a data directory."""
+
+    def __init__(self, store: MetadataStore, directory: str | Path, config: VectorConfig | None = None,
+                 background: bool = True) -> None:
+        self.store = store
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config = config or VectorConfig.parse()
+        self.background = background
+        self._entries: dict[int, CollectionIndex] = {}
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._sweep()
+
+    # -- public
+    def search(self, pk: int, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Up to `k` candidates per query: face sequence numbers (q, k) padded with -1, their inner products
+        (best first, padded with -inf), and whether every live vector was considered."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        seqs = np.full((len(queries), k), -1, np.int64)
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        entry = self._entry(pk)
+        with entry.lock:
+            self._catch_up(entry)
+            if entry.index is None or entry.count == 0:
+                return seqs, scores, True
+            params, fetch = entry.search_params(k)
+            found_scores, found = entry.index.search(queries, min(fetch, entry.index.ntotal), params=params)
+            dead = np.fromiter(entry.tombstones, np.int64, len(entry.tombstones))
+            live = (found >= 0) & ~np.isin(found, dead)
+            complete = bool((live.sum(axis=1) >= entry.count).all())  # every live vector came back
+        for row in range(len(queries)):
+            kept = np.flatnonzero(live[row])[:k]
+            seqs[row, :len(kept)] = found[row, kept]
+            scores[row, :len(kept)] = found_scores[row, kept]
+        return seqs, scores, complete
+
+    def sync(self, pk: int) -> None:
+        """Catch the collection's index up with the database now."""
+        entry = self._entry(pk)
+        with entry.lock:
+            self._catch_up(entry)
+
+    def count(self, pk: int) -> int:
+        """Live vectors in the index (after catching up)."""
+        entry = self._entry(pk)
+        with entry.lock:
+            self._catch_up(entry)
+            return entry.count
+
+    def info(self, pk: int) -> dict[str, object]:
+        entry = self._entry(pk)
+        with entry.lock:
+            self._catch_up(entry)
+            return {"factory": entry.factory, "kind": entry.kind, "count": entry.count,
+                    "tombstones": len(entry.tombstones), "watermark": entry.watermark, "file": entry.path.is_file()}
+
+    def drop(self, pk: int) -> None:
+        """Forget a deleted collection's index and remove its file."""
+        with self._lock:
+            entry = self._entries.pop(pk, None)
+        if entry is not None:
+            with entry.lock:
+                entry.dropped, entry.index = True, None
+        self._path(pk).unlink(missing_ok=True)
+
+    def wait(self) -> None:
+        """Wait for background rebuilds (tests, shutdown)."""
+        while True:
+            with self._lock:
+                threads, self._threads = self._threads, []
+            if not threads:
+                return
+            for thread in threads:
+                thread.join()
+
+    def flush(self) -> None:
+        """Save every index with unsaved changes (and no tombstones)."""
+        with self._lock:
+            entries = list(self._entries.values())
+        for entry in entries:
+            with entry.lock:
+                if entry.unsaved and not entry.dropped:
+                    self._catch_up(entry)
+                    self._save(entry)
+
+    def close(self) -> None:
+        self.wait()
+        self.flush()
+
+    # -- opening, saving
+    def _path(self, pk: int) -> Path:
+        return self.directory / f"{pk}.faiss"
+
+    def _sweep(self) -> None:
+        """Remove index files of collections that no longer exist (deleted by another process), and temporary
+        files a crashed process left."""
+        with self.store.transaction() as session:
+            live = {c.pk for c in session.list_collections(0, 1 << 62)}
+        for path in self.directory.glob("*.faiss"):
+            if not path.stem.isdigit() or int(path.stem) not in live:
+                path.unlink(missing_ok=True)
+        indexfile.sweep_temporaries(self.directory)
+
+    def _entry(self, pk: int) -> CollectionIndex:
+        with self._lock:
+            entry = self._entries.get(pk)
+            if entry is None:
+                entry = self._entries[pk] = CollectionIndex(pk, self._path(pk), self.config)
+        with entry.lock:
+            if entry.watermark < 0:
+                self._open(entry)
+        return entry
+
+    def _open(self, entry: CollectionIndex) -> None:
+        """Load the file and catch it up, or rebuild when it is missing, damaged or disagrees with the database."""
+        if self._load(entry):
+            with self.store.transaction() as session:
+                future = entry.watermark > session.high_water()  # e.g. a database restored from a backup
+            if not future:
+                self._catch_up(entry)
+                with self.store.transaction() as session:
+                    if session.count_faces(entry.pk) == entry.count:
+                        return
+            log.warning("index file %s disagrees with the database: rebuilding", entry.path)
+        self._rebuild(entry)
+
+    def _load(self, entry: CollectionIndex) -> bool:
+        try:
+            loaded = indexfile.read(entry.path)
+        except Exception as error:  # any damage: the database has everything, rebuild from it
+            log.warning("index file %s unusable (%s): rebuilding", entry.path, error)
+            entry.path.unlink(missing_ok=True)
+            return False
+        if loaded is None:
+            return False
+        index, header = loaded
+        entry.index, entry.watermark = index, int(header["watermark"])
+        entry.factory, entry.kind = header["factory"], header["kind"]
+        entry.built_count, entry.tombstones, entry.selector, entry.unsaved = index.ntotal, set(), None, 0
+        return True
+
+    def _save(self, entry: CollectionIndex) -> None:
+        if entry.tombstones or entry.dropped:
+            return  # a file must never hold a deleted face's vector
+        if entry.index is None or entry.index.ntotal == 0:
+            entry.path.unlink(missing_ok=True)
+        else:
+            indexfile.write(entry.path, entry.index, {"watermark": entry.watermark, "factory": entry.factory,
+                                                      "kind": entry.kind})
+        entry.unsaved = 0
+        with self.store.transaction(write=True) as session:
+            session.prune_changes(entry.pk, entry.watermark)
+
+    # -- catching up, rebuilding
+    def _catch_up(self, entry: CollectionIndex) -> None:
+        if entry.dropped:
+            return
+        with self.store.transaction() as session:
+            if entry.watermark < session.log_floor(entry.pk):
+                stale = True
+            else:
+                stale = False
+                changes = session.changes_since(entry.pk, entry.watermark)
+                first: dict[int, int] = {}
+                last: dict[int, int] = {}
+                for change in changes:
+                    first.setdefault(change.face_seq, change.op)
+                    last[change.face_seq] = change.op
+                added = [seq for seq, op in last.items() if op == ADDED]
+                removed = [seq for seq, op in last.items() if op == DELETED and first[seq] == DELETED]
+                faces = session.faces_by_seq(entry.pk, added, embeddings=True)
+        if stale:
+            self._rebuild(entry)
+            return
+        if not changes:
+            return
+        if removed:
+            self._remove(entry, np.asarray(removed, np.int64))
+        if faces:
+            vectors = np.stack([face.embedding for face in faces]).astype(np.float32)
+            if entry.index is None:
+                entry.factory = self.config.factory_for(len(faces))
+                entry.index, entry.kind = _new_index(entry.factory, vectors.shape[1], vectors)
+                entry.built_count = len(faces)
+            entry.index.add_with_ids(vectors, np.asarray([face.seq for face in faces], np.int64))
+        entry.watermark = changes[-1].seq
+        entry.unsaved += len(changes)
+        self._maintain(entry)
+
+    def _remove(self, entry: CollectionIndex, seqs: np.ndarray) -> None:
+        entry.path.unlink(missing_ok=True)  # it holds the deleted vectors
+        if entry.index is None:
+            return
+        try:
+            entry.index.remove_ids(seqs)
+        except RuntimeError:  # HNSW: no removal
+            entry.forget(seqs.tolist())
+
+    def _maintain(self, entry: CollectionIndex) -> None:
+        count = entry.count
+        wanted = self.config.factory_for(count)
+        shrunk = wanted == EXACT and count >= self.config.exact_max // 2  # hysteresis: stay approximate
+        untrained = entry.kind != entry.factory and count >= 2 * max(entry.built_count, 1)  # may train now
+        limit = max(self.config.rebuild_min, self.config.rebuild_fraction * max(count, 1))
+        if len(entry.tombstones) > limit or (wanted != entry.factory and not shrunk) or untrained:
+            self._schedule_rebuild(entry)
+        elif entry.unsaved >= self.config.save_every:
+            self._save(entry)
+
+    def _schedule_rebuild(self, entry: CollectionIndex) -> None:
+        if entry.rebuilding:
+            return
+        if not self.background:
+            self._rebuild(entry)
+            return
+        entry.rebuilding = True
+        thread = threading.Thread(target=self._rebuild_in_background, args=(entry,), daemon=True,
+                                  name=f"facelens-rebuild-{entry.pk}")
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _rebuild_in_background(self, entry: CollectionIndex) -> None:
+        try:
+            built = self._build(entry.pk)
+            with entry.lock:
+                if not entry.dropped:
+                    self._install(entry, built)
+        except Exception:
+            log.exception("background rebuild of collection %d failed", entry.pk)
+        finally:
+            entry.rebuilding = False
+
+    def _rebuild(self, entry: CollectionIndex) -> None:
+        self._install(entry, self._build(entry.pk))
+
+    def _build(self, pk: int) -> tuple[faiss.Index | None, str, str, int]:
+        """A fresh index of the collection's faces from one database snapshot, and that snapshot's watermark."""
+        with self.store.transaction() as session:
+            watermark = session.high_water()
+            batches = list(session.embeddings(pk))
+        factory = self.config.factory_for(sum(len(b[0]) for b in batches))
+        if not batches:
+            return None, factory, factory, watermark
+        seqs = np.concatenate([b[0] for b in batches])
+        vectors = np.concatenate([b[1] for b in batches]).astype(np.float32)
+        index, kind = _new_index(factory, vectors.shape[1], vectors)
+        index.add_with_ids(vectors, seqs)
+        return index, factory, kind, watermark
+
+    def _install(self, entry: CollectionIndex, built: tuple[faiss.Index | None, str, str, int]) -> None:
+        entry.index, entry.factory, entry.kind, entry.watermark = built
+        entry.built_count = entry.index.ntotal if entry.index is not None else 0
+        entry.tombstones, entry.selector, entry.unsaved = set(), None, 1
+        self._catch_up(entry)  # changes committed while it was built
+        self._save(entry)

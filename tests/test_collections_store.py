@@ -1,0 +1,299 @@
+"""Durability and the vector cache: concurrency, exactness of the approximate path, catch-up, disk hygiene."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facelens import errors
+from facelens.collections import FaceCollections
+from facelens.store.metadata import SCHEMA_VERSION, SqliteMetadataStore
+from facelens.store.vectors import VectorConfig
+from tests.collections_fakes import CALIBRATION, identities, make_backend, unit
+
+
+def exact_search(backend: FaceCollections, collection_id: str, face_id: str, threshold: float,
+                 limit: int) -> list[tuple[str, float]]:
+    """Brute force over every embedding in the database: what SearchFaces must answer."""
+    with backend.store.transaction() as session:
+        collection = session.get_collection(collection_id)
+        seqs, vectors = (np.concatenate(parts) for parts in zip(*session.embeddings(collection.pk), strict=True))
+        (query,) = session.faces_by_id(collection.pk, [face_id], embeddings=True)
+        ids = {f.seq: f.face_id for f in session.faces_by_seq(collection.pk, seqs.tolist())}
+    cosines = vectors.astype(np.float64) @ query.embedding.astype(np.float64)
+    order = sorted((i for i in range(len(seqs)) if seqs[i] != query.seq), key=lambda i: (-cosines[i], seqs[i]))
+    similarities = CALIBRATION.similarity(cosines)
+    return [(ids[int(seqs[i])], float(similarities[i])) for i in order if similarities[i] >= threshold][:limit]
+
+
+def searched(backend: FaceCollections, face_id: str, threshold: float, limit: int) -> list[tuple[str, float]]:
+    result = backend.search_faces({"CollectionId": "c", "FaceId": face_id, "FaceMatchThreshold": threshold,
+                                   "MaxFaces": limit})
+    return [(m["Face"]["FaceId"], m["Similarity"]) for m in result["FaceMatches"]]
+
+
+def assert_exact(backend: FaceCollections, face_ids: list[str], queries: int = 12) -> None:
+    for face_id in face_ids[:: max(1, len(face_ids) // queries)]:
+        for threshold, limit in ((80.0, 50), (0.0, 15)):
+            got, want = searched(backend, face_id, threshold, limit), exact_search(backend, "c", face_id, threshold,
+                                                                                 limit)
+            assert [f for f, _ in got] == [f for f, _ in want]
+            assert np.allclose([s for _, s in got], [s for _, s in want], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_hnsw_path_answers_exactly_after_inserts_and_deletes(tmp_path: Path, background: bool) -> None:
+    config = VectorConfig.parse("auto:100", rebuild_min=50, rebuild_fraction=0.05)
+    backend = make_backend(tmp_path, vector_config=config, background_rebuilds=background)
+    backend.create_collection({"CollectionId": "c"})
+    vectors, _ = identities(150, 4, noise=0.07)
+    face_ids = backend.add_embeddings("c", vectors[:500])
+    pk = 1  # the first collection of a fresh data directory
+    backend.cache.wait()
+    assert backend.cache.info(pk)["factory"] == "HNSW32"
+    backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[::3][:40]})  # below the rebuild threshold
+    assert backend.cache.info(pk)["tombstones"] == 40
+    live = [f for f in face_ids if f not in set(face_ids[::3][:40])]
+    assert_exact(backend, live)
+    live += backend.add_embeddings("c", vectors[500:])
+    gone = live[1::4]
+    backend.delete_faces({"CollectionId": "c", "FaceIds": gone})  # past it: rebuilt (maybe in the background)
+    live = [f for f in live if f not in set(gone)]
+    assert_exact(backend, live)
+    backend.cache.wait()
+    info = backend.cache.info(pk)
+    assert info["tombstones"] == 0 and info["count"] == len(live) and info["file"]
+    assert_exact(backend, live)
+    backend.close()
+
+
+def test_flat_path_is_exact_and_shrinks_by_remove_ids(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path, vector_config=VectorConfig.parse("auto"))
+    backend.create_collection({"CollectionId": "c"})
+    face_ids = backend.add_embeddings("c", identities(60, 3)[0])
+    backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[:30]})
+    info = backend.cache.info(1)
+    assert info["factory"] == "Flat" and info["tombstones"] == 0 and info["count"] == 150
+    assert_exact(backend, face_ids[30:])
+    backend.close()
+
+
+def test_exact_counts_under_concurrent_index_delete_search(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path, vector_config=VectorConfig.parse("auto:150", rebuild_min=20))
+    backend.create_collection({"CollectionId": "c"})
+    seed_ids = backend.add_embeddings("c", identities(40, 2, seed=1)[0])
+    added: list[str] = []
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run(work: object) -> None:
+        try:
+            work()  # type: ignore[operator]
+        except BaseException as error:  # surfaced below
+            failures.append(error)
+
+    def indexer(seed: int) -> None:
+        for batch in range(8):
+            ids = backend.add_embeddings("c", identities(5, 1, seed=100 * seed + batch)[0])
+            with lock:
+                added.extend(ids)
+
+    def deleter(part: list[str]) -> None:
+        for start in range(0, len(part), 5):
+            assert len(backend.delete_faces({"CollectionId": "c", "FaceIds": part[start:start + 5]})[
+                "DeletedFaces"]) == len(part[start:start + 5])
+
+    def searcher() -> None:
+        for face_id in seed_ids[60:70]:
+            backend.search_faces({"CollectionId": "c", "FaceId": face_id, "FaceMatchThreshold": 0, "MaxFaces": 20})
+            backend.describe_collection({"CollectionId": "c"})
+
+    threads = [threading.Thread(target=run, args=(lambda s=s: indexer(s),)) for s in range(3)]
+    threads += [threading.Thread(target=run, args=(lambda p=p: deleter(p),)) for p in (seed_ids[:30], seed_ids[30:60])]
+    threads += [threading.Thread(target=run, args=(searcher,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures
+    expected = len(seed_ids) - 60 + len(added)
+    assert len(added) == 120
+    assert backend.describe_collection({"CollectionId": "c"})["FaceCount"] == expected
+    listed = backend.list_faces({"CollectionId": "c"})["Faces"]
+    assert sorted(f["FaceId"] for f in listed) == sorted(seed_ids[60:] + added)
+    backend.cache.wait()
+    assert backend.cache.count(1) == expected
+    everything = backend.search_faces({"CollectionId": "c", "FaceId": seed_ids[60], "FaceMatchThreshold": 0})
+    assert len(everything["FaceMatches"]) == expected - 1
+    backend.close()
+
+
+def test_cache_is_rebuilt_when_its_file_is_missing_or_corrupt(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    backend.create_collection({"CollectionId": "c"})
+    face_ids = backend.add_embeddings("c", identities(10, 3)[0])
+    want = searched(backend, face_ids[0], 0, 10)
+    backend.close()
+    index_file = tmp_path / "vectors" / "1.faiss"
+    assert index_file.is_file()
+    for damage in (lambda: index_file.unlink(), lambda: index_file.write_bytes(index_file.read_bytes()[:-100]),
+                   lambda: index_file.write_bytes(b"garbage")):
+        damage()
+        reopened = make_backend(tmp_path)
+        assert searched(reopened, face_ids[0], 0, 10) == want
+        assert reopened.cache.info(1)["count"] == 30
+        reopened.close()
+        assert index_file.is_file()
+
+
+def test_cache_catches_up_with_rows_written_behind_its_back(tmp_path: Path) -> None:
+    writer = make_backend(tmp_path)
+    writer.create_collection({"CollectionId": "c"})
+    first = writer.add_embeddings("c", identities(5, 2)[0])
+    reader = make_backend(tmp_path)  # another process on the same data directory
+    assert len(searched(reader, first[0], 0, 100)) == 9
+    later = writer.add_embeddings("c", identities(5, 2, seed=7)[0])
+    writer.delete_faces({"CollectionId": "c", "FaceIds": first[5:]})
+    got = {f for f, _ in searched(reader, first[0], 0, 100)}  # the reader's open index catches up
+    assert got == set(first[1:5] + later)
+    reader.close()  # saves its index at its watermark
+    with sqlite3.connect(tmp_path / "facelens.db") as db:  # rows inserted by hand still reach the change log
+        row = db.execute("SELECT collection, image_id, bounding_box, confidence, model_version, created, embedding "
+                         "FROM faces LIMIT 1").fetchone()
+        db.execute("INSERT INTO faces (collection, face_id, image_id, bounding_box, confidence, model_version, "
+                   "created, embedding) VALUES (?, '00000000-0000-4000-8000-000000000001', ?, ?, ?, ?, ?, ?)", row)
+    reopened = make_backend(tmp_path)  # loads the reader's file and catches it up from the log
+    rebuilds = []
+    original = reopened.cache._rebuild
+    reopened.cache._rebuild = lambda entry: (rebuilds.append(entry.pk), original(entry))[-1]  # type: ignore[method-assign]
+    assert reopened.cache.info(1)["count"] == 5 + 10 + 1 and rebuilds == []
+    writer.add_embeddings("c", identities(2, 1, seed=9)[0])
+    writer.cache.flush()  # saves and prunes the change log: the reopened index is now behind the log's floor
+    assert len(searched(reopened, first[0], 0, 100)) == 5 + 10 + 1 + 2 - 1
+    assert rebuilds == [1]
+    for backend in (writer, reopened):
+        backend.close()
+
+
+def test_deleted_faces_leave_the_disk(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    backend.create_collection({"CollectionId": "c"})
+    vectors = unit(np.random.default_rng(3).standard_normal((2000, 128)))
+    face_ids = backend.add_embeddings("c", vectors)
+    with backend.store.transaction() as session:  # the bytes as stored
+        vectors = np.concatenate([batch for _, batch in session.embeddings(1)])
+    backend.cache.flush()
+    backend.store.reclaim()
+
+    def on_disk(vector: np.ndarray) -> bool:
+        needle = vector.astype("<f4").tobytes()[:64]
+        return any(needle in path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
+
+    size = (tmp_path / "facelens.db").stat().st_size
+    assert on_disk(vectors[0]) and on_disk(vectors[1999])
+    backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[:1990]})
+    assert not any(on_disk(v) for v in vectors[:1990:97])
+    assert on_disk(vectors[1999])
+    assert (tmp_path / "facelens.db").stat().st_size < size / 4  # incremental_vacuum gave the pages back
+    backend.cache.flush()
+    assert not any(on_disk(v) for v in vectors[:1990:97])  # nor did the re-saved index bring them back
+    backend.delete_collection({"CollectionId": "c"})
+    assert not on_disk(vectors[1999]) and not list((tmp_path / "vectors").iterdir())
+    backend.close()
+
+
+def test_schema_is_versioned(tmp_path: Path) -> None:
+    store = SqliteMetadataStore(tmp_path)
+    store.close()
+    with sqlite3.connect(tmp_path / "facelens.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(RuntimeError, match="newer"):
+        SqliteMetadataStore(tmp_path)
+
+
+def test_a_write_is_one_transaction(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path)
+    backend.create_collection({"CollectionId": "c"})
+    vectors = identities(3, 1)[0]
+    with pytest.raises(sqlite3.IntegrityError), backend.store.transaction(write=True) as session:
+        from facelens.store.base import NewFace
+
+        pk = session.get_collection("c").pk
+        face = NewFace("00000000-0000-4000-8000-000000000001", "i", None, {}, 99.0, "synthetic", vectors[0])
+        session.add_faces(pk, [face, face])  # the second violates FaceId uniqueness: neither is kept
+    assert backend.describe_collection({"CollectionId": "c"})["FaceCount"] == 0
+    assert backend.cache.count(1) == 0
+    with pytest.raises(errors.ResourceNotFoundException):
+        backend.add_embeddings("missing", vectors)
+    backend.close()
+
+
+def test_vector_index_configuration_strings() -> None:
+    assert VectorConfig.parse("auto").factory_for(49_999) == "Flat"
+    assert VectorConfig.parse("auto").factory_for(50_000) == "HNSW32"
+    assert VectorConfig.parse("auto:10:IVF4,Flat").factory_for(10) == "IVF4,Flat"
+    assert VectorConfig.parse("HNSW16").factory_for(1) == "HNSW16"
+
+
+def test_ivf_falls_back_to_flat_until_it_can_train(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path, vector_config=VectorConfig.parse("IVF4,Flat"), background_rebuilds=False)
+    backend.create_collection({"CollectionId": "c"})
+    face_ids = backend.add_embeddings("c", identities(20, 3)[0])
+    assert backend.cache.info(1)["kind"] == "Flat"
+    face_ids += backend.add_embeddings("c", identities(40, 3, seed=4)[0])
+    assert backend.cache.info(1)["kind"] == "IVF4,Flat"
+    backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[:10]})
+    assert backend.cache.info(1)["count"] == 170
+    assert_exact(backend, face_ids[10:], queries=4)
+    backend.close()
+
+
+CRASHING_WRITER = """
+import sys
+from tests.collections_fakes import identities, make_backend
+backend = make_backend(sys.argv[1])
+backend.create_collection({"CollectionId": "c"})
+print("ready", flush=True)
+for batch in range(100000):
+    backend.add_embeddings("c", identities(5, 1, seed=batch)[0])  # one image: five faces, one transaction
+    if batch % 7 == 3:
+        backend.delete_faces({"CollectionId": "c", "FaceIds": [
+            f["FaceId"] for f in backend.list_faces({"CollectionId": "c", "MaxResults": 5})["Faces"]]})
+    if batch % 20 == 0:
+        backend.cache.flush()
+"""
+
+
+def test_a_killed_writer_leaves_whole_images_and_a_consistent_cache(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    writer = subprocess.Popen([sys.executable, "-c", CRASHING_WRITER, str(tmp_path)], cwd=root,
+                              stdout=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"
+    time.sleep(1.5)
+    writer.send_signal(signal.SIGKILL)  # no close(), no flush: mid-transaction, mid-save, wherever it was
+    writer.wait()
+    backend = make_backend(tmp_path)
+    with sqlite3.connect(tmp_path / "facelens.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        images = collections.Counter(image for (image,) in db.execute("SELECT image_id FROM faces"))
+    faces = backend.list_faces({"CollectionId": "c"})["Faces"]
+    assert len(faces) > 20
+    assert set(images.values()) == {5}  # whole images only (the deletes remove the oldest image's five)
+    assert backend.describe_collection({"CollectionId": "c"})["FaceCount"] == len(faces) == sum(images.values())
+    assert backend.cache.count(1) == len(faces)
+    got = searched(backend, faces[-1]["FaceId"], 0, 4096)
+    assert len(got) == len(faces) - 1
+    backend.close()
