@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from facelens import calibration, errors, filtering, geometry
-from facelens.imaging import decode_image
+from facelens.imaging import MAX_IMAGE_BYTES, decode_image
 from facelens.pipeline import Face, FaceAnalyzer, default_analyzer, resolve_attributes
 
 MAX_FACES = 100  # Rekognition: DetectFaces reports, and CompareFaces compares, the 100 largest faces
@@ -51,10 +51,10 @@ def largest(faces: list[Face], limit: int = MAX_FACES) -> list[Face]:
 
 
 def detect_faces(image: bytes, attributes: Sequence[str] | None = None,
-                 analyzer: FaceAnalyzer | None = None) -> dict:
-    """The DetectFaces response for one image."""
+                 analyzer: FaceAnalyzer | None = None, max_bytes: int | None = None) -> dict:
+    """The DetectFaces response for one image (`max_bytes`: the byte limit, 5 MiB unless given)."""
     analyzer = analyzer or default_analyzer()
-    decoded = decode_image(image)
+    decoded = decode_image(image, max_bytes=max_bytes or MAX_IMAGE_BYTES)
     fields = resolve_attributes(attributes)
     faces = largest(analyzer.detect([decoded.pixels])[0])
     analyzer.describe(decoded.pixels, faces, fields)
@@ -73,12 +73,14 @@ def compared_face(face: Face, width: int, height: int) -> dict:
 
 
 def compare_faces(source: bytes, target: bytes, similarity_threshold: float | None = None,
-                  quality_filter: str | None = None, analyzer: FaceAnalyzer | None = None) -> dict:
+                  quality_filter: str | None = None, analyzer: FaceAnalyzer | None = None,
+                  max_bytes: int | None = None) -> dict:
     """The CompareFaces response: the largest source face against every target face."""
     analyzer = analyzer or default_analyzer()
     threshold = 80.0 if similarity_threshold is None else float(similarity_threshold)
     level = quality_filter or "NONE"
-    images = [decode_image(source), decode_image(target)]
+    limit = max_bytes or MAX_IMAGE_BYTES
+    images = [decode_image(source, max_bytes=limit), decode_image(target, max_bytes=limit)]
     pixels = [image.pixels for image in images]
     detected = analyzer.detect(pixels)
     fields = frozenset({"Pose", "Quality"})

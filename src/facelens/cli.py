@@ -43,6 +43,17 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return calibrate_main(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from facelens.api.server import serve
+    from facelens.config import ConfigError, ServerSettings
+
+    try:
+        return serve(ServerSettings.from_env(host=args.host, port=args.port, data_dir=args.data_dir))
+    except ConfigError as exc:
+        print(f"facelens serve: {exc}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facelens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--dataset", default=None, help="<identity>/<image> folder (default: LFW)")
     calibrate.add_argument("--output", default=None, help="table path (default: the package's own table)")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    serve = sub.add_parser("serve", help="the Rekognition-compatible HTTP service (boto3: endpoint_url=...)")
+    serve.add_argument("--host", default=None, help="bind address (FACELENS_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (FACELENS_PORT, default 8080)")
+    serve.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -37,6 +37,9 @@ def make_session(model: str | Path | onnx.ModelProto | bytes, threads: int | Non
     options.intra_op_num_threads = intra_op_threads() if threads is None else threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # Idle threads sleep instead of spinning: measured 37.8 -> 49.2 req/s for one in-process caller on 2 cores
+    # (spinning threads steal the cores that the other sessions and the decoder need).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if isinstance(model, onnx.ModelProto):
         model = model.SerializeToString()
     elif isinstance(model, Path):

@@ -1,0 +1,207 @@
+"""The ASGI app: `POST /` speaks Rekognition's JSON 1.1 protocol, `GET /health` answers load balancers.
+
+Request flow (each step can end it with an AWS-shaped error):
+  SigV4 header checks -> body read within the size limit (refused from Content-Length, or while streaming) ->
+  signature check -> X-Amz-Target routing -> implemented? -> JSON parse -> validation against botocore's
+  model -> handler (S3 reads and inference on bounded pools) -> JSON response.
+Every response carries `x-amzn-RequestId`. Logs name the operation, status, time and access key id; never a
+secret, a signature, or image bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from botocore.model import OperationModel
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from facelens.api import protocol
+from facelens.api.auth import SigV4Verifier
+from facelens.api.credentials import load_access_keys
+from facelens.api.errors import (
+    CONTENT_TYPE,
+    MethodNotAllowedException,
+    NotImplementedOperationException,
+    RequestEntityTooLargeException,
+    SerializationException,
+    UnknownOperationException,
+    to_wire,
+)
+from facelens.api.operations import OPERATIONS, Services
+from facelens.api.operations.base import AnalysisFunctions, FaceAnalysis
+from facelens.api.s3 import S3Reader
+from facelens.api.workers import WorkerPool
+from facelens.config import ServerSettings
+
+log = logging.getLogger("facelens.api")
+REQUEST_ID_HEADER = b"x-amzn-requestid"
+OFF_LOOP_BYTES = 1024 * 1024
+
+
+class RequestIdMiddleware:
+    """Outermost layer: gives each HTTP request an id and puts it on every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != REQUEST_ID_HEADER]
+                message = {**message, "headers": [*headers, (REQUEST_ID_HEADER, request_id.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", None) or str(uuid.uuid4())
+
+
+def aws_error(exc: BaseException, request_id: str) -> Response:
+    status, body = to_wire(exc, request_id)
+    return Response(body, status_code=status, media_type=CONTENT_TYPE)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) as soon as it is known to be over `limit`, before buffering it."""
+    declared = request.headers.get("content-length")
+    too_large = RequestEntityTooLargeException(f"Request body is over the limit of {limit:,} bytes.")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody is left to answer; a client error, not a fault of the service
+        raise SerializationException("The client disconnected before sending the whole body.") from None
+    return b"".join(chunks)
+
+
+def _decode(operation: OperationModel, body: bytes) -> dict[str, Any]:
+    return protocol.validated(operation, protocol.parse_body(body))
+
+
+class RekognitionEndpoint:
+    """`POST /`: authenticates, routes, validates and dispatches one Rekognition request."""
+
+    def __init__(self, settings: ServerSettings, verifier: SigV4Verifier, services: Services) -> None:
+        self.settings = settings
+        self.verifier = verifier
+        self.services = services
+
+    async def __call__(self, request: Request) -> Response:
+        request_id = _request_id(request)
+        started = time.perf_counter()
+        name, key_id = "-", "-"
+        try:
+            auth = self.verifier.precheck(request.headers)  # before the body is read
+            body = await read_body(request, self.settings.max_body_bytes)
+            scope = request.scope
+            path = scope.get("raw_path") or quote(scope["path"]).encode()
+            key_id = self.verifier.verify(auth, request.method, path.decode("latin-1"),
+                                          scope.get("query_string", b"").decode("latin-1"),
+                                          request.headers.items(), body)
+            operation = protocol.operation_for(request.headers.get("x-amz-target"),
+                                               request.headers.get("content-type"))
+            name = operation.name
+            handler = OPERATIONS.get(name)
+            if handler is None:
+                raise NotImplementedOperationException(
+                    f"FaceLens does not implement the Rekognition operation {name} yet."
+                )
+            if len(body) > OFF_LOOP_BYTES:  # decoding megabytes of base64 would stall every other request
+                params = await self.services.io.run(_decode, operation, body)
+            else:
+                params = _decode(operation, body)
+            result = await handler(self.services, params)
+            response = Response(protocol.encode_response(operation, result), media_type=CONTENT_TYPE)
+        except Exception as exc:  # every failure becomes AWS's error shape; non-FaceLens ones are 500s
+            response = aws_error(exc, request_id)
+        log.info("%s %s %d %.1fms key=%s", request_id, name, response.status_code,
+                 (time.perf_counter() - started) * 1000, key_id)
+        return response
+
+
+def _health(services: Services) -> Callable[[Request], Awaitable[Response]]:
+    async def health(request: Request) -> Response:
+        pool = services.inference
+        return JSONResponse({"status": "ok", "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                             "inference": {"workers": pool.workers, "admitted": pool.admitted,
+                                           "capacity": pool.capacity}})
+
+    return health
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    if status == 405:
+        return aws_error(MethodNotAllowedException("Rekognition requests are POST /."), _request_id(request))
+    error = UnknownOperationException("Rekognition requests are POST /.")
+    error.status = status if 400 <= status < 500 else 404
+    return aws_error(error, _request_id(request))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    return aws_error(exc, _request_id(request))
+
+
+def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None,
+               keys: Mapping[str, str] | None = None, clock: Callable[[], dt.datetime] | None = None) -> ASGIApp:
+    """The service as an ASGI app. `analysis`, `keys` and `clock` are for tests; by default the real face
+    functions, the configured access keys, and the system clock."""
+    if keys is None:
+        keys = load_access_keys(settings.access_keys, settings.data_dir)
+    analysis = analysis or AnalysisFunctions()
+    io_workers = max(4, settings.workers)
+    services = Services(
+        analysis=analysis,
+        inference=WorkerPool(settings.workers, settings.queue, "facelens-inference"),
+        io=WorkerPool(io_workers, settings.queue, "facelens-io"),
+        s3=S3Reader(settings.s3, pool_size=io_workers),
+    )
+    verifier = SigV4Verifier(keys, region=settings.region, clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.warmup:
+            started = time.perf_counter()
+            await asyncio.to_thread(analysis.warmup)
+            log.info("models loaded in %.1fs", time.perf_counter() - started)
+        yield
+        await asyncio.to_thread(services.inference.shutdown)
+        await asyncio.to_thread(services.io.shutdown)
+
+    app = Starlette(
+        routes=[
+            Route("/", RekognitionEndpoint(settings, verifier, services).__call__, methods=["POST"]),
+            Route("/health", _health(services), methods=["GET", "HEAD"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return RequestIdMiddleware(app)
+
