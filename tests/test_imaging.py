@@ -269,7 +269,7 @@ def test_webp_bomb_is_refused(photo: np.ndarray) -> None:
 
 
 def test_valid_png_bomb_is_refused_fast_without_allocating(tmp_path: Path) -> None:
-    """A complete 50,000 x 50,000 PNG (7.5 GB as RGB) is refused in a fresh process in < 2 s, growing its memory by < 200 MB."""
+    """A complete 50,000 x 50,000 PNG (7.5 GB as RGB) is refused in < 2 s, growing memory by < 200 MB."""
     bomb = png_bomb(50_000)
     assert len(bomb) < 2 * 1024 * 1024
     path = tmp_path / "bomb.png"
