@@ -114,14 +114,14 @@ def test_protocol_errors(api: TestClient) -> None:
         (call(api, "DetectFaces", {"Image": {"Bytes": base64.b64encode(b"GIF89a").decode()}}), 400,
          "InvalidImageFormatException"),
         (call(api, "DetectFacez", {}), 400, "UnknownOperationException"),
-        (call(api, "IndexFaces", {"CollectionId": "c", "Image": {"Bytes": IMG}}), 400, "NotImplementedException"),
+        (call(api, "DetectLabels", {"Image": {"Bytes": IMG}}), 400, "NotImplementedException"),
         (call(api, "DetectFaces", {}, headers={"Content-Type": "text/plain"}), 400, "UnknownOperationException"),
         (api.get("/"), 405, "UnknownOperationException"),
         (api.post("/somewhere", content=b"{}"), 404, "UnknownOperationException"),
     ]
     for response, status, code in cases:
         assert (response.status_code, aws_error(response)["__type"]) == (status, code), response.text
-    assert "IndexFaces" in cases[4][0].json()["Message"]
+    assert "DetectLabels" in cases[4][0].json()["Message"]
 
 
 def test_domain_faults_are_500s_without_details_and_client_errors_are_400s(tmp_path: Path) -> None:

@@ -179,8 +179,8 @@ def test_big_and_non_images(rek, astronaut_jpeg: bytes) -> None:
 
 
 def test_operations_not_implemented_are_named_client_errors(rek) -> None:
-    error = error_of(lambda: rek.list_collections())
-    assert code(error) == "NotImplementedException" and "ListCollections" in str(error)
+    error = error_of(lambda: rek.detect_labels(Image={"Bytes": b"x"}))
+    assert code(error) == "NotImplementedException" and "DetectLabels" in str(error)
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
@@ -245,3 +245,34 @@ def test_server_still_healthy_after_everything(service: Server, rek, astronaut_j
     assert httpx.get(f"{service.url}/health").status_code == 200
     assert len(rek.detect_faces(Image={"Bytes": astronaut_jpeg})["FaceDetails"]) == 1
     assert "Traceback" not in service.output()
+
+
+# -- collections (the backend is tested in depth in test_collections_backend.py; this is the wire round trip)
+def test_collection_round_trip_through_boto3(rek, astronaut: np.ndarray, astronaut_jpeg: bytes,
+                                             cameraman_jpeg: bytes) -> None:
+    import uuid
+
+    name = f"wire-{uuid.uuid4().hex[:8]}"
+    created = rek.create_collection(CollectionId=name)
+    assert created["StatusCode"] == 200 and created["CollectionArn"].endswith(name)
+    with pytest.raises(rek.exceptions.ResourceAlreadyExistsException):
+        rek.create_collection(CollectionId=name)
+    indexed = rek.index_faces(CollectionId=name, Image={"Bytes": astronaut_jpeg}, ExternalImageId="eileen")
+    face_id = indexed["FaceRecords"][0]["Face"]["FaceId"]
+    rek.index_faces(CollectionId=name, Image={"Bytes": cameraman_jpeg}, ExternalImageId="cameraman")
+    described = rek.describe_collection(CollectionId=name)
+    assert described["FaceCount"] == 2 and described["CreationTimestamp"].year >= 2026
+    assert name in rek.list_collections()["CollectionIds"]
+    import cv2
+
+    from tests.conftest import encode
+
+    variant = cv2.resize(np.ascontiguousarray(astronaut[20:-20, 20:-20]), (400, 400))  # same person, new crop
+    found = rek.search_faces_by_image(CollectionId=name, Image={"Bytes": encode(variant)})
+    assert [m["Face"]["ExternalImageId"] for m in found["FaceMatches"]] == ["eileen"]
+    assert found["FaceMatches"][0]["Similarity"] >= 80
+    assert rek.delete_faces(CollectionId=name, FaceIds=[face_id])["DeletedFaces"] == [face_id]
+    assert rek.describe_collection(CollectionId=name)["FaceCount"] == 1
+    rek.delete_collection(CollectionId=name)
+    with pytest.raises(rek.exceptions.ResourceNotFoundException):
+        rek.describe_collection(CollectionId=name)

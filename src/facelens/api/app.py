@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -176,11 +177,24 @@ def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None
         keys = load_access_keys(settings.access_keys, settings.data_dir)
     analysis = analysis or AnalysisFunctions()
     io_workers = max(4, settings.workers)
+    backend: list[Any] = []
+    backend_lock = threading.Lock()
+
+    def collections() -> Any:
+        """The collection backend under the data dir, opened on first use (it imports no HTTP code)."""
+        with backend_lock:
+            if not backend:
+                from facelens.collections import FaceCollections
+
+                backend.append(FaceCollections(settings.data_dir / "collections"))
+            return backend[0]
+
     services = Services(
         analysis=analysis,
         inference=WorkerPool(settings.workers, settings.queue, "facelens-inference"),
         io=WorkerPool(io_workers, settings.queue, "facelens-io"),
         s3=S3Reader(settings.s3, pool_size=io_workers),
+        collections=collections,
     )
     verifier = SigV4Verifier(keys, region=settings.region, clock=clock)
 
@@ -193,6 +207,8 @@ def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None
         yield
         await asyncio.to_thread(services.inference.shutdown)
         await asyncio.to_thread(services.io.shutdown)
+        if backend:
+            await asyncio.to_thread(backend[0].close)
 
     app = Starlette(
         routes=[

@@ -58,6 +58,7 @@ class Services:
     inference: WorkerPool
     io: WorkerPool
     s3: S3Reader
+    collections: Callable[[], Any] | None = None  # the collection backend, opened on first use
 
 
 Handler = Callable[[Services, dict[str, Any]], Awaitable[dict[str, Any]]]
