@@ -125,3 +125,25 @@ def rates_at(genuine: np.ndarray, impostor_hits: int, impostor_total: int, thres
     fmr = impostor_hits / impostor_total if impostor_total else float("nan")
     fnmr = float((genuine < threshold).mean()) if len(genuine) else float("nan")
     return fmr, fnmr
+
+
+def group_rates(vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray, group: str,
+                thresholds: list[float], block: int = 2048) -> tuple[list[float], list[float], int, int]:
+    """FMR over impostor pairs with both images in `group`, FNMR over its genuine pairs, at each threshold."""
+    members = np.nonzero(groups == group)[0]
+    v, labels = vectors[members], ids[members]
+    hits = np.zeros(len(thresholds), dtype=np.int64)
+    misses = np.zeros(len(thresholds), dtype=np.int64)
+    impostors = genuines = 0
+    for start in range(0, len(v), block):
+        scores = v[start : start + block] @ v.T
+        rows = np.arange(start, min(start + block, len(v)))[:, None]
+        upper = np.arange(len(v))[None, :] > rows
+        same = labels[start : start + block, None] == labels[None, :]
+        impostor, genuine = scores[upper & ~same], scores[upper & same]
+        impostors += impostor.size
+        genuines += genuine.size
+        for i, threshold in enumerate(thresholds):
+            hits[i] += int((impostor >= threshold).sum())
+            misses[i] += int((genuine < threshold).sum())
+    return list(hits / max(impostors, 1)), list(misses / max(genuines, 1)), impostors, genuines
