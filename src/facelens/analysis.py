@@ -62,14 +62,17 @@ def detect_faces(image: bytes, attributes: Sequence[str] | None = None,
 
 
 def compared_face(face: Face, width: int, height: int) -> dict:
-    """Rekognition's ComparedFace (BoundingBox, Confidence, Landmarks, Pose, Quality)."""
-    return {
+    """Rekognition's ComparedFace (BoundingBox, Confidence, Landmarks, and Pose/Quality when computed)."""
+    shaped = {
         "BoundingBox": bounding_box(face.box, width, height),
         "Confidence": face.confidence,
         "Landmarks": geometry.rekognition_landmarks(face.landmarks, None, width, height),
-        "Pose": dict(zip(("Roll", "Yaw", "Pitch"), face.pose or (0.0, 0.0, 0.0), strict=True)),
-        "Quality": dict(zip(("Brightness", "Sharpness"), face.quality or (0.0, 0.0), strict=True)),
     }
+    if face.pose is not None:
+        shaped["Pose"] = dict(zip(("Roll", "Yaw", "Pitch"), face.pose, strict=True))
+    if face.quality is not None:
+        shaped["Quality"] = dict(zip(("Brightness", "Sharpness"), face.quality, strict=True))
+    return shaped
 
 
 def compare_faces(source: bytes, target: bytes, similarity_threshold: float | None = None,

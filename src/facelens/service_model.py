@@ -116,10 +116,14 @@ def paginated(operation_name: str) -> bool:
 
 
 @cache
-def _pattern(java: str) -> re.Pattern[str]:
+def pattern(java: str) -> re.Pattern[str] | None:
+    """A model `pattern` (Java regex syntax) as a Python regex; None for a Java-only construct."""
     for java_class, python_class in _JAVA_CLASSES.items():
         java = java.replace(java_class, python_class)
-    return re.compile(java)
+    try:
+        return re.compile(java)
+    except re.error:
+        return None
 
 
 def _fail(path: str, value: Any, constraint: str) -> InvalidParameterException:
@@ -170,7 +174,8 @@ def _check(shape_: Shape, value: Any, path: str) -> None:
         _bounds(path, value, len(value), meta, "Member must have length")
         if shape_.enum and value not in shape_.enum:
             raise _fail(path, value, f"Member must satisfy enum value set: [{', '.join(shape_.enum)}]")
-        if "pattern" in meta and not _pattern(meta["pattern"]).fullmatch(value):
+        compiled = pattern(meta["pattern"]) if "pattern" in meta else None
+        if compiled is not None and not compiled.fullmatch(value):
             raise _fail(path, value, f"Member must satisfy regular expression pattern: {meta['pattern']}")
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):

@@ -12,9 +12,7 @@ import base64
 import binascii
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from botocore.exceptions import ParamValidationError
@@ -26,7 +24,6 @@ from facelens.api.errors import SerializationException, UnknownOperationExceptio
 
 CONTENT_TYPES = ("application/x-amz-json-1.1", "application/json")
 _MAX_SHOWN = 80  # characters of an offending value echoed in a message
-_JAVA_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": r"\s"}
 
 
 def model() -> ServiceModel:
@@ -106,16 +103,6 @@ class _Errors(ValidationErrors):
         return None
 
 
-@cache
-def _pattern(java: str) -> re.Pattern[str] | None:
-    for java_class, python_class in _JAVA_CLASSES.items():
-        java = java.replace(java_class, python_class)
-    try:
-        return re.compile(java)
-    except re.error:  # a Java-only construct: leave the check to the domain
-        return None
-
-
 def _too_big(name: str, measure: float, shape: Shape, kind: str, errors_: ValidationErrors, value: Any) -> None:
     limit = shape.metadata.get("max")
     if limit is not None and measure > limit:
@@ -141,7 +128,7 @@ class ServiceValidator(ParamValidator):
         if shape.enum and param not in shape.enum:
             errors_.report(name, "invalid enum", param=param, limit=", ".join(shape.enum))
         pattern = shape.metadata.get("pattern")
-        if pattern and (compiled := _pattern(pattern)) is not None and not compiled.fullmatch(param):
+        if pattern and (compiled := service_model.pattern(pattern)) is not None and not compiled.fullmatch(param):
             errors_.report(name, "invalid pattern", param=param, limit=pattern)
 
     def _number(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str, check: Any) -> None:
