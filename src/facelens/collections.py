@@ -132,6 +132,17 @@ class FaceCollections(UserOperations):
         self._store_faces(collection_id, new)
         return [face.face_id for face in new]
 
+    def search_embedding(self, collection_id: str, embedding: np.ndarray, threshold: float = 80.0,
+                         max_faces: int | None = None) -> list[dict[str, Any]]:
+        """Internal (benchmarks, bulk search): SearchFacesByImage's `FaceMatches` for an already computed
+        embedding (L2-normalised here), through the same exact re-ranked search."""
+        vector = np.asarray(embedding, np.float32).ravel()
+        vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+        with self.store.transaction() as session:
+            collection = self._collection(session, collection_id)
+        limit = max_faces or service_model.limit("SearchFacesByImage", "MaxFaces")
+        return self._face_matches(collection, vector[None, :], float(threshold), limit)
+
     def _store_faces(self, collection_id: str, faces: list[NewFace]) -> None:
         """One transaction for all faces of an image (the collection may have gone meanwhile)."""
         if not faces:
