@@ -1,4 +1,4 @@
-"""`facelens` command line: detect | compare | calibrate | serve."""
+"""`facelens` command line: detect | compare | calibrate | serve | index | search."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from facelens import errors
+from facelens.imaging import MAX_S3_IMAGE_BYTES
 
 
 def _read(path: str) -> bytes:
@@ -54,6 +55,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    from facelens.config import ServerSettings
+
+    return ServerSettings.from_env(data_dir=args.data_dir).data_dir
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from facelens.bulk import image_files, index_files
+    from facelens.collections import FaceCollections
+
+    files = image_files(args.source)
+    with FaceCollections(_data_dir(args)) as backend:
+        try:
+            backend.describe_collection({"CollectionId": args.collection})
+        except errors.ResourceNotFoundException:
+            backend.create_collection({"CollectionId": args.collection})
+            print(f"created collection {args.collection}", file=sys.stderr)
+        with tqdm(total=len(files), unit="img", desc=f"indexing into {args.collection}") as bar:
+            try:
+                report = index_files(backend, args.collection, files, external_id_from=args.external_id_from,
+                                     quality_filter=args.quality_filter, max_faces=args.max_faces,
+                                     batch=args.batch, progress=bar.update)
+            except KeyboardInterrupt:
+                print(f"\ninterrupted after {bar.n} of {len(files)} files; the same command resumes",
+                      file=sys.stderr)
+                raise
+        count = backend.describe_collection({"CollectionId": args.collection})["FaceCount"]
+    for path, error in report.failed:
+        print(f"failed: {path}: {error}", file=sys.stderr)
+    _print({"Files": report.files, "SkippedAlreadyIndexed": report.skipped, "IndexedImages": report.indexed_images,
+            "IndexedFaces": report.faces, "UnindexedFaces": report.unindexed_faces,
+            "ImagesWithoutFaces": len(report.no_face), "FailedImages": len(report.failed),
+            "CollectionFaceCount": count})
+    return 1 if report.failed and not report.indexed_images else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from facelens.collections import FaceCollections
+
+    request = {"CollectionId": args.collection, "Image": _read(args.image), "FaceMatchThreshold": args.threshold,
+               "MaxFaces": args.max_faces, "QualityFilter": args.quality_filter}
+    with FaceCollections(_data_dir(args)) as backend:
+        _print(backend.search_faces_by_image(request, max_image_bytes=MAX_S3_IMAGE_BYTES))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facelens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +130,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="port (FACELENS_PORT, default 8080)")
     serve.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
     serve.set_defaults(func=cmd_serve)
+
+    index = sub.add_parser("index", help="index every image of a folder or glob into a collection (resumable)")
+    index.add_argument("collection", help="CollectionId (created when missing)")
+    index.add_argument("source", metavar="DIR_OR_GLOB", help="a folder (searched recursively) or a glob pattern")
+    index.add_argument("--external-id-from", default="filename", choices=["filename", "stem", "parent", "none"],
+                       help="ExternalImageId of each image (default: its file name)")
+    index.add_argument("--quality-filter", default="AUTO", choices=["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"])
+    index.add_argument("--max-faces", type=int, default=None, help="MaxFaces per image (default 100)")
+    index.add_argument("--batch", type=int, default=16, help="images per batch through the models (default 16)")
+    index.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
+    index.set_defaults(func=cmd_index)
+
+    search = sub.add_parser("search", help="SearchFacesByImage: the largest face of IMAGE against a collection")
+    search.add_argument("collection")
+    search.add_argument("image")
+    search.add_argument("--threshold", type=float, default=80.0, help="FaceMatchThreshold (default 80)")
+    search.add_argument("--max-faces", type=int, default=10, help="MaxFaces (default 10)")
+    search.add_argument("--quality-filter", default="NONE", choices=["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"])
+    search.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
+    search.set_defaults(func=cmd_search)
     return parser
 
 

@@ -15,15 +15,21 @@ from typing import Any
 import numpy as np
 
 from facelens import errors, paging, service_model
-from facelens.analysis import bounding_box, face_detail
+from facelens.analysis import bounding_box, face_detail, largest
 from facelens.backend import face_shape
-from facelens.pipeline import resolve_attributes
-from facelens.store.base import NewFace
+from facelens.imaging import MAX_S3_IMAGE_BYTES, DecodedImage, decode_image
+from facelens.pipeline import Face, resolve_attributes
+from facelens.store.base import CollectionRecord, NewFace
 from facelens.users import UserOperations
 
 
 def _unique(items: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _max_faces() -> int:
+    """The most faces IndexFaces indexes from one image (documented in the service model: 100)."""
+    return service_model.documented_number("IndexFaces", "MaxFaces", r"no more than (\d+) detected faces")
 
 
 class FaceCollections(UserOperations):
@@ -81,30 +87,97 @@ class FaceCollections(UserOperations):
         with self.store.transaction() as session:
             collection = self._collection(session, params["CollectionId"])
         self._check_model(collection)
-        cap = service_model.documented_number("IndexFaces", "MaxFaces", r"no more than (\d+) detected faces")
-        max_faces = min(params.get("MaxFaces", cap), cap)
-        level = self._default("IndexFaces", params, "QualityFilter")
+        max_faces, level = self._index_limits(params)
         fields = resolve_attributes(params.get("DetectionAttributes"))
-        decoded, faces = self._faces_in(params["Image"], fields, cap, max_image_bytes)
+        decoded, faces = self._faces_in(params["Image"], fields, _max_faces(), max_image_bytes)
+        kept, unindexed = self._select(decoded, faces, level, max_faces)
+        embeddings = self._embed(decoded, kept) if kept else np.empty((0, 0), np.float32)
+        new = self._new_faces(collection, decoded, kept, embeddings, params.get("ExternalImageId"))
+        self._store_faces(collection.collection_id, new)
+        return self._indexed(collection, decoded, kept, new, unindexed, fields)
+
+    def index_images(self, collection_id: str, images: Sequence[tuple[str, bytes, str | None]],
+                     quality_filter: str = "AUTO", max_faces: int | None = None) -> list[dict[str, Any] | None]:
+        """Bulk IndexFaces: (source key, image bytes, ExternalImageId) triples, batched through the models and
+        stored in one transaction that also records each source as imported. Sources already imported are
+        skipped (None in their place); an image that cannot be decoded raises nothing here: its slot holds
+        `{"Error": FaceLensError}`."""
+        request = {"CollectionId": collection_id, "QualityFilter": quality_filter,
+                   **({"MaxFaces": max_faces} if max_faces else {})}
+        params = self._request("IndexFaces", {**request, "Image": {"Bytes": b"-"}})
+        with self.store.transaction() as session:
+            collection = self._collection(session, collection_id)
+            done = session.imported(collection.pk, [source for source, _, _ in images])
+        self._check_model(collection)
+        max_faces, level = self._index_limits(params)
+        fields = resolve_attributes(None)
+        results: list[dict[str, Any] | None] = [None] * len(images)
+        todo: list[tuple[int, DecodedImage]] = []
+        for i, (source, data, _) in enumerate(images):
+            if source in done:
+                continue
+            try:
+                todo.append((i, decode_image(data, MAX_S3_IMAGE_BYTES)))
+            except errors.FaceLensError as error:
+                results[i] = {"Error": error}
+        pixels = [decoded.pixels for _, decoded in todo]
+        detected = self.analyzer.detect(pixels) if pixels else []
+        plans = []
+        for (_, decoded), faces in zip(todo, detected, strict=True):
+            faces = largest(faces, _max_faces())
+            self.analyzer.describe(decoded.pixels, faces, fields)
+            plans.append(self._select(decoded, faces, level, max_faces))
+        if any(kept for kept, _ in plans):
+            self.analyzer.embed(pixels, [kept for kept, _ in plans])
+        stored: list[tuple[int, list[NewFace]]] = []
+        for (i, decoded), (kept, _) in zip(todo, plans, strict=True):
+            vectors = np.stack([face.embedding for face in kept]).astype(np.float32) if kept else []
+            stored.append((i, self._new_faces(collection, decoded, kept, vectors, images[i][2])))
+        with self.store.transaction(write=True) as session:
+            collection = self._collection(session, collection_id)
+            session.add_faces(collection.pk, [face for _, new in stored for face in new])
+            session.mark_imported(collection.pk, [(images[i][0], new[0].image_id if new else "")
+                                                  for i, new in stored])
+        self.cache.sync(collection.pk)
+        for (i, decoded), (kept, unindexed), (_, new) in zip(todo, plans, stored, strict=True):
+            results[i] = self._indexed(collection, decoded, kept, new, unindexed, fields)
+        return results
+
+    def _index_limits(self, params: Mapping[str, Any]) -> tuple[int, str]:
+        """IndexFaces' MaxFaces (capped at the documented 100) and QualityFilter."""
+        return min(params.get("MaxFaces", _max_faces()), _max_faces()), self._default("IndexFaces", params,
+                                                                                      "QualityFilter")
+
+    def _select(self, decoded: DecodedImage, faces: list[Face], level: str,
+                max_faces: int) -> tuple[list[Face], list[tuple[Face, list[str]]]]:
+        """The faces to index and the others with their reasons (largest first: the smallest go over MaxFaces)."""
         kept, unindexed = [], []
-        for face, reasons in self._filter(faces, level, decoded):  # largest first: the smallest go over MaxFaces
+        for face, reasons in self._filter(faces, level, decoded):
             if not reasons and len(kept) >= max_faces:
                 reasons = ["EXCEEDS_MAX_FACES"]
             if reasons:
                 unindexed.append((face, reasons))
             else:
                 kept.append(face)
-        embeddings = self._embed(decoded, kept) if kept else np.empty((0, 0), np.float32)
-        image_id, external = str(uuid.uuid4()), params.get("ExternalImageId")
-        new = [NewFace(str(uuid.uuid4()), image_id, external, bounding_box(face.box, decoded.width, decoded.height),
-                       float(face.confidence), collection.face_model_version, vector)
-               for face, vector in zip(kept, embeddings, strict=True)]
-        self._store_faces(collection.collection_id, new)
+        return kept, unindexed
+
+    @staticmethod
+    def _new_faces(collection: CollectionRecord, decoded: DecodedImage, kept: Sequence[Face],
+                   embeddings: Sequence[np.ndarray], external: str | None) -> list[NewFace]:
+        image_id = str(uuid.uuid4())
+        return [NewFace(str(uuid.uuid4()), image_id, external, bounding_box(face.box, decoded.width, decoded.height),
+                        float(face.confidence), collection.face_model_version, vector)
+                for face, vector in zip(kept, embeddings, strict=True)]
+
+    @staticmethod
+    def _indexed(collection: CollectionRecord, decoded: DecodedImage, kept: Sequence[Face], new: Sequence[NewFace],
+                 unindexed: Sequence[tuple[Face, list[str]]], fields: frozenset[str]) -> dict[str, Any]:
+        """IndexFaces' response."""
         records = []
         for face, stored in zip(kept, new, strict=True):
-            shaped = {"FaceId": stored.face_id, "BoundingBox": stored.bounding_box, "ImageId": image_id}
-            if external is not None:
-                shaped["ExternalImageId"] = external
+            shaped = {"FaceId": stored.face_id, "BoundingBox": stored.bounding_box, "ImageId": stored.image_id}
+            if stored.external_image_id is not None:
+                shaped["ExternalImageId"] = stored.external_image_id
             shaped["Confidence"] = stored.confidence
             records.append({"Face": shaped, "FaceDetail": face_detail(face, decoded.width, decoded.height, fields)})
         return {

@@ -119,6 +119,15 @@ class Session(abc.ABC):
     def embeddings(self, pk: int, batch: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (seqs int64, embeddings float32 (n, d)) of a collection, in batches."""
 
+    # -- bulk imports
+    @abc.abstractmethod
+    def imported(self, pk: int, sources: Sequence[str]) -> set[str]:
+        """Which of `sources` (bulk-import keys, e.g. file paths) the collection already holds."""
+
+    @abc.abstractmethod
+    def mark_imported(self, pk: int, sources: Sequence[tuple[str, str]]) -> None:
+        """Record (source, ImageId) pairs as imported, in the transaction that stores their faces."""
+
     # -- users
     @abc.abstractmethod
     def create_user(self, pk: int, user_id: str, status: str) -> UserRecord | None:

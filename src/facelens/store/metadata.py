@@ -90,6 +90,13 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (operation, token))""",
         "CREATE INDEX idempotency_by_age ON idempotency (created)",
     ],
+    [  # bulk imports (`facelens index`): which source files a collection already holds, for resuming
+        """CREATE TABLE imports (
+            collection INTEGER NOT NULL REFERENCES collections (pk) ON DELETE CASCADE,
+            source TEXT NOT NULL,
+            image_id TEXT NOT NULL,
+            PRIMARY KEY (collection, source))""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -289,6 +296,19 @@ class SqliteSession(Session):
 
     def forget_tokens_before(self, when: dt.datetime) -> None:
         self.db.execute("DELETE FROM idempotency WHERE created < ?", (when.timestamp(),))
+
+    def imported(self, pk: int, sources: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(sources)):
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.execute(f"SELECT source FROM imports WHERE collection = ? AND source IN ({marks})",
+                                   (pk, *chunk))
+            found.update(row[0] for row in rows)
+        return found
+
+    def mark_imported(self, pk: int, sources: Sequence[tuple[str, str]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO imports (collection, source, image_id) VALUES (?, ?, ?)",
+                            [(pk, source, image_id) for source, image_id in sources])
 
     def secret(self) -> bytes:
         return bytes.fromhex(self.db.execute("SELECT value FROM meta WHERE key = 'secret'").fetchone()[0])
