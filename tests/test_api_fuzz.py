@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from botocore.model import Shape
 from botocore.parsers import create_parser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,6 +47,18 @@ def api(tmp_path_factory: pytest.TempPathFactory, moto_s3: S3Server, images: lis
     s3.put_object(Bucket=BUCKET, Key="junk.jpg", Body=b"not an image")
     config = ServerSettings.from_env(s3_env(moto_s3), data_dir=tmp_path_factory.mktemp("fuzz"), workers=2)
     with TestClient(create_app(config, keys={KEY_ID: SECRET}), raise_server_exceptions=False) as client:
+        def call(operation: str, params: dict) -> dict:
+            body = json.dumps(params).encode()
+            url, headers = signed(URL, operation, body)
+            response = client.post(url, content=body, headers=headers)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        call("CreateCollection", {"CollectionId": "fuzz"})
+        image = {"Bytes": base64.b64encode(images[0]).decode()}
+        indexed = call("IndexFaces", {"CollectionId": "fuzz", "Image": image})
+        SEEDED["face"] = indexed["FaceRecords"][0]["Face"]["FaceId"]
+        call("CreateUser", {"CollectionId": "fuzz", "UserId": "u1"})
         yield client
 
 
@@ -87,9 +100,57 @@ def image_param(draw: st.DrawFn, images: list[bytes]) -> object:
             "junk": draw(json_values)}[kind]
 
 
+SEEDED = {}  # FaceId of the face the fixture indexed into the "fuzz" collection
+
+
+def named(shape_name: str) -> st.SearchStrategy | None:
+    """Values that reach past validation for identifiers: the seeded collection, face and user, or junk."""
+    junk = st.text(max_size=12)
+    return {
+        "CollectionId": st.sampled_from(["fuzz", "fuzz", "fuzz-2", "missing", "", "bad name"]) | junk,
+        "FaceId": st.sampled_from([SEEDED.get("face", ""), "3f1e2b1c-0000-4000-8000-000000000000", "x"]) | junk,
+        "UserId": st.sampled_from(["u1", "u2", "missing", ""]) | junk,
+        "ClientRequestToken": st.sampled_from(["t1", "t2", "t" * 65]) | junk,
+        "ExternalImageId": st.sampled_from(["e1", "bad id", ""]) | junk,
+        "PaginationToken": st.sampled_from(["", "x" * 300]) | junk,
+    }.get(shape_name)
+
+
+def from_shape(shape: Shape, images: list[bytes]) -> st.SearchStrategy:
+    """Requests shaped like the service model's input: mostly well-typed, sometimes out of range."""
+    if shape.name == "Image":
+        return image_param(images)
+    special = named(shape.name)
+    if special is not None:
+        return special
+    kind, meta = shape.type_name, shape.metadata
+    if kind == "structure":
+        members = {name: from_shape(member, images) for name, member in shape.members.items()}
+        required = set(shape.required_members)
+        return st.fixed_dictionaries({k: v for k, v in members.items() if k in required},
+                                     optional={k: v for k, v in members.items() if k not in required})
+    if kind == "list":
+        return st.lists(from_shape(shape.member, images), max_size=4)
+    if kind == "map":
+        return st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3)
+    if kind == "string":
+        return st.sampled_from([*shape.enum, "bogus"]) if shape.enum else st.text(max_size=20)
+    if kind in ("integer", "long"):
+        return st.integers(int(meta.get("min", -5)) - 2, int(meta.get("max", 5000)) + 2)
+    if kind in ("float", "double"):
+        return st.floats(-10, 110, allow_nan=False)
+    if kind == "boolean":
+        return st.booleans()
+    if kind == "blob":
+        return st.binary(max_size=16).map(lambda b: base64.b64encode(b).decode())
+    return json_values
+
+
 @st.composite
 def request_params(draw: st.DrawFn, operation: str, images: list[bytes]) -> dict:
-    if operation == "DetectFaces":
+    if operation not in ("DetectFaces", "CompareFaces"):
+        params = draw(from_shape(protocol.model().operation_model(operation).input_shape, images))
+    elif operation == "DetectFaces":
         params: dict = {"Image": draw(image_param(images))}
         if draw(st.booleans()):
             names = st.sampled_from(["DEFAULT", "ALL", "AGE_RANGE", "GENDER", "SMILE", "EMOTIONS", "nope", ""])
