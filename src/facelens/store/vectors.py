@@ -4,6 +4,8 @@ Choice of index (`FACELENS_VECTOR_INDEX`, FAISS's factory-string idea):
 - `auto` (default, = `auto:50000:HNSW32`): exact `Flat` inner product below 50,000 faces, `HNSW32` from there;
 - `auto:<faces>` or `auto:<faces>:<factory>`: another threshold and/or approximate index;
 - any FAISS factory string (`Flat`, `HNSW32`, `IVF1024,Flat`, ...): that index at every size.
+A search uses `FACELENS_FAISS_SEARCH_THREADS` OpenMP threads (default 1: requests run in parallel on the I/O pool,
+and one query split over cores measured slower under load, see docs/benchmarks.md); builds use every core.
 Ids are the faces' integer sequence numbers (IVF keeps them natively, other indexes sit in an `IndexIDMap`);
 the metric is the inner product of L2-normalised embeddings, i.e. cosine. The index only proposes candidates:
 the backend re-ranks them exactly against the stored embeddings, so a Similarity is always an exact one.
@@ -52,6 +54,7 @@ class VectorConfig:
     rebuild_fraction: float = 0.1  # tombstones (over the index size) that trigger a rebuild
     rebuild_min: int = 1000
     save_every: int = 10_000  # changes applied between saves of the index file
+    search_threads: int = int(os.environ.get("FACELENS_FAISS_SEARCH_THREADS", "1"))  # OpenMP threads per search
 
     @classmethod
     def parse(cls, text: str | None = None, **overrides: object) -> VectorConfig:
@@ -162,7 +165,12 @@ class VectorCache:
             if entry.index is None or entry.count == 0:
                 return seqs, scores, True
             params, fetch = entry.search_params(k)
-            found_scores, found = entry.index.search(queries, min(fetch, entry.index.ntotal), params=params)
+            before = faiss.omp_get_max_threads()  # per calling thread: other threads keep theirs
+            faiss.omp_set_num_threads(self.config.search_threads)
+            try:
+                found_scores, found = entry.index.search(queries, min(fetch, entry.index.ntotal), params=params)
+            finally:
+                faiss.omp_set_num_threads(before)
             dead = np.fromiter(entry.tombstones, np.int64, len(entry.tombstones))
             live = (found >= 0) & ~np.isin(found, dead)
             complete = bool((live.sum(axis=1) >= entry.count).all())  # every live vector came back
