@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from facelens import calibration
-from facelens.eval.dataset import Dataset, embed_dataset, lfw_genders, lfw_pairs, lfw_root
+from facelens.eval.dataset import embed_with_pipeline, lfw_genders, lfw_pairs, lfw_root
 from facelens.eval.verification import all_pair_scores, eer, group_rates, tar_at_far, tenfold_accuracy
-from facelens.pipeline import FaceAnalyzer
 
 
 def main() -> int:
@@ -30,9 +29,8 @@ def main() -> int:
         print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
         return 0
     started = time.perf_counter()
-    dataset = Dataset.from_folder(root)
-    analyzer = FaceAnalyzer()
-    embeddings = embed_dataset(dataset, analyzer.detector, analyzer.embedder)
+    embedded = embed_with_pipeline(root)
+    dataset, analyzer, embeddings = embedded.dataset, embedded.analyzer, embedded.embeddings
     index = dataset.index_of()
     pairs, same, folds = lfw_pairs(root, index)
     model = calibration.for_model(analyzer.model_version)

@@ -11,11 +11,15 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from facelens.align import align_face
+
+if TYPE_CHECKING:
+    from facelens.pipeline import FaceAnalyzer
 
 DEFAULT_LFW = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lfw"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -180,3 +184,26 @@ def embed_dataset(dataset: Dataset, detector, embedder, cache_dir: Path | None =
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.savez(cached, plain=plain, mirrored=mirrored, found=found, scores=scores)
     return Embeddings(plain, mirrored, found, scores)
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A data set embedded by the default pipeline: what every evaluation starts from."""
+
+    dataset: Dataset
+    analyzer: FaceAnalyzer
+    embeddings: Embeddings
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Unit embeddings as the pipeline computes them (flip TTA as configured)."""
+        return self.embeddings.vectors(self.analyzer.flip)
+
+
+def embed_with_pipeline(root: Path) -> Embedded:
+    """Load `<root>/<identity>/<image>` and embed it with the default pipeline (cached)."""
+    from facelens.pipeline import FaceAnalyzer
+
+    dataset = Dataset.from_folder(root)
+    analyzer = FaceAnalyzer()
+    return Embedded(dataset, analyzer, embed_dataset(dataset, analyzer.detector, analyzer.embedder))
