@@ -53,7 +53,7 @@ def assert_exact(backend: FaceCollections, face_ids: list[str], queries: int = 1
 
 @pytest.mark.parametrize("background", [False, True])
 def test_hnsw_path_answers_exactly_after_inserts_and_deletes(tmp_path: Path, background: bool) -> None:
-    config = VectorConfig.parse("auto:100", rebuild_min=50, rebuild_fraction=0.05)
+    config = VectorConfig.parse("auto:100:HNSW32", rebuild_min=50, rebuild_fraction=0.05)
     backend = make_backend(tmp_path, vector_config=config, background_rebuilds=background)
     backend.create_collection({"CollectionId": "c"})
     vectors, _ = identities(150, 4, noise=0.07)
@@ -85,6 +85,21 @@ def test_flat_path_is_exact_and_shrinks_by_remove_ids(tmp_path: Path) -> None:
     info = backend.cache.info(1)
     assert info["factory"] == "Flat" and info["tombstones"] == 0 and info["count"] == 150
     assert_exact(backend, face_ids[30:])
+    backend.close()
+
+
+def test_quantized_path_is_exact_after_inserts_and_deletes(tmp_path: Path) -> None:
+    backend = make_backend(tmp_path, vector_config=VectorConfig.parse("auto:100"), background_rebuilds=False)
+    backend.create_collection({"CollectionId": "c"})
+    vectors, _ = identities(100, 4, noise=0.07)
+    face_ids = backend.add_embeddings("c", vectors[:300])
+    assert backend.cache.info(1)["factory"] == "SQ8" and backend.cache.info(1)["kind"] == "SQ8"
+    face_ids += backend.add_embeddings("c", vectors[300:])  # added to the trained index
+    gone = face_ids[::5]
+    backend.delete_faces({"CollectionId": "c", "FaceIds": gone})
+    live = [f for f in face_ids if f not in set(gone)]
+    assert backend.cache.info(1)["count"] == len(live) and backend.cache.info(1)["tombstones"] == 0
+    assert_exact(backend, live, queries=30)
     backend.close()
 
 
@@ -243,7 +258,8 @@ def test_a_write_is_one_transaction(tmp_path: Path) -> None:
 
 def test_vector_index_configuration_strings() -> None:
     assert VectorConfig.parse("auto").factory_for(49_999) == "Flat"
-    assert VectorConfig.parse("auto").factory_for(50_000) == "HNSW32"
+    assert VectorConfig.parse("auto").factory_for(50_000) == "SQ8"
+    assert VectorConfig.parse("auto:100:HNSW32").factory_for(100) == "HNSW32"
     assert VectorConfig.parse("auto:10:IVF4,Flat").factory_for(10) == "IVF4,Flat"
     assert VectorConfig.parse("HNSW16").factory_for(1) == "HNSW16"
 

@@ -29,6 +29,7 @@ from facelens.store.vectors import VectorCache, VectorConfig
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)  # how long a ClientRequestToken is remembered
 FIRST_CANDIDATES = 64  # candidates asked of the vector index before deepening
+SCORE_MARGIN = 0.02  # how far an index's own score may sit below the exact cosine (SQ8 errs by < 0.01)
 
 
 class Analyzer(Protocol):
@@ -223,8 +224,9 @@ class BackendBase:
                 results = [(face, float(c)) for face, c in zip(faces, cosines.tolist(), strict=True)
                            if c >= min_cosine]
                 results.sort(key=lambda item: (-item[1], item[0].seq))
-            # a query's candidate list ending below min_cosine (or short) has nothing more to give
-            spent = (seqs[:, -1] < 0) | (scores[:, -1] < min_cosine)
+            # a query's candidate list ending below min_cosine (or short) has nothing more to give; the margin
+            # covers indexes that score approximately (scalar quantization)
+            spent = (seqs[:, -1] < 0) | (scores[:, -1] < min_cosine - SCORE_MARGIN)
             if complete or bool(spent.all()) or enough(results):
                 return results
             k *= 4

@@ -1,7 +1,11 @@
 """FAISS vector index per collection: a rebuildable cache of the embeddings the metadata store holds.
 
 Choice of index (`FACELENS_VECTOR_INDEX`, FAISS's factory-string idea):
-- `auto` (default, = `auto:50000:HNSW32`): exact `Flat` inner product below 50,000 faces, `HNSW32` from there;
+- `auto` (default, = `auto:50000:SQ8`): exact `Flat` inner product below 50,000 faces, then `SQ8`: still a scan of
+  every face, over 8-bit scalar-quantized vectors (a quarter of Flat's memory, faster; the exact re-rank restores
+  exact scores). Graph and cluster indexes (`HNSW32`, `IVF...`) are faster still but can miss a face outright:
+  on 1M random 128-d vectors HNSW32 found the true nearest face for only about half of the queries (see
+  docs/benchmarks.md), so they are opt-in;
 - `auto:<faces>` or `auto:<faces>:<factory>`: another threshold and/or approximate index;
 - any FAISS factory string (`Flat`, `HNSW32`, `IVF1024,Flat`, ...): that index at every size.
 A search uses `FACELENS_FAISS_SEARCH_THREADS` OpenMP threads (default 1: requests run in parallel on the I/O pool,
@@ -47,7 +51,7 @@ class VectorConfig:
     """Which index to build for a collection of a given size, and when to rebuild or save it."""
 
     exact_max: int = 50_000  # `auto`: exact below this many faces
-    approximate: str = "HNSW32"  # `auto`: the index at and above exact_max
+    approximate: str = "SQ8"  # `auto`: the index at and above exact_max
     forced: str | None = None  # one factory string at every size
     ef_search: int = 128  # HNSW: at least this, and at least the number of candidates asked for
     nprobe: int = 32  # IVF lists visited
