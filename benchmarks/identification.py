@@ -12,7 +12,6 @@ the calibration (probes x gallery x FMR). Default pipeline embeddings, cached un
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ import numpy as np
 
 from facelens import calibration
 from facelens.collections import FaceCollections
-from facelens.eval.dataset import Dataset, embed_with_pipeline, lfw_root
+from facelens.eval.dataset import Dataset, benchmark_dataset, embed_with_pipeline
 
 COLLECTION = "lfw-identification"
 MATED_THRESHOLDS = (80.0, 90.0, 99.0)
@@ -67,12 +66,8 @@ def top_matches(backend: FaceCollections, vectors: np.ndarray, probes: list[int]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default=None)
-    args = parser.parse_args()
-    root = Path(args.dataset) if args.dataset else lfw_root()
-    if not (root / "pairs.txt").is_file():
-        print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
+    root = benchmark_dataset(__doc__)
+    if root is None:
         return 0
     started = time.perf_counter()
     embedded = embed_with_pipeline(root)

@@ -8,25 +8,19 @@ Embeddings are cached under ~/.cache/facelens (first run: ~10 minutes on 2 cores
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from facelens import calibration
-from facelens.eval.dataset import embed_with_pipeline, lfw_genders, lfw_pairs, lfw_root
+from facelens.eval.dataset import benchmark_dataset, embed_with_pipeline, lfw_genders, lfw_pairs
 from facelens.eval.verification import all_pair_scores, eer, group_rates, tar_at_far, tenfold_accuracy
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default=None)
-    args = parser.parse_args()
-    root = Path(args.dataset) if args.dataset else lfw_root()
-    if not (root / "pairs.txt").is_file():
-        print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
+    root = benchmark_dataset(__doc__)
+    if root is None:
         return 0
     started = time.perf_counter()
     embedded = embed_with_pipeline(root)

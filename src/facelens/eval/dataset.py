@@ -207,3 +207,16 @@ def embed_with_pipeline(root: Path) -> Embedded:
     dataset = Dataset.from_folder(root)
     analyzer = FaceAnalyzer()
     return Embedded(dataset, analyzer, embed_dataset(dataset, analyzer.detector, analyzer.embedder))
+
+
+def benchmark_dataset(description: str | None) -> Path | None:
+    """A benchmark's `--dataset DIR` (default: LFW); None, after printing a SKIP line, when LFW is absent."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dataset", default=None, help="LFW-like folder with pairs.txt (default: LFW)")
+    root = Path(parser.parse_args().dataset or lfw_root())
+    if not (root / "pairs.txt").is_file():
+        print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
+        return None
+    return root
