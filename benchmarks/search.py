@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 
 from facelens.backend import FIRST_CANDIDATES
-from facelens.store.vectors import EXACT, VectorConfig, _new_index
+from facelens.store.vectors import EXACT, VectorConfig, _base, _new_index
 
 DIM = 128
 TARGET_SIZE = 1_000_000
@@ -107,10 +107,12 @@ def build(factory: str, gallery: np.ndarray) -> tuple[faiss.Index, str, float, i
 
 
 def params_for(index: faiss.Index, ef: int | None) -> faiss.SearchParameters | None:
-    """VectorCache's search parameters: HNSW efSearch (at least k), none for Flat."""
-    if ef is None:
-        return None
-    return faiss.SearchParametersHNSW(efSearch=max(ef, FIRST_CANDIDATES))
+    """VectorCache's search parameters: HNSW efSearch (at least k), IVF nprobe, none for scans."""
+    if ef is not None:
+        return faiss.SearchParametersHNSW(efSearch=max(ef, FIRST_CANDIDATES))
+    if faiss.try_extract_index_ivf(index) is not None:
+        return faiss.SearchParametersIVF(nprobe=VectorConfig().nprobe)
+    return None
 
 
 def measure(
@@ -174,7 +176,7 @@ def run_size(size: int, args: argparse.Namespace) -> list[Row]:
             continue
         index, kind, seconds, growth = build(factory, gallery)
         serialized = len(faiss.serialize_index(index))
-        hnsw = isinstance(faiss.downcast_index(index.index), faiss.IndexHNSW)
+        hnsw = isinstance(_base(index), faiss.IndexHNSW)
         efs: list[int | None] = [VectorConfig().ef_search, *args.extra_ef] if hnsw else [None]
         for ef in efs:
             for threads in args.search_threads:
