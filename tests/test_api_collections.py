@@ -108,7 +108,7 @@ def test_index_faces_parameters(rek, collection: str, group: bytes, astronaut: n
     assert len(capped["FaceRecords"]) == 1
     assert [u["Reasons"] for u in capped["UnindexedFaces"]] == [["EXCEEDS_MAX_FACES"]]
     assert "ExternalImageId" not in capped["FaceRecords"][0]["Face"]
-    # a face 20 pixels wide: found with QualityFilter NONE, refused by HIGH with a real reason
+    # a face about 14 pixels wide: detected, refused by QualityFilter HIGH with a real reason
     canvas = np.full((400, 400, 3), 128, np.uint8)
     canvas[180:220, 180:220] = cv2.resize(np.ascontiguousarray(astronaut[20:240, 120:340]), (40, 40))
     small = encode(canvas)
