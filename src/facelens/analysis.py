@@ -5,12 +5,12 @@ Shared by the Python API, the CLI and the HTTP service, so all three answer iden
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 from facelens import calibration, errors, filtering, geometry
-from facelens.imaging import MAX_IMAGE_BYTES, decode_image
+from facelens.imaging import MAX_IMAGE_BYTES, DecodedImage, decode_image
 from facelens.pipeline import Face, FaceAnalyzer, default_analyzer, resolve_attributes
 
 MAX_FACES = 100  # Rekognition: DetectFaces reports, and CompareFaces compares, the 100 largest faces
@@ -50,14 +50,46 @@ def largest(faces: list[Face], limit: int = MAX_FACES) -> list[Face]:
     return sorted(faces, key=lambda face: face.area, reverse=True)[:limit]
 
 
+def find_faces(analyzer: FaceAnalyzer, images: Sequence[bytes], fields: Collection[str] | None,
+               limit: int = MAX_FACES, max_bytes: int | None = None,
+               ) -> list[tuple[DecodedImage, list[Face]] | errors.FaceLensError]:
+    """Decode each image (at most `max_bytes`: `Image.Bytes`'s 5 MiB unless given), detect faces in one batch,
+    keep the `limit` largest (largest first), describe them when `fields` is given. An image that cannot be
+    decoded has its error in its place."""
+    decoded: list[DecodedImage | errors.FaceLensError] = []
+    for data in images:
+        try:
+            decoded.append(decode_image(data, max_bytes=max_bytes or MAX_IMAGE_BYTES))
+        except errors.FaceLensError as error:
+            decoded.append(error)
+    pixels = [item.pixels for item in decoded if isinstance(item, DecodedImage)]
+    detections = iter(analyzer.detect(pixels) if pixels else [])
+    results: list[tuple[DecodedImage, list[Face]] | errors.FaceLensError] = []
+    for item in decoded:
+        if isinstance(item, DecodedImage):
+            faces = largest(next(detections), limit)
+            if fields:
+                analyzer.describe(item.pixels, faces, fields)
+            results.append((item, faces))
+        else:
+            results.append(item)
+    return results
+
+
+def find_faces_in(analyzer: FaceAnalyzer, image: bytes, fields: Collection[str] | None, limit: int = MAX_FACES,
+                  max_bytes: int | None = None) -> tuple[DecodedImage, list[Face]]:
+    """`find_faces` of one image; its decoding error raised."""
+    (result,) = find_faces(analyzer, [image], fields, limit, max_bytes)
+    if isinstance(result, errors.FaceLensError):
+        raise result
+    return result
+
+
 def detect_faces(image: bytes, attributes: Sequence[str] | None = None,
                  analyzer: FaceAnalyzer | None = None, max_bytes: int | None = None) -> dict:
     """The DetectFaces response for one image (`max_bytes`: the byte limit, 5 MiB unless given)."""
-    analyzer = analyzer or default_analyzer()
-    decoded = decode_image(image, max_bytes=max_bytes or MAX_IMAGE_BYTES)
     fields = resolve_attributes(attributes)
-    faces = largest(analyzer.detect([decoded.pixels])[0])
-    analyzer.describe(decoded.pixels, faces, fields)
+    decoded, faces = find_faces_in(analyzer or default_analyzer(), image, fields, max_bytes=max_bytes)
     return {"FaceDetails": [face_detail(f, decoded.width, decoded.height, fields) for f in faces]}
 
 

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from facelens import calibration, errors, filtering, paging, service_model
-from facelens.analysis import MAX_FACES, largest
+from facelens.analysis import MAX_FACES, find_faces_in
 from facelens.calibration import Calibration
-from facelens.imaging import MAX_IMAGE_BYTES, DecodedImage, decode_image
+from facelens.imaging import DecodedImage
 from facelens.pipeline import Face, default_analyzer
 from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, Session
 from facelens.store.metadata import SqliteMetadataStore
@@ -185,13 +185,8 @@ class BackendBase:
     # -- images
     def _faces_in(self, image: Any, fields: Collection[str] | None, limit: int = MAX_FACES,
                   max_bytes: int | None = None) -> tuple[DecodedImage, list[Face]]:
-        """Decode (at most `max_bytes`: `Image.Bytes`'s 5 MiB by default, more for S3 objects), detect the `limit`
-        largest faces (largest first), describe them when `fields` is given."""
-        decoded = decode_image(image_bytes(image), max_bytes or MAX_IMAGE_BYTES)
-        faces = largest(self.analyzer.detect([decoded.pixels])[0], limit)
-        if fields:
-            self.analyzer.describe(decoded.pixels, faces, fields)
-        return decoded, faces
+        """`analysis.find_faces_in` of an `Image` with this backend's analyzer."""
+        return find_faces_in(self.analyzer, image_bytes(image), fields, limit, max_bytes)
 
     @staticmethod
     def _filter(faces: Sequence[Face], level: str, decoded: DecodedImage) -> list[tuple[Face, list[str]]]:

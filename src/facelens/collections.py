@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from facelens import errors, paging, service_model
-from facelens.analysis import bounding_box, face_detail, largest
+from facelens.analysis import bounding_box, face_detail, find_faces
 from facelens.backend import face_shape
-from facelens.imaging import MAX_S3_IMAGE_BYTES, DecodedImage, decode_image
+from facelens.imaging import MAX_S3_IMAGE_BYTES, DecodedImage
 from facelens.pipeline import Face, resolve_attributes
 from facelens.store.base import CollectionRecord, NewFace
 from facelens.users import UserOperations
@@ -112,34 +112,24 @@ class FaceCollections(UserOperations):
         max_faces, level = self._index_limits(params)
         fields = resolve_attributes(None)
         results: list[dict[str, Any] | None] = [None] * len(images)
-        todo: list[tuple[int, DecodedImage]] = []
-        for i, (source, data, _) in enumerate(images):
-            if source in done:
-                continue
-            try:
-                todo.append((i, decode_image(data, MAX_S3_IMAGE_BYTES)))
-            except errors.FaceLensError as error:
-                results[i] = {"Error": error}
-        pixels = [decoded.pixels for _, decoded in todo]
-        detected = self.analyzer.detect(pixels) if pixels else []
-        plans = []
-        for (_, decoded), faces in zip(todo, detected, strict=True):
-            faces = largest(faces, _max_faces())
-            self.analyzer.describe(decoded.pixels, faces, fields)
-            plans.append(self._select(decoded, faces, level, max_faces))
+        wanted = [i for i, (source, _, _) in enumerate(images) if source not in done]
+        todo: list[tuple[int, DecodedImage, list[Face]]] = []
+        for i, result in zip(wanted, find_faces(self.analyzer, [images[i][1] for i in wanted], fields,
+                                                   _max_faces(), MAX_S3_IMAGE_BYTES), strict=True):
+            if isinstance(result, errors.FaceLensError):
+                results[i] = {"Error": result}
+            else:
+                todo.append((i, *result))
+        plans = [self._select(decoded, faces, level, max_faces) for _, decoded, faces in todo]
         if any(kept for kept, _ in plans):
-            self.analyzer.embed(pixels, [kept for kept, _ in plans])
+            self.analyzer.embed([decoded.pixels for _, decoded, _ in todo], [kept for kept, _ in plans])
         stored: list[tuple[int, list[NewFace]]] = []
-        for (i, decoded), (kept, _) in zip(todo, plans, strict=True):
+        for (i, decoded, _), (kept, _) in zip(todo, plans, strict=True):
             vectors = np.stack([face.embedding for face in kept]).astype(np.float32) if kept else []
             stored.append((i, self._new_faces(collection, decoded, kept, vectors, images[i][2])))
-        with self.store.transaction(write=True) as session:
-            collection = self._collection(session, collection_id)
-            session.add_faces(collection.pk, [face for _, new in stored for face in new])
-            session.mark_imported(collection.pk, [(images[i][0], new[0].image_id if new else "")
-                                                  for i, new in stored])
-        self.cache.sync(collection.pk)
-        for (i, decoded), (kept, unindexed), (_, new) in zip(todo, plans, stored, strict=True):
+        self._store_faces(collection_id, [face for _, new in stored for face in new],
+                          [(images[i][0], new[0].image_id if new else "") for i, new in stored])
+        for (i, decoded, _), (kept, unindexed), (_, new) in zip(todo, plans, stored, strict=True):
             results[i] = self._indexed(collection, decoded, kept, new, unindexed, fields)
         return results
 
@@ -216,13 +206,17 @@ class FaceCollections(UserOperations):
         limit = max_faces or service_model.limit("SearchFacesByImage", "MaxFaces")
         return self._face_matches(collection, vector[None, :], float(threshold), limit)
 
-    def _store_faces(self, collection_id: str, faces: list[NewFace]) -> None:
-        """One transaction for all faces of an image (the collection may have gone meanwhile)."""
-        if not faces:
+    def _store_faces(self, collection_id: str, faces: list[NewFace],
+                     imported: Sequence[tuple[str, str]] = ()) -> None:
+        """One transaction for all faces of an image, or of a bulk batch with the record of its sources
+        (the collection may have gone meanwhile)."""
+        if not faces and not imported:
             return
         with self.store.transaction(write=True) as session:
             collection = self._collection(session, collection_id)
             session.add_faces(collection.pk, faces)
+            if imported:
+                session.mark_imported(collection.pk, imported)
         self.cache.sync(collection.pk)
 
     def list_faces(self, request: Mapping[str, Any]) -> dict[str, Any]:
