@@ -1,4 +1,4 @@
-"""Bulk indexing of image files into a collection (`facelens index`) and searching one (`facelens search`).
+"""Bulk indexing of image files into a collection (`facelens index`).
 
 Works on the data directory directly (the server may run meanwhile: SQLite serialises writers and every search
 catches its vector index up). Files go through the models in batches; each batch is stored in one transaction
@@ -13,10 +13,13 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facelens import errors
-from facelens.collections import FaceCollections
-from facelens.eval.dataset import IMAGE_SUFFIXES
+from facelens.imaging import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    from facelens.collections import FaceCollections
 
 EXTERNAL_ID_SOURCES = ("filename", "stem", "parent", "none")
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")  # ExternalImageId's pattern in the service model

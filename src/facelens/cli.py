@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 from facelens import errors
+from facelens.bulk import EXTERNAL_ID_SOURCES
 from facelens.imaging import MAX_S3_IMAGE_BYTES
+
+QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")  # Rekognition's QualityFilter values
 
 
 def _read(path: str) -> bytes:
@@ -117,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("source")
     compare.add_argument("target")
     compare.add_argument("--threshold", type=float, default=80.0, help="SimilarityThreshold (default 80)")
-    compare.add_argument("--quality-filter", default="NONE", choices=["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"])
+    compare.add_argument("--quality-filter", default="NONE", choices=QUALITY_FILTERS)
     compare.set_defaults(func=cmd_compare)
 
     calibrate = sub.add_parser("calibrate", help="measure the score->FMR curve of the face model on a data set")
@@ -134,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="index every image of a folder or glob into a collection (resumable)")
     index.add_argument("collection", help="CollectionId (created when missing)")
     index.add_argument("source", metavar="DIR_OR_GLOB", help="a folder (searched recursively) or a glob pattern")
-    index.add_argument("--external-id-from", default="filename", choices=["filename", "stem", "parent", "none"],
+    index.add_argument("--external-id-from", default="filename", choices=EXTERNAL_ID_SOURCES,
                        help="ExternalImageId of each image (default: its file name)")
-    index.add_argument("--quality-filter", default="AUTO", choices=["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"])
+    index.add_argument("--quality-filter", default="AUTO", choices=QUALITY_FILTERS)
     index.add_argument("--max-faces", type=int, default=None, help="MaxFaces per image (default 100)")
     index.add_argument("--batch", type=int, default=16, help="images per batch through the models (default 16)")
     index.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
@@ -147,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("image")
     search.add_argument("--threshold", type=float, default=80.0, help="FaceMatchThreshold (default 80)")
     search.add_argument("--max-faces", type=int, default=10, help="MaxFaces (default 10)")
-    search.add_argument("--quality-filter", default="NONE", choices=["NONE", "AUTO", "LOW", "MEDIUM", "HIGH"])
+    search.add_argument("--quality-filter", default="NONE", choices=QUALITY_FILTERS)
     search.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
     search.set_defaults(func=cmd_search)
     return parser

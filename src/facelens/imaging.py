@@ -43,6 +43,7 @@ from PIL import Image, ImageFile
 from facelens.errors import FaceLensError, ImageTooLargeException, InvalidImageFormatException
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "MAX_IMAGE_BYTES",
     "MAX_PIXELS",
     "MAX_S3_IMAGE_BYTES",
@@ -62,6 +63,7 @@ MAX_SIDE = 16_384
 
 REKOGNITION_FORMATS: tuple[str, ...] = ("JPEG", "PNG")
 SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "BMP")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})  # file names of SUPPORTED_FORMATS
 
 # Strict decoding is Pillow's default; state it so that a truncated file can never pass as grey pixels.
 ImageFile.LOAD_TRUNCATED_IMAGES = False

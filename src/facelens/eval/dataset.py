@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 
 from facelens.align import align_face
+from facelens.imaging import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from facelens.pipeline import FaceAnalyzer
 
 DEFAULT_LFW = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lfw"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 def lfw_root() -> Path:
