@@ -58,12 +58,13 @@ class VectorConfig:
     rebuild_fraction: float = 0.1  # tombstones (over the index size) that trigger a rebuild
     rebuild_min: int = 1000
     save_every: int = 10_000  # changes applied between saves of the index file
-    search_threads: int = int(os.environ.get("FACELENS_FAISS_SEARCH_THREADS", "1"))  # OpenMP threads per search
+    search_threads: int = 1  # OpenMP threads per search (FACELENS_FAISS_SEARCH_THREADS)
 
     @classmethod
     def parse(cls, text: str | None = None, **overrides: object) -> VectorConfig:
-        """From a `FACELENS_VECTOR_INDEX` value (the environment's when None)."""
+        """From a `FACELENS_VECTOR_INDEX` value (the environment's when None) and FACELENS_FAISS_SEARCH_THREADS."""
         text = (os.environ.get("FACELENS_VECTOR_INDEX", "auto") if text is None else text).strip()
+        overrides.setdefault("search_threads", int(os.environ.get("FACELENS_FAISS_SEARCH_THREADS", "1")))
         if text == "auto" or text.startswith("auto:"):
             parts = text.split(":", 2)
             config = cls(exact_max=int(parts[1]) if len(parts) > 1 and parts[1] else cls.exact_max,
