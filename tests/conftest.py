@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,6 +14,19 @@ def encode(pixels: np.ndarray, fmt: str = "JPEG", **options: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=fmt, **options)
     return buffer.getvalue()
+
+
+def pages(call: Callable[..., dict], key: str, **params: object) -> tuple[list, int]:
+    """Every item of a paginated Rekognition call (boto3's or the backend's, keyword arguments) and the number
+    of pages it took."""
+    items, token, count = [], None, 0
+    while True:
+        response = call(**params, **({"NextToken": token} if token else {}))
+        items += response[key]
+        count += 1
+        token = response.get("NextToken")
+        if not token:
+            return items, count
 
 
 @pytest.fixture(scope="session")

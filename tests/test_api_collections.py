@@ -4,13 +4,13 @@ pagination across pages, users with several faces, idempotency tokens and the er
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import encode
+from tests.conftest import encode, pages
 from tests.service_fixtures import Server, client, moto_s3, service  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow
@@ -44,18 +44,6 @@ def eileen(astronaut: np.ndarray) -> list[bytes]:
 def group(astronaut: np.ndarray, cameraman: np.ndarray) -> bytes:
     """Two people side by side: the cameraman left, the astronaut right."""
     return encode(np.concatenate([cameraman, astronaut], axis=1))
-
-
-def pages(call: Callable[..., dict], key: str, **params: object) -> tuple[list, int]:
-    """Every item of a paginated call and the number of pages it took."""
-    items, token, count = [], None, 0
-    while True:
-        response = call(**params, **({"NextToken": token} if token else {}))
-        items += response[key]
-        count += 1
-        token = response.get("NextToken")
-        if not token:
-            return items, count
 
 
 def index(rek, collection: str, image: bytes, external: str, **params: object) -> list[str]:

@@ -20,6 +20,7 @@ from facelens.collections import FaceCollections
 from facelens.store.metadata import SCHEMA_VERSION, SqliteMetadataStore
 from facelens.store.vectors import VectorConfig
 from tests.collections_fakes import CALIBRATION, identities, make_backend, unit
+from tests.conftest import pages
 
 
 def exact_search(backend: FaceCollections, collection_id: str, face_id: str, threshold: float,
@@ -305,11 +306,8 @@ def test_a_killed_writer_leaves_whole_images_and_a_consistent_cache(tmp_path: Pa
     with sqlite3.connect(tmp_path / "facelens.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         images = collections.Counter(image for (image,) in db.execute("SELECT image_id FROM faces"))
-    faces, token = [], None
-    while token != "":  # every page: a fast machine writes more than one page (4,096) in the time
-        page = backend.list_faces({"CollectionId": "c", **({"NextToken": token} if token else {})})
-        faces += page["Faces"]
-        token = page.get("NextToken", "")
+    # every page: a fast machine writes more than one page (4,096) in the time
+    faces = pages(lambda **params: backend.list_faces({"CollectionId": "c", **params}), "Faces")[0]
     assert len(faces) > 20
     assert set(images.values()) == {5}  # whole images only (the deletes remove the oldest image's five)
     assert backend.describe_collection({"CollectionId": "c"})["FaceCount"] == len(faces) == sum(images.values())

@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from facelens.eval.dataset import lfw_root
-from tests.conftest import encode
+from tests.conftest import encode, pages
 from tests.service_fixtures import KEY_ID, SECRET, client, start_server
 
 pytestmark = pytest.mark.slow
@@ -46,13 +46,7 @@ def collages(astronaut: np.ndarray, cameraman: np.ndarray, count: int = 24) -> l
 
 
 def all_faces(rek) -> list[dict]:
-    faces, token = [], None
-    while True:
-        page = rek.list_faces(CollectionId=COLLECTION, MaxResults=1000, **({"NextToken": token} if token else {}))
-        faces += page["Faces"]
-        token = page.get("NextToken")
-        if not token:
-            return faces
+    return pages(rek.list_faces, "Faces", CollectionId=COLLECTION, MaxResults=1000)[0]
 
 
 class Indexer(threading.Thread):
