@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from facelens import accountable
+from facelens.accountability.policy import Policy, Threshold, false_match_probability
 from facelens.calibration import Calibration
 from facelens.collections import FaceCollections
 from facelens.pipeline import Face
@@ -86,6 +89,18 @@ class ScriptedAnalyzer:
                 face.pose = scripted.pose
             if "Quality" in fields:
                 face.quality = scripted.quality
+
+
+@pytest.fixture
+def without_floors(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches answered at the requested threshold: for tests of the search engine below the policy layer
+    (floors have their own tests: tests/test_accountability.py, tests/test_api_accountability.py)."""
+
+    def requested_only(policy: Policy, requested: float | None, default: float, gallery: int) -> Threshold:
+        effective = default if requested is None else requested
+        return Threshold(requested, effective, 0.0, gallery, false_match_probability(effective, gallery))
+
+    monkeypatch.setattr(accountable, "search_threshold", requested_only)
 
 
 def make_backend(path: Path, analyzer: ScriptedAnalyzer | None = None, **options: object) -> FaceCollections:

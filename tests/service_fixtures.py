@@ -27,7 +27,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 
-from facelens import errors
+from facelens import errors, service_model
 
 KEY_ID, SECRET = "FLKTESTKEY0000000001", "test-secret-do-not-use"
 REGION = "us-east-1"
@@ -101,7 +101,9 @@ def client(url: str, key_id: str = KEY_ID, secret: str = SECRET, **config: objec
 def signed(url: str, operation: str, body: bytes, *, key_id: str = KEY_ID, secret: str = SECRET,
            headers: Mapping[str, str] | None = None, when: dt.datetime | None = None) -> tuple[str, dict[str, str]]:
     """(url, headers) of a SigV4-signed Rekognition request with an arbitrary body, signed by botocore."""
-    base = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{TARGET}.{operation}"}
+    admin = service_model.admin_model()
+    prefix = admin.metadata["targetPrefix"] if operation in admin.operation_names else TARGET  # FaceLens's own
+    base = {"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"{prefix}.{operation}"}
     request = AWSRequest(method="POST", url=url.rstrip("/") + "/", data=body, headers={**base, **(headers or {})})
     signer = SigV4Auth(Credentials(key_id, secret), "rekognition", REGION)
     if when is None:
@@ -168,6 +170,9 @@ class FakeAnalysis:
 
     def warmup(self) -> None:
         pass
+
+    def model_version(self) -> str:
+        return "fake-model"
 
     def _run(self, call: tuple) -> None:
         self.calls.append(call)

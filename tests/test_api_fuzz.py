@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from starlette.testclient import TestClient
 
-from facelens.api import protocol
+from facelens import service_model
+from facelens.accountability.access import KeyScope
 from facelens.api.app import create_app
 from facelens.api.operations import OPERATIONS
 from facelens.config import ServerSettings
@@ -46,7 +47,8 @@ def api(tmp_path_factory: pytest.TempPathFactory, moto_s3: S3Server, images: lis
     s3.put_object(Bucket=BUCKET, Key="fuzz.jpg", Body=images[0])
     s3.put_object(Bucket=BUCKET, Key="junk.jpg", Body=b"not an image")
     config = ServerSettings.from_env(s3_env(moto_s3), data_dir=tmp_path_factory.mktemp("fuzz"), workers=2)
-    with TestClient(create_app(config, keys={KEY_ID: SECRET}), raise_server_exceptions=False) as client:
+    app = create_app(config, keys={KEY_ID: SECRET}, scopes={KEY_ID: KeyScope(admin=True)})
+    with TestClient(app, raise_server_exceptions=False) as client:
         def call(operation: str, params: dict) -> dict:
             body = json.dumps(params).encode()
             url, headers = signed(URL, operation, body)
@@ -149,7 +151,7 @@ def from_shape(shape: Shape, images: list[bytes]) -> st.SearchStrategy:
 @st.composite
 def request_params(draw: st.DrawFn, operation: str, images: list[bytes]) -> dict:
     if operation not in ("DetectFaces", "CompareFaces"):
-        params = draw(from_shape(protocol.model().operation_model(operation).input_shape, images))
+        params = draw(from_shape(service_model.operation(operation).input_shape, images))
     elif operation == "DetectFaces":
         params: dict = {"Image": draw(image_param(images))}
         if draw(st.booleans()):
@@ -205,7 +207,7 @@ def check(api: TestClient, operation: str, body: bytes, edits: tuple[str, dict[s
     response = api.post(url, content=body, headers=headers)
     assert response.status_code < 500, response.text
     assert response.headers.get("x-amzn-requestid")
-    shape = protocol.model().operation_model(operation).output_shape
+    shape = service_model.operation(operation).output_shape
     parsed = create_parser("json").parse(
         {"status_code": response.status_code, "headers": dict(response.headers), "body": response.content}, shape
     )

@@ -44,7 +44,7 @@ def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, dict]:
 
 
 def faces_of(data_dir: Path, collection: str) -> list[dict]:
-    with FaceCollections(data_dir) as backend:
+    with FaceCollections(data_dir / "collections") as backend:  # where `facelens serve --data-dir` keeps them
         return backend.list_faces({"CollectionId": collection, "MaxResults": 4096})["Faces"]
 
 

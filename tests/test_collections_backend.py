@@ -13,11 +13,20 @@ import pytest
 
 from facelens import errors
 from facelens.collections import FaceCollections
-from tests.collections_fakes import CALIBRATION, ScriptedAnalyzer, ScriptedFace, identities, make_backend
+from tests.collections_fakes import (  # noqa: F401 - fixture
+    CALIBRATION,
+    ScriptedAnalyzer,
+    ScriptedFace,
+    identities,
+    make_backend,
+    without_floors,
+)
 from tests.conftest import encode
 
 SERVICE = botocore.session.get_session().get_service_model("rekognition")
 MISSING = "00000000-0000-4000-8000-000000000000"  # a well-formed FaceId no collection holds
+
+pytestmark = pytest.mark.usefixtures("without_floors")  # engine tests: floors are tested elsewhere
 
 
 def members(shape: str) -> set[str]:

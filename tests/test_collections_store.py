@@ -19,8 +19,10 @@ from facelens import errors
 from facelens.collections import FaceCollections
 from facelens.store.metadata import SCHEMA_VERSION, SqliteMetadataStore
 from facelens.store.vectors import VectorConfig
-from tests.collections_fakes import CALIBRATION, identities, make_backend, unit
+from tests.collections_fakes import CALIBRATION, identities, make_backend, unit, without_floors  # noqa: F401
 from tests.conftest import pages
+
+pytestmark = pytest.mark.usefixtures("without_floors")  # engine tests: floors are tested elsewhere
 
 
 def exact_search(backend: FaceCollections, collection_id: str, face_id: str, threshold: float,
@@ -220,7 +222,8 @@ def test_deleted_faces_leave_the_disk(tmp_path: Path) -> None:
     backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[:1990]})
     assert not any(on_disk(v) for v in vectors[:1990:97])
     assert on_disk(vectors[1999])
-    assert (tmp_path / "facelens.db").stat().st_size < size / 4  # incremental_vacuum gave the pages back
+    # incremental_vacuum gave the embeddings' pages back (the audit log keeps the deleted FaceIds, not vectors)
+    assert size - (tmp_path / "facelens.db").stat().st_size > 0.9 * 1990 * vectors.shape[1] * 4
     backend.cache.flush()
     assert not any(on_disk(v) for v in vectors[:1990:97])  # nor did the re-saved index bring them back
     backend.delete_collection({"CollectionId": "c"})

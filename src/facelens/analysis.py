@@ -107,12 +107,15 @@ def compared_face(face: Face, width: int, height: int) -> dict:
     return shaped
 
 
+COMPARE_DEFAULT_THRESHOLD = 80.0  # Rekognition's CompareFaces default (stated in its API reference, not the model)
+
+
 def compare_faces(source: bytes, target: bytes, similarity_threshold: float | None = None,
                   quality_filter: str | None = None, analyzer: FaceAnalyzer | None = None,
                   max_bytes: int | None = None) -> dict:
     """The CompareFaces response: the largest source face against every target face."""
     analyzer = analyzer or default_analyzer()
-    threshold = 80.0 if similarity_threshold is None else float(similarity_threshold)
+    threshold = COMPARE_DEFAULT_THRESHOLD if similarity_threshold is None else float(similarity_threshold)
     level = quality_filter or "NONE"
     limit = max_bytes or MAX_IMAGE_BYTES
     images = [decode_image(source, max_bytes=limit), decode_image(target, max_bytes=limit)]

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from facelens import calibration, errors, filtering, paging, service_model
+from facelens.accountability.access import RequestContext, acting_as
+from facelens.accountability.policy import Policy
 from facelens.analysis import MAX_FACES, find_faces_in
 from facelens.calibration import Calibration
 from facelens.imaging import DecodedImage
@@ -80,8 +82,10 @@ class BackendBase:
     def __init__(self, data_dir: str | Path, analyzer_factory: Callable[[], Analyzer] = default_analyzer,
                  calibration_for: Callable[[str], Calibration] = calibration.for_model, *,
                  region: str | None = None, account: str | None = None, store: MetadataStore | None = None,
-                 vector_config: VectorConfig | None = None, background_rebuilds: bool = True) -> None:
+                 vector_config: VectorConfig | None = None, background_rebuilds: bool = True,
+                 policy: Policy | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.policy = policy or Policy.from_env(os.environ)  # server-wide; collections may set their own
         self.store = store or SqliteMetadataStore(self.data_dir)
         self.cache = VectorCache(self.store, self.data_dir / "vectors", vector_config, background_rebuilds)
         with self.store.transaction() as session:
@@ -99,15 +103,17 @@ class BackendBase:
         self.cache.close()
         self.store.close()
 
-    def dispatch(self, operation: str, request: Mapping[str, Any],
-                 max_image_bytes: int | None = None) -> dict[str, Any]:
-        """Run a Rekognition operation by name; `max_image_bytes` applies to those taking an `Image`."""
+    def dispatch(self, operation: str, request: Mapping[str, Any], max_image_bytes: int | None = None,
+                 context: RequestContext | None = None) -> dict[str, Any]:
+        """Run an operation by name on behalf of `context` (who asks, why: audited); `max_image_bytes` applies
+        to those taking an `Image`."""
         if operation not in self.OPERATIONS:
             raise errors.InvalidParameterException(f"FaceLens's collection backend has no operation {operation}")
         method = getattr(self, snake(operation))
-        if "Image" in service_model.operation(operation).input_shape.members:
-            return method(request, max_image_bytes=max_image_bytes)
-        return method(request)
+        with acting_as(context or RequestContext()):
+            if "Image" in service_model.operation(operation).input_shape.members:
+                return method(request, max_image_bytes=max_image_bytes)
+            return method(request)
 
     def __enter__(self) -> BackendBase:
         return self

@@ -1,4 +1,4 @@
-"""`facelens` command line: detect | compare | calibrate | serve | index | search."""
+"""`facelens` command line: detect | compare | calibrate | eval | serve | index | search | audit."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return calibrate_main(args)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from facelens.eval.report import main as eval_main
+
+    return eval_main(args)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from facelens.api.server import serve
     from facelens.config import ConfigError, ServerSettings
@@ -59,9 +65,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
+    """The collection store the server with this data directory uses (so the CLI and a running server agree)."""
     from facelens.config import ServerSettings
 
-    return ServerSettings.from_env(data_dir=args.data_dir).data_dir
+    return ServerSettings.from_env(data_dir=args.data_dir).collections_dir
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -106,6 +113,59 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_rows(args: argparse.Namespace, **filters: object):
+    """Every audit record (matching `filters`) of the data directory's store, in chain order, in batches."""
+    from facelens.store.metadata import SqliteMetadataStore
+
+    store = SqliteMetadataStore(_data_dir(args))
+    try:
+        after = 0
+        while True:
+            with store.transaction() as session:
+                rows = session.audit_rows(after, 10_000, **filters)
+            yield from rows
+            if not rows:
+                return
+            after = rows[-1].seq
+    finally:
+        store.close()
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from facelens.accountability import audit
+
+    if args.export:
+        with open(args.export, encoding="utf-8") as handle:
+            result = audit.verify(audit.rows_from_jsonl(handle), anchor=args.anchor)
+    else:
+        result = audit.verify(_audit_rows(args), anchor=args.anchor)
+    if result.ok:
+        print(f"audit log intact: {result.records} records, head {result.head}")
+        return 0
+    print(f"audit log BROKEN at record {result.broken_seq}: {result.reason} "
+          f"({result.records} records before it verified)", file=sys.stderr)
+    return 1
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from facelens.accountability import audit
+
+    since = dt.datetime.fromisoformat(args.since) if args.since else None
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=dt.UTC)
+    rows = _audit_rows(args, since=since, collection_id=args.collection, face_id=args.face_id)
+    write = audit.write_csv if args.format == "csv" else audit.write_jsonl
+    if args.output in (None, "-"):
+        count = write(rows, sys.stdout)
+    else:
+        with open(args.output, "w", encoding="utf-8", newline="") as handle:
+            count = write(rows, handle)
+    print(f"exported {count} records", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facelens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +187,16 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--dataset", default=None, help="<identity>/<image> folder (default: LFW)")
     calibrate.add_argument("--output", default=None, help="table path (default: the package's own table)")
     calibrate.set_defaults(func=cmd_calibrate)
+
+    evaluate = sub.add_parser("eval", help="evaluation report (model card): HTML + JSON for the face model in use")
+    evaluate.add_argument("--dataset", required=True, help="<identity>/<image> folder (LFW: adds pairs.txt, genders)")
+    evaluate.add_argument("--labels", default=None, metavar="CSV",
+                          help="demographic groups: identity or image column, then one column per grouping")
+    evaluate.add_argument("--out", default="eval-report", help="output folder (default ./eval-report)")
+    evaluate.add_argument("--gallery", type=int, default=None,
+                          help="false-match experiment gallery size in people (default min(4000, 70%% of people))")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the gallery draw (default 0)")
+    evaluate.set_defaults(func=cmd_eval)
 
     serve = sub.add_parser("serve", help="the Rekognition-compatible HTTP service (boto3: endpoint_url=...)")
     serve.add_argument("--host", default=None, help="bind address (FACELENS_HOST, default 127.0.0.1)")
@@ -153,6 +223,23 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--quality-filter", default="NONE", choices=QUALITY_FILTERS)
     search.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
     search.set_defaults(func=cmd_search)
+
+    audit = sub.add_parser("audit", help="the hash-chained audit log: verify it, export it, subject-access queries")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exits 1 naming the first broken record")
+    verify.add_argument("--anchor", default=None, help="a head hash noted earlier that must still be in the chain")
+    verify.add_argument("--export", default=None, metavar="JSONL", help="verify an exported JSON Lines file instead")
+    verify.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
+    verify.set_defaults(func=cmd_audit_verify)
+    export = audit_sub.add_parser("export", help="records as JSON Lines or CSV (with their hashes)")
+    export.add_argument("--since", default=None, help="ISO date/time (UTC unless given), e.g. 2026-11-01")
+    export.add_argument("--collection", default=None, help="only records of this CollectionId")
+    export.add_argument("--face-id", default=None,
+                        help="subject access: only records naming this FaceId (searches that returned it, ...)")
+    export.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
+    export.add_argument("--output", default=None, help="file (default: standard output)")
+    export.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
+    export.set_defaults(func=cmd_audit_export)
     return parser
 
 

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 
 from facelens import errors, paging, service_model
+from facelens.accountability import access
 from facelens.analysis import bounding_box, face_detail, find_faces
 from facelens.backend import face_shape
 from facelens.imaging import MAX_S3_IMAGE_BYTES, DecodedImage
 from facelens.pipeline import Face, resolve_attributes
-from facelens.store.base import CollectionRecord, NewFace
+from facelens.store.base import CollectionRecord, NewFace, Session
 from facelens.users import UserOperations
 
 
@@ -38,7 +39,7 @@ class FaceCollections(UserOperations):
     OPERATIONS = (
         "CreateCollection", "DeleteCollection", "ListCollections", "DescribeCollection",
         "IndexFaces", "ListFaces", "DeleteFaces", "SearchFaces", "SearchFacesByImage",
-        *UserOperations.USER_OPERATIONS,
+        *UserOperations.USER_OPERATIONS, *UserOperations.ADMIN_OPERATIONS,
     )
 
     # -- collections
@@ -49,6 +50,8 @@ class FaceCollections(UserOperations):
         version = self.analyzer.model_version
         with self.store.transaction(write=True) as session:
             created = session.create_collection(collection_id, arn, version, dict(params.get("Tags", {})))
+            if created is not None:
+                self._audit(session, "CreateCollection", collection_id, face_model=version)
         if created is None:
             raise errors.ResourceAlreadyExistsException(f"The collection id: {collection_id} already exists")
         return {"StatusCode": 200, "CollectionArn": arn, "FaceModelVersion": version}
@@ -57,15 +60,31 @@ class FaceCollections(UserOperations):
         params = self._request("DeleteCollection", request)
         with self.store.transaction(write=True) as session:
             collection = self._collection(session, params["CollectionId"])
+            faces = session.count_faces(collection.pk)
             session.delete_collection(collection.pk)
+            self._audit(session, "DeleteCollection", collection.collection_id, faces_deleted=faces)
         self.cache.drop(collection.pk)
         self.store.reclaim()
         return {"StatusCode": 200}
 
     def list_collections(self, request: Mapping[str, Any] | None = None) -> dict[str, Any]:
         params = self._request("ListCollections", request or {})
+        scope = access.current().scope
+
+        def visible(session: Session, after: int, limit: int) -> list[CollectionRecord]:
+            """Collections the caller's key may see (all, for an unscoped key)."""
+            found: list[CollectionRecord] = []
+            while len(found) < limit:
+                batch = session.list_collections(after, limit)
+                found += [c for c in batch if scope.sees(c.collection_id)]
+                if len(batch) < limit:
+                    break
+                after = batch[-1].pk
+            return found[:limit]
+
         with self.store.transaction() as session:
-            rows, token = self._page("ListCollections", params, 0, "", session.list_collections, lambda c: c.pk)
+            rows, token = self._page("ListCollections", params, 0, "", lambda a, n: visible(session, a, n),
+                                     lambda c: c.pk)
         response: dict[str, Any] = {"CollectionIds": [c.collection_id for c in rows],
                                     "FaceModelVersions": [c.face_model_version for c in rows]}
         if token:
@@ -93,7 +112,8 @@ class FaceCollections(UserOperations):
         kept, unindexed = self._select(decoded, faces, level, max_faces)
         embeddings = self._embed(decoded, kept) if kept else np.empty((0, 0), np.float32)
         new = self._new_faces(collection, decoded, kept, embeddings, params.get("ExternalImageId"))
-        self._store_faces(collection.collection_id, new)
+        self._store_faces(collection.collection_id, new, audit={"image_id": new[0].image_id if new else None,
+                                                                "external_image_id": params.get("ExternalImageId")})
         return self._indexed(collection, decoded, kept, new, unindexed, fields)
 
     def index_images(self, collection_id: str, images: Sequence[tuple[str, bytes, str | None]],
@@ -206,10 +226,10 @@ class FaceCollections(UserOperations):
         limit = max_faces or service_model.limit("SearchFacesByImage", "MaxFaces")
         return self._face_matches(collection, vector[None, :], float(threshold), limit)
 
-    def _store_faces(self, collection_id: str, faces: list[NewFace],
-                     imported: Sequence[tuple[str, str]] = ()) -> None:
+    def _store_faces(self, collection_id: str, faces: list[NewFace], imported: Sequence[tuple[str, str]] = (),
+                     audit: Mapping[str, Any] | None = None) -> None:
         """One transaction for all faces of an image, or of a bulk batch with the record of its sources
-        (the collection may have gone meanwhile)."""
+        (the collection may have gone meanwhile), and the audit record of the indexing."""
         if not faces and not imported:
             return
         with self.store.transaction(write=True) as session:
@@ -217,6 +237,8 @@ class FaceCollections(UserOperations):
             session.add_faces(collection.pk, faces)
             if imported:
                 session.mark_imported(collection.pk, imported)
+            self._audit(session, "IndexFaces", collection_id, face_model=collection.face_model_version,
+                        indexed=[face.face_id for face in faces], images=len(imported) or None, **(audit or {}))
         self.cache.sync(collection.pk)
 
     def list_faces(self, request: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,6 +281,8 @@ class FaceCollections(UserOperations):
                     deleted.append(face_id)
                     seqs.append(face.seq)
             session.delete_faces(collection.pk, seqs)
+            if seqs:
+                self._audit(session, "DeleteFaces", collection.collection_id, deleted=deleted)
         if seqs:
             self.cache.sync(collection.pk)  # drops the vectors (and the index file holding them)
             self.store.reclaim()
@@ -268,22 +292,22 @@ class FaceCollections(UserOperations):
     def search_faces(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Faces matching a stored face (the face itself excluded)."""
         params = self._request("SearchFaces", request)
+        collection, threshold, limit = self._search_limits("SearchFaces", params, "FaceMatchThreshold", "MaxFaces")
         with self.store.transaction() as session:
-            collection = self._collection(session, params["CollectionId"])
             found = session.faces_by_id(collection.pk, [params["FaceId"]], embeddings=True)
         if not found:
             raise errors.InvalidParameterException(f"faceId {params['FaceId']} was not found in the collection")
-        threshold = float(self._default("SearchFaces", params, "FaceMatchThreshold"))
-        limit = params.get("MaxFaces") or service_model.limit("SearchFaces", "MaxFaces")
-        matches = self._face_matches(collection, found[0].embedding, threshold, limit, exclude=[found[0].seq])
+        matches = self._face_matches(collection, found[0].embedding, threshold.effective, limit,
+                                     exclude=[found[0].seq])
+        self._audit_search("SearchFaces", collection, threshold, matches, searched_face_id=params["FaceId"])
         return {"SearchedFaceId": params["FaceId"], "FaceMatches": matches,
                 "FaceModelVersion": collection.face_model_version}
 
     def search_faces_by_image(self, request: Mapping[str, Any], max_image_bytes: int | None = None) -> dict[str, Any]:
         """Faces matching the largest face of an image."""
         params = self._request("SearchFacesByImage", request)
-        with self.store.transaction() as session:
-            collection = self._collection(session, params["CollectionId"])
+        collection, threshold, limit = self._search_limits("SearchFacesByImage", params, "FaceMatchThreshold",
+                                                           "MaxFaces")
         self._check_model(collection)
         level = self._default("SearchFacesByImage", params, "QualityFilter")
         fields = None if level == "NONE" else frozenset({"Pose", "Quality"})
@@ -292,11 +316,11 @@ class FaceCollections(UserOperations):
         if not faces:
             raise errors.InvalidParameterException("Request has invalid parameters: no face found in the image")
         query = self._embed(decoded, faces)
-        threshold = float(self._default("SearchFacesByImage", params, "FaceMatchThreshold"))
-        limit = params.get("MaxFaces") or service_model.limit("SearchFacesByImage", "MaxFaces")
+        matches = self._face_matches(collection, query, threshold.effective, limit)
+        self._audit_search("SearchFacesByImage", collection, threshold, matches)
         return {
             "SearchedFaceBoundingBox": bounding_box(faces[0].box, decoded.width, decoded.height),
             "SearchedFaceConfidence": float(faces[0].confidence),
-            "FaceMatches": self._face_matches(collection, query, threshold, limit),
+            "FaceMatches": matches,
             "FaceModelVersion": collection.face_model_version,
         }

@@ -15,6 +15,12 @@
 | region           |              | FACELENS_REGION              | any           |
 | model warm-up    |              | FACELENS_WARMUP              | 1             |
 | shutdown grace   |              | FACELENS_SHUTDOWN_TIMEOUT    | 30 s          |
+| admin keys       |              | FACELENS_ADMIN_KEYS          | (credentials file: facelens_admin) |
+| search floor     |              | FACELENS_MIN_SEARCH_SIMILARITY | 80          |
+| false matches    |              | FACELENS_MAX_FALSE_MATCH_PROBABILITY | 0.01  |
+| compare floor    |              | FACELENS_MIN_COMPARE_SIMILARITY | 70         |
+| purpose required |              | FACELENS_REQUIRE_PURPOSE     | 0             |
+| retention sweep  |              | FACELENS_RETENTION_INTERVAL  | 3600 s        |
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from facelens.accountability.policy import Policy, PolicyError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -46,6 +54,26 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, not {value}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, not {value}")
+    return value
+
+
+def _policy(env: Mapping[str, str]) -> Policy:
+    try:
+        return Policy.from_env(env)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -90,6 +118,14 @@ class ServerSettings:
     warmup: bool = True
     shutdown_timeout: int = 30
     s3: S3Settings = field(default_factory=S3Settings)
+    admin_keys: str | None = None  # FACELENS_ADMIN_KEYS: key ids (of FACELENS_ACCESS_KEYS) that are admin keys
+    policy: Policy = field(default_factory=Policy)  # server-wide defaults of collections without their own
+    retention_interval: float = 3600.0  # seconds between retention sweeps
+
+    @property
+    def collections_dir(self) -> Path:
+        """Where the collection store (SQLite database, vector indexes) lives under the data directory."""
+        return self.data_dir / "collections"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:
@@ -108,6 +144,9 @@ class ServerSettings:
             warmup=_flag(env, "FACELENS_WARMUP", True),
             shutdown_timeout=_int(env, "FACELENS_SHUTDOWN_TIMEOUT", 30),
             s3=S3Settings.from_env(env),
+            admin_keys=env.get("FACELENS_ADMIN_KEYS") or None,
+            policy=_policy(env),
+            retention_interval=_float(env, "FACELENS_RETENTION_INTERVAL", 3600.0),
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         if "data_dir" in given:

@@ -12,6 +12,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from functools import cache
+from importlib import resources
 from typing import Any
 
 import botocore.session
@@ -21,6 +22,7 @@ from botocore.paginate import PaginatorModel
 from facelens.errors import InvalidParameterException
 
 SERVICE = "rekognition"
+ADMIN_SERVICE = "facelens"  # FaceLens's own operations (policies, audit), a botocore model shipped in the package
 
 # Java's Unicode classes in a few TagMap patterns, approximated with Python `re` equivalents.
 _JAVA_CLASSES = {r"\p{L}": r"\w", r"\p{N}": r"\d", r"\p{Z}": r"\s"}
@@ -32,6 +34,24 @@ def model() -> ServiceModel:
     return botocore.session.get_session().get_service_model(SERVICE)
 
 
+def data_path() -> str:
+    """The folder holding FaceLens's own botocore service model (add it to a botocore loader's search path)."""
+    return str(resources.files("facelens") / "data" / "models")
+
+
+def botocore_session() -> botocore.session.Session:
+    """A botocore session that knows FaceLens's own service model beside AWS's."""
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.append(data_path())
+    return session
+
+
+@cache
+def admin_model() -> ServiceModel:
+    """FaceLens's own service model: PutCollectionPolicy, GetCollectionPolicy, ListAuditRecords."""
+    return botocore_session().get_service_model(ADMIN_SERVICE)
+
+
 @cache
 def paginators() -> PaginatorModel:
     """Rekognition's paginator configuration (which operations take NextToken / MaxResults)."""
@@ -39,6 +59,9 @@ def paginators() -> PaginatorModel:
 
 
 def operation(name: str) -> OperationModel:
+    """A Rekognition operation, or one of FaceLens's own."""
+    if name in admin_model().operation_names:
+        return admin_model().operation_model(name)
     return model().operation_model(name)
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from facelens import errors, service_model
+from facelens.accountable import AccountableBackend
 from facelens.analysis import face_detail
-from facelens.backend import BackendBase
 from facelens.pipeline import resolve_attributes
 from facelens.store.base import CollectionRecord, FaceRecord, Session, UserRecord
 
@@ -38,7 +38,7 @@ def _faces_per_user() -> int:
         "AssociateFaces", None, r"faces that can be associated with a single UserID is also limited to (\d+)")
 
 
-class UserOperations(BackendBase):
+class UserOperations(AccountableBackend):
     """Users: named groups of faces of one person, searchable as one."""
 
     USER_OPERATIONS = ("CreateUser", "DeleteUser", "ListUsers", "AssociateFaces", "DisassociateFaces",
@@ -197,8 +197,7 @@ class UserOperations(BackendBase):
         params = self._request("SearchUsers", request)
         if ("FaceId" in params) == ("UserId" in params):
             raise errors.InvalidParameterException("SearchUsers takes exactly one of FaceId and UserId")
-        threshold = float(self._default("SearchUsers", params, "UserMatchThreshold"))
-        limit = params.get("MaxUsers") or service_model.limit("SearchUsers", "MaxUsers")
+        collection, threshold, limit = self._search_limits("SearchUsers", params, "UserMatchThreshold", "MaxUsers")
         exclude_user = None
         with self.store.transaction() as session:
             collection = self._collection(session, params["CollectionId"])
@@ -216,14 +215,17 @@ class UserOperations(BackendBase):
         matches = []
         if faces:
             queries = np.stack([face.embedding for face in faces])
-            matches = self._user_matches(collection, queries, threshold, limit, [f.seq for f in faces], exclude_user)
+            matches = self._user_matches(collection, queries, threshold.effective, limit, [f.seq for f in faces],
+                                         exclude_user)
+        self._audit_search("SearchUsers", collection, threshold, matches, searched_face_id=params.get("FaceId"),
+                           searched_user_id=params.get("UserId"))
         return {"UserMatches": matches, "FaceModelVersion": collection.face_model_version, **searched}
 
     def search_users_by_image(self, request: Mapping[str, Any], max_image_bytes: int | None = None) -> dict[str, Any]:
         """Users matching the largest (quality-passing) face of an image; the other faces are UnsearchedFaces."""
         params = self._request("SearchUsersByImage", request)
-        with self.store.transaction() as session:
-            collection = self._collection(session, params["CollectionId"])
+        collection, threshold, limit = self._search_limits("SearchUsersByImage", params, "UserMatchThreshold",
+                                                           "MaxUsers")
         self._check_model(collection)
         level = self._default("SearchUsersByImage", params, "QualityFilter")
         fields = resolve_attributes(None)
@@ -237,10 +239,10 @@ class UserOperations(BackendBase):
             unsearched.append({"FaceDetails": detail, "Reasons": reasons or ["FACE_NOT_LARGEST"]})
         response: dict[str, Any] = {"UserMatches": [], "FaceModelVersion": collection.face_model_version}
         if searched is not None:
-            threshold = float(self._default("SearchUsersByImage", params, "UserMatchThreshold"))
-            limit = params.get("MaxUsers") or service_model.limit("SearchUsersByImage", "MaxUsers")
-            response["UserMatches"] = self._user_matches(collection, self._embed(decoded, [searched]), threshold,
-                                                         limit)
+            response["UserMatches"] = self._user_matches(collection, self._embed(decoded, [searched]),
+                                                         threshold.effective, limit)
             response["SearchedFace"] = {"FaceDetail": face_detail(searched, decoded.width, decoded.height, fields)}
         response["UnsearchedFaces"] = unsearched
+        self._audit_search("SearchUsersByImage", collection, threshold, response["UserMatches"],
+                           face_found=searched is not None)
         return response

@@ -29,9 +29,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from facelens import errors
+from facelens.accountability.access import KeyScope, RequestContext
 from facelens.api import protocol
 from facelens.api.auth import SigV4Verifier
-from facelens.api.credentials import load_access_keys
+from facelens.api.credentials import load_access_keys, load_key_scopes
 from facelens.api.errors import (
     CONTENT_TYPE,
     MethodNotAllowedException,
@@ -50,6 +52,10 @@ from facelens.config import ServerSettings
 log = logging.getLogger("facelens.api")
 REQUEST_ID_HEADER = b"x-amzn-requestid"
 OFF_LOOP_BYTES = 1024 * 1024
+PURPOSE_HEADER = "x-facelens-purpose"  # why a search is run: a case or ticket reference, audited
+DISCLOSURE_PREFIX = "x-facelens-"  # + effective-threshold, false-match-probability
+MAX_PURPOSE = 1024
+UNSCOPED = KeyScope()
 
 
 class RequestIdMiddleware:
@@ -108,10 +114,21 @@ def _decode(operation: OperationModel, body: bytes) -> dict[str, Any]:
 class RekognitionEndpoint:
     """`POST /`: authenticates, routes, validates and dispatches one Rekognition request."""
 
-    def __init__(self, settings: ServerSettings, verifier: SigV4Verifier, services: Services) -> None:
+    def __init__(self, settings: ServerSettings, verifier: SigV4Verifier, services: Services,
+                 scopes: Mapping[str, KeyScope]) -> None:
         self.settings = settings
         self.verifier = verifier
         self.services = services
+        self.scopes = dict(scopes)
+
+    def _context(self, request: Request, key_id: str, request_id: str) -> RequestContext:
+        purpose = request.headers.get(PURPOSE_HEADER)
+        if purpose is not None:
+            purpose = purpose.strip()
+            if len(purpose) > MAX_PURPOSE or not purpose.isprintable():
+                raise errors.InvalidParameterException(
+                    f"{PURPOSE_HEADER} must be printable text of at most {MAX_PURPOSE} characters")
+        return RequestContext(key_id, self.scopes.get(key_id, UNSCOPED), purpose or None, request_id)
 
     async def __call__(self, request: Request) -> Response:
         request_id = _request_id(request)
@@ -133,12 +150,16 @@ class RekognitionEndpoint:
                 raise NotImplementedOperationException(
                     f"FaceLens does not implement the Rekognition operation {name} yet."
                 )
+            context = self._context(request, key_id, request_id)
             if len(body) > OFF_LOOP_BYTES:  # decoding megabytes of base64 would stall every other request
                 params = await self.services.io.run(_decode, operation, body)
             else:
                 params = _decode(operation, body)
-            result = await handler(self.services, params)
+            context.scope.check(name, params.get("CollectionId"))
+            result = await handler(self.services, params, context)
             response = Response(protocol.encode_response(operation, result), media_type=CONTENT_TYPE)
+            for disclosure, value in context.disclosures.items():
+                response.headers[DISCLOSURE_PREFIX + disclosure] = value
         except Exception as exc:  # every failure becomes AWS's error shape; non-FaceLens ones are 500s
             response = aws_error(exc, request_id)
         log.info("%s %s %d %.1fms key=%s", request_id, name, response.status_code,
@@ -170,11 +191,14 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None,
-               keys: Mapping[str, str] | None = None, clock: Callable[[], dt.datetime] | None = None) -> ASGIApp:
-    """The service as an ASGI app. `analysis`, `keys` and `clock` are for tests; by default the real face
-    functions, the configured access keys, and the system clock."""
+               keys: Mapping[str, str] | None = None, scopes: Mapping[str, KeyScope] | None = None,
+               clock: Callable[[], dt.datetime] | None = None) -> ASGIApp:
+    """The service as an ASGI app. `analysis`, `keys`, `scopes` and `clock` are for tests; by default the real
+    face functions, the configured access keys and their scopes, and the system clock."""
     if keys is None:
         keys = load_access_keys(settings.access_keys, settings.data_dir)
+    if scopes is None:
+        scopes = load_key_scopes(settings.access_keys, settings.data_dir, settings.admin_keys)
     analysis = analysis or AnalysisFunctions()
     io_workers = max(4, settings.workers)
     backend: list[Any] = []
@@ -186,7 +210,7 @@ def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None
             if not backend:
                 from facelens.collections import FaceCollections
 
-                backend.append(FaceCollections(settings.data_dir / "collections"))
+                backend.append(FaceCollections(settings.collections_dir, policy=settings.policy))
             return backend[0]
 
     services = Services(
@@ -204,6 +228,12 @@ def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None
             started = time.perf_counter()
             await asyncio.to_thread(analysis.warmup)
             log.info("models loaded in %.1fs", time.perf_counter() - started)
+        policy = settings.policy
+        log.info("server policy: searches at Similarity >= %g and >= 20 + 10 log10(faces / %g); CompareFaces >= %g; "
+                 "purpose %s; retention sweep every %gs", policy.min_search_similarity,
+                 policy.max_false_match_probability, policy.min_compare_similarity,
+                 "required" if policy.require_purpose else "optional", settings.retention_interval)
+        (await asyncio.to_thread(collections)).start_retention(settings.retention_interval)
         yield
         await asyncio.to_thread(services.inference.shutdown)
         await asyncio.to_thread(services.io.shutdown)
@@ -212,7 +242,7 @@ def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None
 
     app = Starlette(
         routes=[
-            Route("/", RekognitionEndpoint(settings, verifier, services).__call__, methods=["POST"]),
+            Route("/", RekognitionEndpoint(settings, verifier, services, scopes).__call__, methods=["POST"]),
             Route("/health", _health(services), methods=["GET", "HEAD"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},

@@ -6,8 +6,16 @@ The credentials file uses the AWS CLI's INI layout, so it can be copied into `~/
     aws_access_key_id = FLK...
     aws_secret_access_key = ...
 
-Several sections give several keys. A generated file is created with mode 0600 and its key is printed once, at
-the start that creates it. Secrets never reach a log.
+Several sections give several keys. A section may scope its key (FaceLens's own settings, ignored by the CLI):
+
+    facelens_admin = true                      # may set collection policies and read the audit log
+    facelens_read_only = true                  # searches, lists and describes only
+    facelens_collections = missing-persons, staff
+    facelens_operations = SearchFacesByImage, DescribeCollection
+
+Keys given in FACELENS_ACCESS_KEYS are unscoped; FACELENS_ADMIN_KEYS names those of them that are admin keys.
+A generated file is created with mode 0600, holds one admin key, and its key is printed once, at the start that
+creates it. Secrets never reach a log.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from facelens.accountability.access import KeyScope
 from facelens.config import ConfigError
 
 log = logging.getLogger("facelens.api")
@@ -85,7 +94,8 @@ def create_credentials_file(path: Path, announce: Callable[[Path, str, str], Non
     except FileExistsError:
         return read_credentials_file(path)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(f"[facelens]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n")
+        handle.write(f"[facelens]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
+                     "facelens_admin = true\n")
     announce(path, key_id, secret)
     return {key_id: secret}
 
@@ -99,3 +109,34 @@ def load_access_keys(access_keys: str | None, data_dir: Path,
     if path.exists():
         return read_credentials_file(path)
     return create_credentials_file(path, announce)
+
+
+def _names(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_key_scopes(access_keys: str | None, data_dir: Path, admin_keys: str | None = None) -> dict[str, KeyScope]:
+    """What each key may do: scopes from the credentials file's sections, admin rights from FACELENS_ADMIN_KEYS
+    for keys given in the environment. Keys not named are unscoped, non-admin."""
+    scopes: dict[str, KeyScope] = {}
+    path = data_dir / FILE_NAME
+    if not access_keys and path.exists():
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+        for section in parser.sections():
+            fields = parser[section]
+            key_id = (fields.get("aws_access_key_id") or "").strip()
+            if key_id:
+                scopes[key_id] = KeyScope(collections=_names(fields.get("facelens_collections")),
+                                          operations=_names(fields.get("facelens_operations")),
+                                          read_only=_true(fields.get("facelens_read_only")),
+                                          admin=_true(fields.get("facelens_admin")))
+    for key_id in _names(admin_keys) or ():
+        scopes[key_id] = KeyScope(admin=True)
+    return scopes

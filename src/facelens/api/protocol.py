@@ -35,14 +35,16 @@ def target_prefix() -> str:
 
 
 def operation_for(target: str | None, content_type: str | None) -> OperationModel:
-    """The operation named by `X-Amz-Target: RekognitionService.<Op>`, or UnknownOperationException."""
+    """The operation named by `X-Amz-Target: RekognitionService.<Op>` (or `FaceLens.<Op>`, FaceLens's own
+    operations), or UnknownOperationException."""
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type not in CONTENT_TYPES:
         raise UnknownOperationException(f"Content-Type must be {CONTENT_TYPES[0]}")
     prefix, _, name = (target or "").partition(".")
-    if prefix != target_prefix() or name not in model().operation_names:
-        raise UnknownOperationException(f"Unknown operation {_shown(target or '')}")
-    return model().operation_model(name)
+    for service in (model(), service_model.admin_model()):
+        if prefix == service.metadata["targetPrefix"] and name in service.operation_names:
+            return service.operation_model(name)
+    raise UnknownOperationException(f"Unknown operation {_shown(target or '')}")
 
 
 def _no_constants(name: str) -> None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facelens.accountability.audit import AuditRow
+
 ADDED, DELETED = 1, -1  # change-log operations
 
 
@@ -165,6 +167,33 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def prune_changes(self, pk: int, upto_seq: int) -> None:
         """Drop the collection's changes up to `upto_seq` (a persisted index reflects them)."""
+
+    @abc.abstractmethod
+    def expired_faces(self, pk: int, before: dt.datetime, limit: int) -> list[FaceRecord]:
+        """Faces of a collection indexed before `before`, oldest first (retention)."""
+
+    # -- policies
+    @abc.abstractmethod
+    def get_policy(self, pk: int) -> dict | None:
+        """The collection's own policy settings (snake_case), or None when it follows the server's."""
+
+    @abc.abstractmethod
+    def put_policy(self, pk: int, policy: dict) -> None: ...
+
+    @abc.abstractmethod
+    def retention_policies(self) -> list[tuple[CollectionRecord, dict]]:
+        """Collections whose own policy sets `retention_days`, with that policy."""
+
+    # -- audit log (append-only, hash-chained: `facelens.accountability.audit`)
+    @abc.abstractmethod
+    def append_audit(self, record: dict) -> AuditRow:
+        """Seal `record` onto the chain, in this transaction (which must be a write transaction)."""
+
+    @abc.abstractmethod
+    def audit_rows(self, after_seq: int = 0, limit: int = 10_000, since: dt.datetime | None = None,
+                   collection_id: str | None = None, face_id: str | None = None) -> list[AuditRow]:
+        """Records in chain order with `seq > after_seq`, optionally from a time on, of one collection, or
+        naming one FaceId."""
 
     # -- idempotency and secrets
     @abc.abstractmethod

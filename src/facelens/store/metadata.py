@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facelens.accountability import audit
+from facelens.accountability.audit import AuditRow
 from facelens.store.base import (
     Change,
     CollectionRecord,
@@ -96,6 +98,31 @@ MIGRATIONS: list[list[str]] = [
             source TEXT NOT NULL,
             image_id TEXT NOT NULL,
             PRIMARY KEY (collection, source))""",
+    ],
+    [  # accountability: per-collection policy, the hash-chained audit log and its FaceId index
+        """CREATE TABLE policies (
+            collection INTEGER PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
+            policy TEXT NOT NULL,
+            updated REAL NOT NULL)""",
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            time REAL NOT NULL,
+            collection TEXT,
+            operation TEXT NOT NULL,
+            record TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL)""",
+        "CREATE INDEX audit_by_time ON audit (time)",
+        "CREATE INDEX audit_by_collection ON audit (collection, seq)",
+        """CREATE TABLE audit_faces (
+            face_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (face_id, seq))""",
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN
+            SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN
+            SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        "CREATE INDEX faces_by_age ON faces (collection, created)",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -283,6 +310,57 @@ class SqliteSession(Session):
     def prune_changes(self, pk: int, upto_seq: int) -> None:
         self.db.execute("DELETE FROM changes WHERE collection = ? AND seq <= ?", (pk, upto_seq))
         self.db.execute("UPDATE collections SET log_floor = max(log_floor, ?) WHERE pk = ?", (upto_seq, pk))
+
+    def expired_faces(self, pk: int, before: dt.datetime, limit: int) -> list[FaceRecord]:
+        return self._faces("f.collection = ? AND f.created < ?", (pk, before.timestamp(), limit), False,
+                           "ORDER BY f.created, f.seq LIMIT ?")
+
+    # -- policies
+    def get_policy(self, pk: int) -> dict | None:
+        row = self.db.execute("SELECT policy FROM policies WHERE collection = ?", (pk,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_policy(self, pk: int, policy: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO policies (collection, policy, updated) VALUES (?, ?, ?)",
+                        (pk, json.dumps(policy, sort_keys=True), time.time()))
+
+    def retention_policies(self) -> list[tuple[CollectionRecord, dict]]:
+        rows = self.db.execute(
+            "SELECT c.pk, c.collection_id, c.arn, c.face_model_version, c.created, c.tags, p.policy "
+            "FROM policies p JOIN collections c ON c.pk = p.collection ORDER BY c.pk").fetchall()
+        found = [(self._collection(row[:6]), json.loads(row[6])) for row in rows]
+        return [(collection, policy) for collection, policy in found if policy.get("retention_days")]
+
+    # -- audit log
+    def append_audit(self, record: dict) -> AuditRow:
+        head = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev_hash = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
+        row = audit.seal(record, seq, time.time(), prev_hash)
+        self.db.execute("INSERT INTO audit (seq, time, collection, operation, record, prev_hash, hash) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (row.seq, row.time, row.collection, row.operation, row.text, row.prev_hash, row.hash))
+        self.db.executemany("INSERT OR IGNORE INTO audit_faces (face_id, seq) VALUES (?, ?)",
+                            [(face_id, seq) for face_id in audit.face_ids(row.record)])
+        return row
+
+    def audit_rows(self, after_seq: int = 0, limit: int = 10_000, since: dt.datetime | None = None,
+                   collection_id: str | None = None, face_id: str | None = None) -> list[AuditRow]:
+        where, params = ["a.seq > ?"], [after_seq]
+        source = "audit a"
+        if face_id is not None:
+            source = "audit_faces x JOIN audit a ON a.seq = x.seq"
+            where.append("x.face_id = ?")
+            params.append(face_id)
+        if since is not None:
+            where.append("a.time >= ?")
+            params.append(since.timestamp())
+        if collection_id is not None:
+            where.append("a.collection = ?")
+            params.append(collection_id)
+        rows = self.db.execute(
+            f"SELECT a.seq, a.time, a.collection, a.operation, a.record, a.prev_hash, a.hash FROM {source} "
+            f"WHERE {' AND '.join(where)} ORDER BY a.seq LIMIT ?", (*params, limit))
+        return [AuditRow(*row) for row in rows]
 
     # -- idempotency and secrets
     def recall(self, operation: str, token: str) -> tuple[str, str] | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from facelens import errors
+from facelens.accountability.access import RequestContext
 from facelens.api.s3 import S3Reader
 from facelens.api.workers import WorkerPool
 
@@ -22,6 +23,8 @@ class FaceAnalysis(Protocol):
 
     def compare_faces(self, source: bytes, target: bytes, similarity_threshold: float | None,
                       quality_filter: str | None, max_bytes: int | None) -> dict: ...
+
+    def model_version(self) -> str: ...
 
 
 class AnalysisFunctions:
@@ -49,6 +52,11 @@ class AnalysisFunctions:
         return analysis.compare_faces(source, target, similarity_threshold=similarity_threshold,
                                       quality_filter=quality_filter, max_bytes=max_bytes)
 
+    def model_version(self) -> str:
+        from facelens.pipeline import default_analyzer
+
+        return default_analyzer().model_version
+
 
 @dataclass
 class Services:
@@ -61,7 +69,7 @@ class Services:
     collections: Callable[[], Any] | None = None  # the collection backend, opened on first use
 
 
-Handler = Callable[[Services, dict[str, Any]], Awaitable[dict[str, Any]]]
+Handler = Callable[[Services, dict[str, Any], RequestContext], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
