@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from facelens import calibration
-from facelens.eval.dataset import embed_with_pipeline, lfw_root
+from facelens.eval.dataset import embed_cli_dataset, lfw_root
 from facelens.eval.verification import BINS, PairScores, all_pair_scores
 
 MIN_COUNT = 50  # impostor pairs above a score needed to trust its empirical FMR
@@ -142,11 +142,10 @@ def build_table(scores: PairScores, model: str, labels: list[str] | None = None,
 
 def main(args: argparse.Namespace) -> int:
     root = Path(args.dataset) if args.dataset else lfw_root()
-    if not root.is_dir():
-        print(f"data set not found at {root}; pass --dataset DIR (<identity>/<image> folders)")
-        return 2
     started = time.perf_counter()
-    embedded = embed_with_pipeline(root)
+    embedded = embed_cli_dataset(root)
+    if embedded is None:
+        return 2
     dataset, analyzer = embedded.dataset, embedded.analyzer
     scores = all_pair_scores(embedded.vectors, dataset.identities, valid=embedded.embeddings.found)
     labels = [path.stem for path in dataset.paths]

@@ -209,6 +209,14 @@ def embed_with_pipeline(root: Path) -> Embedded:
     return Embedded(dataset, analyzer, embed_dataset(dataset, analyzer.detector, analyzer.embedder))
 
 
+def embed_cli_dataset(root: Path) -> Embedded | None:
+    """`embed_with_pipeline` for a command's `--dataset DIR`; None, after saying why, when there is no such folder."""
+    if not root.is_dir():
+        print(f"data set not found at {root}; pass --dataset DIR (<identity>/<image> folders)")
+        return None
+    return embed_with_pipeline(root)
+
+
 def benchmark_dataset(description: str | None) -> Path | None:
     """A benchmark's `--dataset DIR` (default: LFW); None, after printing a SKIP line, when LFW is absent."""
     import argparse

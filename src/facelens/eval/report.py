@@ -236,14 +236,13 @@ def write_report(summary: dict, out: Path) -> tuple[Path, Path]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from facelens.eval.dataset import embed_with_pipeline, lfw_genders, lfw_pairs
+    from facelens.eval.dataset import embed_cli_dataset, lfw_genders, lfw_pairs
 
     root = Path(args.dataset)
-    if not root.is_dir():
-        print(f"data set not found at {root}; pass --dataset DIR (<identity>/<image> folders)")
-        return 2
     started = time.perf_counter()
-    embedded = embed_with_pipeline(root)
+    embedded = embed_cli_dataset(root)
+    if embedded is None:
+        return 2
     dataset, embeddings = embedded.dataset, embedded.embeddings
     model = calibration.for_model(embedded.analyzer.model_version)
     images = dataset.paths[0].parent.parent
