@@ -1,0 +1,1 @@
+"""Stored-video analysis: decoding (PyAV) and face tracking across frames."""

@@ -1,0 +1,126 @@
+"""Stored video -> metadata and frames sampled every N milliseconds, decoded with PyAV (FFmpeg).
+
+Any container and codec FFmpeg reads (H.264, H.265, VP9, MPEG-4 in MP4, MOV, MKV, WebM, AVI) with threaded
+decoding. Frames are taken at the first decoded frame at or after each multiple of the sampling interval
+(Rekognition reports faces about every 200 ms), so a 30 fps clip yields 5 frames a second. Everything that makes
+a file unusable (missing, empty, not a video, audio only, corrupt, over the resolution limit) is a `VideoError`
+with a message a user can act on, raised before or while decoding, never a hang.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+DEFAULT_INTERVAL_MS = 200
+MAX_WIDTH, MAX_HEIGHT = 4096, 2304  # 4K; 8K video is refused (memory per frame, and faces are found at 640 px)
+
+
+class VideoError(Exception):
+    """The video cannot be analysed; the message says why."""
+
+
+@dataclass(frozen=True)
+class VideoMetadata:
+    """What Rekognition reports as `VideoMetadata`."""
+
+    codec: str
+    duration_ms: int
+    frame_rate: float
+    width: int
+    height: int
+    format: str
+
+    def to_wire(self) -> dict[str, object]:
+        return {"Codec": self.codec, "DurationMillis": self.duration_ms, "Format": self.format,
+                "FrameRate": self.frame_rate, "FrameHeight": self.height, "FrameWidth": self.width}
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise VideoError(f"video file {path.name} not found")
+    if path.stat().st_size == 0:
+        raise VideoError(f"video file {path.name} is empty (0 bytes)")
+    try:
+        return av.open(str(path), mode="r", timeout=30)
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise VideoError(f"{path.name} is not a video FaceLens can read: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+
+
+def _stream(container: av.container.InputContainer, name: str) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        raise VideoError(f"{name} has no video stream (it holds {', '.join(kinds)})")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or not stream.codec_context.name:
+        raise VideoError(f"{name}: the video codec is not supported")
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if not width or not height:
+        raise VideoError(f"{name}: the video stream has no frame size (corrupt header?)")
+    if width * height > MAX_WIDTH * MAX_HEIGHT or max(width, height) > MAX_WIDTH:
+        raise VideoError(f"{name} is {width}x{height}; FaceLens analyses video up to {MAX_WIDTH}x{MAX_HEIGHT} "
+                         "(downscale it first, e.g. ffmpeg -vf scale=1920:-2)")
+    return stream
+
+
+def _metadata(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> VideoMetadata:
+    rate = stream.average_rate or stream.guessed_rate or Fraction(0)
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    return VideoMetadata(codec=stream.codec_context.name, duration_ms=round(duration * 1000),
+                         frame_rate=round(float(rate), 3), width=stream.codec_context.width,
+                         height=stream.codec_context.height, format=container.format.long_name or
+                         container.format.name)
+
+
+def probe(path: str | Path) -> VideoMetadata:
+    """The video's metadata (codec, duration, frame rate, size, container format), or VideoError."""
+    path = Path(path)
+    with _open(path) as container:
+        return _metadata(container, _stream(container, path.name))
+
+
+def frames(path: str | Path, interval_ms: int = DEFAULT_INTERVAL_MS,
+           start_ms: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """(timestamp in ms, RGB frame) every `interval_ms`, from `start_ms` on (resuming a job), in order."""
+    path = Path(path)
+    if interval_ms < 1:
+        raise ValueError("interval_ms must be positive")
+    with _open(path) as container:
+        stream = _stream(container, path.name)
+        stream.thread_type = "AUTO"  # frame and slice threads
+        due = max(0, start_ms)
+        # timestamps count from the stream's first frame (AVI, MPEG-TS and edited MP4s start later than 0)
+        offset = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        if start_ms > 0 and stream.time_base is not None:
+            container.seek(int((start_ms / 1000 + offset) / stream.time_base), stream=stream, backward=True)
+        decoded = 0
+        try:
+            for frame in container.decode(stream):
+                decoded += 1
+                if frame.pts is None or frame.time is None:
+                    continue
+                timestamp = round((frame.time - offset) * 1000)
+                if timestamp < due:
+                    continue
+                yield timestamp, frame.to_ndarray(format="rgb24")
+                due = (timestamp // interval_ms + 1) * interval_ms
+        except av.error.FFmpegError as exc:
+            if decoded == 0:
+                raise VideoError(f"{path.name} could not be decoded: {_reason(exc)}") from None
+            raise VideoError(f"{path.name} is damaged after {decoded} frames: {_reason(exc)}") from None
+        if decoded == 0:
+            raise VideoError(f"{path.name} holds no decodable video frames (truncated or corrupt)")
