@@ -122,3 +122,56 @@ def test_without_embeddings_overlap_tracks_and_a_gap_starts_a_new_track() -> Non
     assert tracker.update(200, [[5, 0, 55, 50], [200, 200, 250, 250]]) == [0, 1]
     assert tracker.update(2000, [[5, 0, 55, 50]]) == [2]  # too long unseen: overlap alone does not re-identify
     assert tracker.update(2200, []) == []
+
+
+# -- faces in video, with the real models
+def face_crop(analyzer, image: np.ndarray, size: int = 160) -> np.ndarray:
+    """The largest face of an image with a margin, resized to `size` px."""
+    import cv2
+
+    (face, *_) = sorted(analyzer.detect([image])[0], key=lambda f: -f.area)
+    x1, y1, x2, y2 = face.box
+    pad = 0.35 * (x2 - x1)
+    crop = image[max(0, int(y1 - pad)): int(y2 + pad), max(0, int(x1 - pad)): int(x2 + pad)]
+    return cv2.resize(np.ascontiguousarray(crop), (size, size))
+
+
+def test_faces_are_found_at_the_right_times_and_places_and_tracked(tmp_path: Path, astronaut: np.ndarray,
+                                                                   cameraman: np.ndarray) -> None:
+    from facelens.pipeline import default_analyzer, resolve_attributes
+    from facelens.video.faces import detect_in_video
+
+    analyzer = default_analyzer()
+    eileen = face_crop(analyzer, astronaut)
+    other = face_crop(analyzer, cameraman)
+    fps, width, height = 30, 640, 360
+    path = tmp_path / "scene.mp4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(90):  # 3 s: Eileen at the left 0.6-1.6 s, the other man at the right 1.0-2.4 s
+            t = i / fps
+            image = np.full((height, width, 3), 90, np.uint8)
+            if 0.6 <= t < 1.6:
+                image[60:220, 40:200] = eileen
+            if 1.0 <= t < 2.4:
+                image[100:260, 420:580] = other
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    progress: list[int] = []
+    meta, faces = detect_in_video(path, analyzer, resolve_attributes(None), progress=progress.append)
+    assert meta.width == width and progress[-1] == 2800
+    left = [f for f in faces if f.detail["BoundingBox"]["Left"] < 0.5]
+    right = [f for f in faces if f.detail["BoundingBox"]["Left"] >= 0.5]
+    assert [f.timestamp_ms for f in left] == [600, 800, 1000, 1200, 1400]
+    assert [f.timestamp_ms for f in right] == [1000, 1200, 1400, 1600, 1800, 2000, 2200]
+    for face in left:  # the pasted square is x 40-200, y 60-220 of 640x360; the face box lies inside it
+        box = face.detail["BoundingBox"]
+        assert 40 / width <= box["Left"] and box["Left"] + box["Width"] <= 200 / width + 0.01
+        assert 60 / height <= box["Top"] + 0.02 and box["Top"] + box["Height"] <= 220 / height + 0.02
+    assert {f.track for f in left} == {0} and {f.track for f in right} == {1}  # two people, two indices
+    assert faces == sorted(faces, key=lambda f: f.timestamp_ms)

@@ -1,0 +1,73 @@
+"""Faces in stored video: sampled frames batched through the face pipeline, and tracked across frames.
+
+`detect_in_video` is the engine of StartFaceDetection: every sampled frame's faces as Rekognition's
+`{"Timestamp": ms, "Face": FaceDetail}`, in time order, each with the index of its track (the same person across
+frames, kept for face search). It knows nothing of jobs or HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from facelens.analysis import face_detail, largest
+from facelens.pipeline import Face
+from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoMetadata, frames, probe
+from facelens.video.tracker import FaceTracker
+
+BATCH = 8  # frames per detector call
+
+
+class Analyzer(Protocol):
+    def detect(self, images: list[np.ndarray]) -> list[list[Face]]: ...
+
+    def embed(self, images: list[np.ndarray], faces: list[list[Face]]) -> None: ...
+
+    def describe(self, image: np.ndarray, faces: list[Face], fields: Collection[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class VideoFace:
+    timestamp_ms: int
+    track: int
+    detail: dict[str, Any]  # Rekognition FaceDetail
+    embedding: np.ndarray
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"Timestamp": self.timestamp_ms, "Face": self.detail}
+
+
+def _batches(items: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
+    while batch := list(islice(items, size)):
+        yield batch
+
+
+def detect_in_video(path: str | Path, analyzer: Analyzer, fields: Collection[str],
+                    interval_ms: int = DEFAULT_INTERVAL_MS,
+                    progress: Callable[[int], None] | None = None) -> tuple[VideoMetadata, list[VideoFace]]:
+    """Metadata and every face of every sampled frame (tracked); `progress(ms)` after each batch."""
+    metadata = probe(path)
+    tracker = FaceTracker()
+    found: list[VideoFace] = []
+    for batch in _batches(frames(path, interval_ms), BATCH):
+        images = [image for _, image in batch]
+        detected = [largest(faces) for faces in analyzer.detect(images)]
+        if any(detected):
+            analyzer.embed(images, detected)
+        for (timestamp, image), faces in zip(batch, detected, strict=True):
+            if not faces:
+                continue
+            analyzer.describe(image, faces, fields)
+            height, width = image.shape[:2]
+            embeddings = np.stack([face.embedding for face in faces])
+            tracks = tracker.update(timestamp, np.stack([face.box for face in faces]), embeddings)
+            found += [VideoFace(timestamp, track, face_detail(face, width, height, fields), face.embedding)
+                      for face, track in zip(faces, tracks, strict=True)]
+        if progress is not None:
+            progress(batch[-1][0])
+    return metadata, found
