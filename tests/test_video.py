@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,14 +15,15 @@ from facelens.video.tracker import FaceTracker, iou
 
 
 def write_video(path: Path, count: int, fps: int = 30, codec: str = "libx264", size: tuple[int, int] = (160, 96),
-                pixel_format: str = "yuv420p") -> Path:
-    """A clip whose frame i is flat grey level 2*i (so a decoded frame tells which one it was)."""
+                draw: Callable[[int], np.ndarray] | None = None) -> Path:
+    """A clip of `count` frames `draw(i)`; by default frame i is flat grey level 2*i (so a decoded frame tells
+    which one it was)."""
     width, height = size
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, pixel_format
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         for i in range(count):
-            image = np.full((height, width, 3), min(2 * i, 255), np.uint8)
+            image = draw(i) if draw else np.full((height, width, 3), min(2 * i, 255), np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             for packet in stream.encode(frame):
@@ -145,23 +147,16 @@ def test_faces_are_found_at_the_right_times_and_places_and_tracked(tmp_path: Pat
     eileen = face_crop(analyzer, astronaut)
     other = face_crop(analyzer, cameraman)
     fps, width, height = 30, 640, 360
-    path = tmp_path / "scene.mp4"
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(90):  # 3 s: Eileen at the left 0.6-1.6 s, the other man at the right 1.0-2.4 s
-            t = i / fps
-            image = np.full((height, width, 3), 90, np.uint8)
-            if 0.6 <= t < 1.6:
-                image[60:220, 40:200] = eileen
-            if 1.0 <= t < 2.4:
-                image[100:260, 420:580] = other
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+
+    def scene(i: int) -> np.ndarray:  # 3 s: Eileen at the left 0.6-1.6 s, the other man at the right 1.0-2.4 s
+        image = np.full((height, width, 3), 90, np.uint8)
+        if 0.6 <= i / fps < 1.6:
+            image[60:220, 40:200] = eileen
+        if 1.0 <= i / fps < 2.4:
+            image[100:260, 420:580] = other
+        return image
+
+    path = write_video(tmp_path / "scene.mp4", 90, fps, size=(width, height), draw=scene)
     progress: list[int] = []
     meta, faces = detect_in_video(path, analyzer, resolve_attributes(None), progress=progress.append)
     assert meta.width == width and progress[-1] == 2800
