@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from facelens.video.decode import VideoError, frames, probe
 from facelens.video.tracker import FaceTracker, iou
-
-
-def write_video(path: Path, count: int, fps: int = 30, codec: str = "libx264", size: tuple[int, int] = (160, 96),
-                draw: Callable[[int], np.ndarray] | None = None) -> Path:
-    """A clip of `count` frames `draw(i)`; by default frame i is flat grey level 2*i (so a decoded frame tells
-    which one it was)."""
-    width, height = size
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(count):
-            image = draw(i) if draw else np.full((height, width, 3), min(2 * i, 255), np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+from tests.video_fixtures import (
+    EILEEN_AT,
+    EILEEN_MS,
+    OTHER_MS,
+    SIZE,
+    assert_inside,
+    two_people,
+    write_audio,
+    write_video,
+)
 
 
 def test_metadata_and_sampling_every_200_ms(tmp_path: Path) -> None:
@@ -64,14 +52,7 @@ def test_bad_files_fail_with_a_clear_message(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "whole.mp4", 30)
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
-    audio = tmp_path / "audio.mp4"
-    with av.open(str(audio), mode="w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        samples = np.zeros((1, 16000), np.float32)
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 16000, 0
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            container.mux(packet)
+    audio = write_audio(tmp_path / "audio.mp4")
     cases = {empty: "empty", text: "not a video", truncated: "not a video", audio: "no video stream",
              tmp_path / "missing.mp4": "not found"}
     for path, expected in cases.items():
@@ -127,46 +108,52 @@ def test_without_embeddings_overlap_tracks_and_a_gap_starts_a_new_track() -> Non
 
 
 # -- faces in video, with the real models
-def face_crop(analyzer, image: np.ndarray, size: int = 160) -> np.ndarray:
-    """The largest face of an image with a margin, resized to `size` px."""
-    import cv2
-
-    (face, *_) = sorted(analyzer.detect([image])[0], key=lambda f: -f.area)
-    x1, y1, x2, y2 = face.box
-    pad = 0.35 * (x2 - x1)
-    crop = image[max(0, int(y1 - pad)): int(y2 + pad), max(0, int(x1 - pad)): int(x2 + pad)]
-    return cv2.resize(np.ascontiguousarray(crop), (size, size))
-
-
 def test_faces_are_found_at_the_right_times_and_places_and_tracked(tmp_path: Path, astronaut: np.ndarray,
                                                                    cameraman: np.ndarray) -> None:
     from facelens.pipeline import default_analyzer, resolve_attributes
     from facelens.video.faces import detect_in_video
 
     analyzer = default_analyzer()
-    eileen = face_crop(analyzer, astronaut)
-    other = face_crop(analyzer, cameraman)
-    fps, width, height = 30, 640, 360
-
-    def scene(i: int) -> np.ndarray:  # 3 s: Eileen at the left 0.6-1.6 s, the other man at the right 1.0-2.4 s
-        image = np.full((height, width, 3), 90, np.uint8)
-        if 0.6 <= i / fps < 1.6:
-            image[60:220, 40:200] = eileen
-        if 1.0 <= i / fps < 2.4:
-            image[100:260, 420:580] = other
-        return image
-
-    path = write_video(tmp_path / "scene.mp4", 90, fps, size=(width, height), draw=scene)
+    path, width = two_people(tmp_path / "scene.mp4", analyzer, astronaut, cameraman), SIZE[0]
     progress: list[int] = []
     meta, faces = detect_in_video(path, analyzer, resolve_attributes(None), progress=progress.append)
     assert meta.width == width and progress[-1] == 2800
     left = [f for f in faces if f.detail["BoundingBox"]["Left"] < 0.5]
     right = [f for f in faces if f.detail["BoundingBox"]["Left"] >= 0.5]
-    assert [f.timestamp_ms for f in left] == [600, 800, 1000, 1200, 1400]
-    assert [f.timestamp_ms for f in right] == [1000, 1200, 1400, 1600, 1800, 2000, 2200]
-    for face in left:  # the pasted square is x 40-200, y 60-220 of 640x360; the face box lies inside it
-        box = face.detail["BoundingBox"]
-        assert 40 / width <= box["Left"] and box["Left"] + box["Width"] <= 200 / width + 0.01
-        assert 60 / height <= box["Top"] + 0.02 and box["Top"] + box["Height"] <= 220 / height + 0.02
+    assert [f.timestamp_ms for f in left] == EILEEN_MS and [f.timestamp_ms for f in right] == OTHER_MS
+    for face in left:  # the face box lies inside the pasted square
+        assert_inside(face.detail["BoundingBox"], EILEEN_AT)
     assert {f.track for f in left} == {0} and {f.track for f in right} == {1}  # two people, two indices
     assert faces == sorted(faces, key=lambda f: f.timestamp_ms)
+
+
+def test_cli_detects_and_searches_a_video_file(tmp_path: Path, astronaut: np.ndarray, cameraman: np.ndarray,
+                                               astronaut_jpeg: bytes, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from facelens.cli import main
+    from facelens.pipeline import default_analyzer
+
+    clip = two_people(tmp_path / "clips" / "scene.mp4", default_analyzer(), astronaut, cameraman)
+    data = str(tmp_path / "data")
+    assert main(["video", "detect", str(clip), "--data-dir", data]) == 0
+    detected = json.loads(capsys.readouterr().out)
+    assert detected["JobStatus"] == "SUCCEEDED" and detected["VideoMetadata"]["FrameWidth"] == SIZE[0]
+    assert sorted(f["Timestamp"] for f in detected["Faces"]) == sorted(EILEEN_MS + OTHER_MS)
+
+    (tmp_path / "people").mkdir()
+    (tmp_path / "people" / "eileen.jpg").write_bytes(astronaut_jpeg)
+    assert main(["index", "staff", str(tmp_path / "people"), "--data-dir", data]) == 0
+    capsys.readouterr()
+    assert main(["video", "search", "staff", str(clip), "--purpose", "case 7", "--data-dir", data]) == 0
+    persons = json.loads(capsys.readouterr().out)["Persons"]
+    assert [p["Timestamp"] for p in persons if p["FaceMatches"]] == EILEEN_MS
+    assert {m["Face"]["ExternalImageId"] for p in persons for m in p["FaceMatches"]} == {"eileen.jpg"}
+
+    (tmp_path / "clips" / "broken.mp4").write_text("not a video")
+    assert main(["video", "detect", str(tmp_path / "clips" / "broken.mp4"), "--data-dir", data]) == 1
+    failed = json.loads(capsys.readouterr().out)
+    assert failed["JobStatus"] == "FAILED" and "not a video" in failed["StatusMessage"]
+    assert main(["audit", "export", "--data-dir", data, "--collection", "staff"]) == 0
+    searches = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert searches[-1]["operation"] == "StartFaceSearch" and searches[-1]["purpose"] == "case 7"

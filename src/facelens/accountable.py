@@ -62,7 +62,7 @@ class AccountableBackend(BackendBase):
                               **{k: v for k, v in fields.items() if v is not None}})
 
     def _search_limits(self, operation: str, params: Mapping[str, Any], threshold_member: str,
-                       limit_member: str) -> tuple[CollectionRecord, Threshold, int]:
+                       limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:
         """The collection, the threshold the search is answered at, and its result cap; refuses (and audits the
         refusal) a search without a purpose where the policy requires one."""
         context = access.current()
@@ -79,7 +79,9 @@ class AccountableBackend(BackendBase):
         default = float(service_model.documented_default(operation, threshold_member))
         requested = params.get(threshold_member)
         threshold = search_threshold(policy, None if requested is None else float(requested), default, gallery)
-        limit = capped(policy, params.get(limit_member) or service_model.limit(operation, limit_member))
+        most = service_model.limit("SearchFaces", "MaxFaces")  # operations without a limit member (video search)
+        limit = capped(policy, (params.get(limit_member) or service_model.limit(operation, limit_member))
+                       if limit_member else most)
         context.disclosures[EFFECTIVE_THRESHOLD] = f"{threshold.effective:.2f}"
         context.disclosures[FALSE_MATCH_PROBABILITY] = f"{threshold.false_match_probability:.3g}"
         return collection, threshold, limit

@@ -1,4 +1,4 @@
-"""`facelens` command line: detect | compare | calibrate | eval | serve | index | search | audit."""
+"""`facelens` command line: detect | compare | calibrate | eval | serve | index | search | video | audit."""
 
 from __future__ import annotations
 
@@ -166,6 +166,44 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_video(args: argparse.Namespace) -> int:
+    """StartFaceDetection / StartFaceSearch on a local file, run here with a progress bar; prints Get*'s JSON."""
+    from tqdm import tqdm
+
+    from facelens.accountability.access import RequestContext, acting_as
+    from facelens.collections import FaceCollections
+    from facelens.video.decode import VideoError, probe
+    from facelens.video.jobs import LOCAL_BUCKET
+
+    path = Path(args.file).resolve()
+    request: dict = {"Video": {"S3Object": {"Bucket": LOCAL_BUCKET, "Name": path.name}}}
+    if args.video_command == "detect":
+        start, get, key = "StartFaceDetection", "GetFaceDetection", "Faces"
+        request["FaceAttributes"] = args.attributes
+    else:
+        start, get, key = "StartFaceSearch", "GetFaceSearch", "Persons"
+        request["CollectionId"] = args.collection
+        if args.threshold is not None:
+            request["FaceMatchThreshold"] = args.threshold
+    try:
+        total = probe(path).duration_ms
+    except VideoError:
+        total = None  # the job reports why
+    with FaceCollections(_data_dir(args)) as backend, acting_as(RequestContext("local-cli", purpose=args.purpose)):
+        backend.configure_video(path.parent)
+        with tqdm(total=total, unit="ms", desc=f"{args.video_command} {path.name}", file=sys.stderr) as bar:
+            job_id = backend.run_video(start, request, lambda ms: bar.update(max(0, ms - bar.n)))
+            bar.update(max(0, (bar.total or 0) - bar.n))  # the last sample is up to one interval before the end
+        response, token = backend.dispatch(get, {"JobId": job_id}), None
+        while token := response.pop("NextToken", None):
+            more = backend.dispatch(get, {"JobId": job_id, "NextToken": token})
+            response[key] += more[key]
+            response["NextToken"] = more.get("NextToken")
+    response.pop("NextToken", None)
+    _print(response)
+    return 0 if response["JobStatus"] == "SUCCEEDED" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facelens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -223,6 +261,20 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--quality-filter", default="NONE", choices=QUALITY_FILTERS)
     search.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
     search.set_defaults(func=cmd_search)
+
+    video = sub.add_parser("video", help="faces in a stored video file (StartFaceDetection / StartFaceSearch)")
+    video_sub = video.add_subparsers(dest="video_command", required=True)
+    detect_video = video_sub.add_parser("detect", help="every face, about every 200 ms, tracked")
+    detect_video.add_argument("file")
+    detect_video.add_argument("--attributes", default="DEFAULT", choices=("DEFAULT", "ALL"))
+    search_video = video_sub.add_parser("search", help="the people of a collection in a video")
+    search_video.add_argument("collection")
+    search_video.add_argument("file")
+    search_video.add_argument("--threshold", type=float, default=None, help="FaceMatchThreshold (policy floor)")
+    for parser_ in (detect_video, search_video):
+        parser_.add_argument("--purpose", default=None, help="why (a case or ticket reference; audited)")
+        parser_.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
+        parser_.set_defaults(func=cmd_video)
 
     audit = sub.add_parser("audit", help="the hash-chained audit log: verify it, export it, subject-access queries")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

@@ -22,6 +22,7 @@ from facelens.imaging import MAX_S3_IMAGE_BYTES, DecodedImage
 from facelens.pipeline import Face, resolve_attributes
 from facelens.store.base import CollectionRecord, NewFace, Session
 from facelens.users import UserOperations
+from facelens.video.jobs import VideoOperations
 
 
 def _unique(items: Sequence[str]) -> list[str]:
@@ -33,13 +34,13 @@ def _max_faces() -> int:
     return service_model.documented_number("IndexFaces", "MaxFaces", r"no more than (\d+) detected faces")
 
 
-class FaceCollections(UserOperations):
+class FaceCollections(UserOperations, VideoOperations):
     """Collections, faces and users of one data directory, answering Rekognition's operations."""
 
     OPERATIONS = (
         "CreateCollection", "DeleteCollection", "ListCollections", "DescribeCollection",
         "IndexFaces", "ListFaces", "DeleteFaces", "SearchFaces", "SearchFacesByImage",
-        *UserOperations.USER_OPERATIONS, *UserOperations.ADMIN_OPERATIONS,
+        *UserOperations.USER_OPERATIONS, *UserOperations.ADMIN_OPERATIONS, *VideoOperations.VIDEO_OPERATIONS,
     )
 
     # -- collections

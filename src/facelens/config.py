@@ -21,6 +21,10 @@
 | compare floor    |              | FACELENS_MIN_COMPARE_SIMILARITY | 70         |
 | purpose required |              | FACELENS_REQUIRE_PURPOSE     | 0             |
 | retention sweep  |              | FACELENS_RETENTION_INTERVAL  | 3600 s        |
+| local videos     |              | FACELENS_VIDEO_DIR           | data_dir/videos |
+| video job threads|              | FACELENS_VIDEO_WORKERS       | 1             |
+| video sampling   |              | FACELENS_VIDEO_INTERVAL_MS   | 200           |
+| job notices      |              | FACELENS_VIDEO_WEBHOOK_URL   | none          |
 """
 
 from __future__ import annotations
@@ -121,6 +125,10 @@ class ServerSettings:
     admin_keys: str | None = None  # FACELENS_ADMIN_KEYS: key ids (of FACELENS_ACCESS_KEYS) that are admin keys
     policy: Policy = field(default_factory=Policy)  # server-wide defaults of collections without their own
     retention_interval: float = 3600.0  # seconds between retention sweeps
+    video_dir: Path | None = None  # local videos (bucket facelens-local); None: data_dir/videos
+    video_workers: int = 1
+    video_interval_ms: int = 200
+    video_webhook_url: str | None = None  # SNS-shaped job completion notices are POSTed here
 
     @property
     def collections_dir(self) -> Path:
@@ -147,6 +155,10 @@ class ServerSettings:
             admin_keys=env.get("FACELENS_ADMIN_KEYS") or None,
             policy=_policy(env),
             retention_interval=_float(env, "FACELENS_RETENTION_INTERVAL", 3600.0),
+            video_dir=Path(env["FACELENS_VIDEO_DIR"]) if env.get("FACELENS_VIDEO_DIR") else None,
+            video_workers=_int(env, "FACELENS_VIDEO_WORKERS", 1, minimum=1),
+            video_interval_ms=_int(env, "FACELENS_VIDEO_INTERVAL_MS", 200, minimum=1),
+            video_webhook_url=env.get("FACELENS_VIDEO_WEBHOOK_URL") or None,
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         if "data_dir" in given:

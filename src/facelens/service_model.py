@@ -122,11 +122,13 @@ def documented_number(operation_name: str, name: str | None, pattern: str) -> in
 
 
 def idempotency_member(operation_name: str) -> str | None:
-    """The input member botocore fills with an idempotency token, if the operation has one."""
-    for name, shape_ in operation(operation_name).input_shape.members.items():
+    """The input member that makes a request idempotent: the one botocore fills with a token, else a
+    `ClientRequestToken` the caller may send (Start* video operations)."""
+    members = operation(operation_name).input_shape.members
+    for name, shape_ in members.items():
         if shape_.metadata.get("idempotencyToken"):
             return name
-    return None
+    return "ClientRequestToken" if "ClientRequestToken" in members else None
 
 
 def paginated(operation_name: str) -> bool:

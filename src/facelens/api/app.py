@@ -233,7 +233,11 @@ def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None
                  "purpose %s; retention sweep every %gs", policy.min_search_similarity,
                  policy.max_false_match_probability, policy.min_compare_similarity,
                  "required" if policy.require_purpose else "optional", settings.retention_interval)
-        (await asyncio.to_thread(collections)).start_retention(settings.retention_interval)
+        backend_ = await asyncio.to_thread(collections)
+        backend_.start_retention(settings.retention_interval)
+        backend_.configure_video(settings.video_dir or settings.data_dir / "videos", services.s3.download,
+                                 settings.video_webhook_url, settings.video_interval_ms)
+        backend_.start_video_jobs(settings.video_workers)
         yield
         await asyncio.to_thread(services.inference.shutdown)
         await asyncio.to_thread(services.io.shutdown)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from facelens import errors
@@ -46,15 +47,15 @@ class S3Reader:
                     self._client = session.client("s3", endpoint_url=self.settings.endpoint_url, config=config)
         return self._client
 
-    def read(self, bucket: str, name: str, version: str | None, max_bytes: int) -> bytes:
-        """The object's bytes; InvalidS3ObjectException if unreadable, ImageTooLargeException over max_bytes."""
+    def _get(self, bucket: str, name: str, version: str | None) -> dict:
+        """GetObject; InvalidS3ObjectException when it cannot be read."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         request: dict[str, str] = {"Bucket": bucket, "Key": name}
         if version:
             request["VersionId"] = version
         try:
-            response = self._s3().get_object(**request)
+            return self._s3().get_object(**request)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             log.info("S3 GetObject failed: %s", code)
@@ -62,6 +63,12 @@ class S3Reader:
         except BotoCoreError as exc:  # endpoint unreachable, no credentials: the object cannot be read
             log.warning("S3 GetObject failed: %s", exc.__class__.__name__)
             raise errors.InvalidS3ObjectException(UNREADABLE) from None
+
+    def read(self, bucket: str, name: str, version: str | None, max_bytes: int) -> bytes:
+        """The object's bytes; InvalidS3ObjectException if unreadable, ImageTooLargeException over max_bytes."""
+        from botocore.exceptions import BotoCoreError
+
+        response = self._get(bucket, name, version)
         body = response["Body"]
         try:
             size = int(response.get("ContentLength") or 0)
@@ -78,3 +85,31 @@ class S3Reader:
         if len(data) > max_bytes:
             raise errors.ImageTooLargeException(f"S3 object is over the limit of {max_bytes:,} bytes.")
         return data
+
+    def download(self, bucket: str, name: str, version: str | None, destination: Path, max_bytes: int) -> None:
+        """Stream an object (a video) into a file; InvalidS3ObjectException if unreadable, VideoTooLargeException
+        over max_bytes (nothing is left behind then)."""
+        from botocore.exceptions import BotoCoreError
+
+        response = self._get(bucket, name, version)
+        body = response["Body"]
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".part")
+        try:
+            if int(response.get("ContentLength") or 0) > max_bytes:
+                raise errors.VideoTooLargeException(f"S3 object is over the video limit of {max_bytes:,} bytes.")
+            size = 0
+            with partial.open("wb") as handle:
+                for chunk in iter(lambda: body.read(1 << 20), b""):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise errors.VideoTooLargeException(
+                            f"S3 object is over the video limit of {max_bytes:,} bytes.")
+                    handle.write(chunk)
+            partial.replace(destination)
+        except (BotoCoreError, OSError) as exc:
+            log.warning("S3 object download failed: %s", exc.__class__.__name__)
+            raise errors.InvalidS3ObjectException(UNREADABLE) from None
+        finally:
+            body.close()
+            partial.unlink(missing_ok=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facelens.accountability.audit import AuditRow
+from facelens.store.jobs import JobsSession
 
 ADDED, DELETED = 1, -1  # change-log operations
 
@@ -71,7 +72,7 @@ class Change:
     op: int  # ADDED or DELETED
 
 
-class Session(abc.ABC):
+class Session(JobsSession):
     """The operations of one transaction. Methods take the collection's internal `pk`."""
 
     # -- collections

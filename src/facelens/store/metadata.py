@@ -25,6 +25,7 @@ import numpy as np
 
 from facelens.accountability import audit
 from facelens.accountability.audit import AuditRow
+from facelens.store import sqlite_jobs
 from facelens.store.base import (
     Change,
     CollectionRecord,
@@ -124,6 +125,7 @@ MIGRATIONS: list[list[str]] = [
             SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
         "CREATE INDEX faces_by_age ON faces (collection, created)",
     ],
+    sqlite_jobs.MIGRATION,  # stored-video jobs and their results
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -160,7 +162,7 @@ _FACE_COLUMNS = ("f.seq, f.face_id, f.image_id, f.external_image_id, f.bounding_
 _FACE_FROM = "FROM faces f LEFT JOIN users u ON u.pk = f.user_pk"
 
 
-class SqliteSession(Session):
+class SqliteSession(sqlite_jobs.SqliteJobs, Session):
     """One transaction on one connection."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:

@@ -37,5 +37,6 @@ NAMES = (
     "DeleteFaces", "SearchFaces", "SearchFacesByImage", "CreateUser", "DeleteUser", "ListUsers", "AssociateFaces",
     "DisassociateFaces", "SearchUsers", "SearchUsersByImage",
     "PutCollectionPolicy", "GetCollectionPolicy", "ListAuditRecords",  # FaceLens's own (target prefix FaceLens)
+    "StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch",  # jobs run on their own threads
 )
 HANDLERS: dict[str, Handler] = {name: handler(name) for name in NAMES}

@@ -1,0 +1,294 @@
+"""Stored-video jobs: StartFaceDetection / GetFaceDetection and StartFaceSearch / GetFaceSearch.
+
+A Start request is validated, stored as a queued job (idempotent per ClientRequestToken) and answered with its
+JobId at once; worker threads claim queued jobs from the database, run them (`facelens.video.faces`), and store
+all results in the transaction that marks the job SUCCEEDED, or a message with FAILED. Jobs left running by a
+process that died are queued again at start and rerun from the beginning, so results appear exactly once.
+Face search searches each tracked person once per second of video, at the collection's policy floor, and the
+job is audited like an image search (`facelens.accountable`).
+
+Video sources (`Video.S3Object`): an S3 object, fetched by the `fetch` callable the service provides; or, as a
+FaceLens extension, a file under the video directory, named with the bucket `facelens-local`
+(`{"Bucket": "facelens-local", "Name": "cameras/door-1.mp4"}`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from facelens import errors, paging
+from facelens.accountability import access
+from facelens.accountable import AccountableBackend
+from facelens.pipeline import resolve_attributes
+from facelens.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult
+from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoError, probe
+from facelens.video.faces import detect_in_video
+
+log = logging.getLogger("facelens.video")
+
+LOCAL_BUCKET = "facelens-local"
+MAX_VIDEO_BYTES = 10 * 1024**3  # Rekognition's stored-video limit
+SEARCH_INTERVAL_MS = 1000  # each tracked person is searched again after this much video
+VIDEO_MAX_MATCHES = 10  # FaceMatches per detection (before the policy's MaxResults cap)
+PAGE = 1000  # Get* MaxResults default and maximum
+Fetch = Callable[[str, str, str | None, Path, int], None]  # (bucket, key, version, destination, max bytes)
+
+
+class VideoOperations(AccountableBackend):
+    """The four stored-video operations and the workers that run their jobs."""
+
+    VIDEO_OPERATIONS = ("StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch")
+
+    def configure_video(self, video_dir: str | Path | None = None, fetch: Fetch | None = None,
+                        webhook_url: str | None = None, interval_ms: int = DEFAULT_INTERVAL_MS,
+                        max_bytes: int = MAX_VIDEO_BYTES) -> None:
+        """Where local videos live, how S3 videos are fetched, where completion notices go."""
+        self.video_dir = Path(video_dir) if video_dir else self.data_dir / "videos"
+        self.video_fetch, self.webhook_url = fetch, webhook_url
+        self.video_interval_ms, self.video_max_bytes = interval_ms, max_bytes
+
+    def _video_settings(self) -> None:
+        if not hasattr(self, "video_dir"):
+            self.configure_video(os.environ.get("FACELENS_VIDEO_DIR"))
+
+    # -- Start
+    KINDS: ClassVar[dict[str, str]] = {"StartFaceDetection": "FaceDetection", "StartFaceSearch": "FaceSearch"}
+
+    def start_face_detection(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._start("StartFaceDetection", request)
+
+    def start_face_search(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        return self._start("StartFaceSearch", request)
+
+    def _validated(self, operation: str, request: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the request's parameters, what the job stores): refused now if the video, the collection or the
+        caller's purpose would make the job fail for certain."""
+        params = self._request(operation, request)
+        self._check_source(params["Video"])
+        if operation == "StartFaceSearch":
+            collection, _, _ = self._search_limits(operation, params, "FaceMatchThreshold", None)
+            self._check_model(collection)
+        return params, {k: v for k, v in params.items() if k != "ClientRequestToken"}
+
+    def _start(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        params, stored = self._validated(operation, request)
+        context = access.current()
+
+        def body(session: Any) -> tuple[dict[str, Any], None]:
+            job_id = uuid.uuid4().hex
+            session.create_job(job_id, self.KINDS[operation], stored, context.key_id, context.purpose)
+            return {"JobId": job_id}, None
+
+        response = self._idempotent(operation, params, body)
+        wake = getattr(self, "_video_wake", None)
+        if wake is not None:
+            wake.set()
+        return response
+
+    def run_video(self, operation: str, request: Mapping[str, Any],
+                  progress: Callable[[int], None] | None = None) -> str:
+        """A Start* request run to the end in this thread (the CLI): created and claimed in one transaction, so
+        no server worker sharing the data directory takes it; its JobId (read the results with Get*)."""
+        _, stored = self._validated(operation, request)
+        context = access.current()
+        with self.store.transaction(write=True) as session:
+            job_id = uuid.uuid4().hex
+            session.create_job(job_id, self.KINDS[operation], stored, context.key_id, context.purpose)
+            job = session.claim_job(job_id)
+        assert job is not None
+        self.run_job(job, progress)
+        return job_id
+
+    def _check_source(self, video: Mapping[str, Any]) -> None:
+        """Refuse at once what cannot work: no S3Object, a local path outside the video directory or missing,
+        a local file over the size limit, S3 without a configured reader."""
+        self._video_settings()
+        s3 = video.get("S3Object") or {}
+        if not s3.get("Bucket") or not s3.get("Name"):
+            raise errors.InvalidParameterException("Video.S3Object needs Bucket and Name")
+        if s3["Bucket"] == LOCAL_BUCKET:
+            path = self._local_path(s3["Name"])
+            if path.stat().st_size > self.video_max_bytes:
+                raise errors.VideoTooLargeException(
+                    f"{s3['Name']} is {path.stat().st_size:,} bytes; the limit is {self.video_max_bytes:,}")
+        elif self.video_fetch is None:
+            raise errors.InvalidS3ObjectException("this FaceLens has no S3 endpoint configured for videos")
+
+    def _local_path(self, name: str) -> Path:
+        root = self.video_dir.resolve()
+        path = (root / name).resolve()
+        if not path.is_relative_to(root):
+            raise errors.InvalidParameterException(f"{name} is outside the video directory")
+        if not path.is_file():
+            raise errors.InvalidS3ObjectException(f"no video {name} in the video directory")
+        return path
+
+    # -- Get
+    def get_face_detection(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        params = self._request("GetFaceDetection", request)
+        return self._get("GetFaceDetection", "FaceDetection", "Faces", params, by_index=False)
+
+    def get_face_search(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        params = self._request("GetFaceSearch", request)
+        return self._get("GetFaceSearch", "FaceSearch", "Persons", params,
+                         by_index=params.get("SortBy", "TIMESTAMP") == "INDEX")
+
+    def _get(self, operation: str, kind: str, key: str, params: Mapping[str, Any], by_index: bool) -> dict[str, Any]:
+        size = min(params.get("MaxResults") or PAGE, PAGE)
+        filters = paging.digest({"JobId": params["JobId"], "ByIndex": by_index})
+        offset = self.tokens.read(params.get("NextToken"), operation, 0, filters)
+        with self.store.transaction() as session:
+            job = session.get_job(params["JobId"])
+            if job is None or job.kind != kind:
+                raise errors.ResourceNotFoundException(f"no {kind} job {params['JobId']}")
+            rows = session.job_results(job.job_id, offset, size + 1, by_index) if job.status == SUCCEEDED else []
+        response: dict[str, Any] = {"JobStatus": RUNNING if job.status in (QUEUED, RUNNING) else job.status,
+                                    "JobId": job.job_id, "Video": job.request["Video"]}
+        if job.status_message:
+            response["StatusMessage"] = job.status_message
+        if job.metadata:
+            response["VideoMetadata"] = job.metadata
+        if "JobTag" in job.request:
+            response["JobTag"] = job.request["JobTag"]
+        if job.status == SUCCEEDED:
+            response[key] = [row.item for row in rows[:size]]
+            if len(rows) > size:
+                response["NextToken"] = self.tokens.issue(operation, 0, filters, offset + size)
+        return response
+
+    # -- workers
+    def start_video_jobs(self, workers: int = 1, poll_seconds: float = 2.0) -> None:
+        """Queue again what a dead process left running, then run jobs on `workers` threads until close()."""
+        self._video_settings()
+        with self.store.transaction(write=True) as session:
+            requeued = session.requeue_interrupted()
+        if requeued:
+            log.info("video: %d interrupted jobs queued again", requeued)
+        self._video_stop, self._video_wake = threading.Event(), threading.Event()
+        self._video_threads = [threading.Thread(target=self._video_loop, args=(poll_seconds,), daemon=True,
+                                                name=f"facelens-video-{i}") for i in range(workers)]
+        for thread in self._video_threads:
+            thread.start()
+
+    def _video_loop(self, poll_seconds: float) -> None:
+        while not self._video_stop.is_set():
+            with self.store.transaction(write=True) as session:
+                job = session.claim_job()
+            if job is None:
+                self._video_wake.wait(poll_seconds)
+                self._video_wake.clear()
+                continue
+            self.run_job(job)
+
+    def run_job(self, job: JobRecord, progress: Callable[[int], None] | None = None) -> None:
+        """Run one claimed job to SUCCEEDED or FAILED (never raises); `progress(ms)` as video is analysed."""
+        started = time.perf_counter()
+        source, cached = self._source_file(job)
+        metadata, results, status, message = None, [], SUCCEEDED, None
+        try:
+            metadata = probe(source).to_wire()
+            with self.store.transaction(write=True) as session:
+                session.set_job_metadata(job.job_id, metadata)
+            with access.acting_as(access.RequestContext(key_id=job.key_id, purpose=job.purpose)):
+                if job.kind == "FaceDetection":
+                    results = self._detect(job, source, progress)
+                else:
+                    results = self._search(job, source, progress)
+        except (VideoError, errors.FaceLensError) as exc:
+            status, message = FAILED, str(exc) if isinstance(exc, VideoError) else exc.message
+        except Exception as exc:  # a job ends, whatever happens: FAILED with the reason, and the server goes on
+            log.exception("video job %s failed", job.job_id)
+            status, message = FAILED, f"internal error: {exc.__class__.__name__}"
+        finally:
+            if cached:
+                source.unlink(missing_ok=True)
+        with self.store.transaction(write=True) as session:
+            session.finish_job(job.job_id, status, message, metadata, results)
+        log.info("video job %s (%s): %s, %d results in %.1fs", job.job_id, job.kind, status, len(results),
+                 time.perf_counter() - started)
+        self._notify(job, status)
+
+    def _source_file(self, job: JobRecord) -> tuple[Path, bool]:
+        """The file to analyse, and whether it is a downloaded copy to remove afterwards."""
+        s3 = job.request["Video"]["S3Object"]
+        if s3["Bucket"] == LOCAL_BUCKET:
+            return self.video_dir.resolve() / s3["Name"], False
+        destination = self.data_dir / "video-downloads" / job.job_id
+        try:
+            if self.video_fetch is None:
+                raise errors.InvalidS3ObjectException("no S3 endpoint is configured for videos")
+            self.video_fetch(s3["Bucket"], s3["Name"], s3.get("Version"), destination, self.video_max_bytes)
+        except errors.FaceLensError as exc:  # the job fails with that message (probe() sees no file)
+            log.info("video job %s: %s", job.job_id, exc.message)
+            destination = destination.with_suffix(".missing")
+        return destination, True
+
+    def _detect(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None) -> list[JobResult]:
+        fields = resolve_attributes([job.request.get("FaceAttributes", "DEFAULT")])
+        _, faces = detect_in_video(source, self.analyzer, fields, self.video_interval_ms, progress)
+        return [JobResult(face.timestamp_ms, 0, face.to_wire()) for face in faces]
+
+    def _search(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None) -> list[JobResult]:
+        collection, threshold, limit = self._search_limits("StartFaceSearch", job.request, "FaceMatchThreshold",
+                                                           None)
+        self._check_model(collection)
+        _, faces = detect_in_video(source, self.analyzer, resolve_attributes(None), self.video_interval_ms,
+                                   progress)
+        last: dict[int, tuple[int, list[dict[str, Any]]]] = {}
+        best: dict[str, dict[str, Any]] = {}
+        results = []
+        for face in faces:
+            seen = last.get(face.track)
+            if seen is None or face.timestamp_ms - seen[0] >= SEARCH_INTERVAL_MS:
+                matches = self._face_matches(collection, face.embedding[None, :], threshold.effective,
+                                             min(limit, VIDEO_MAX_MATCHES))
+                seen = last[face.track] = (face.timestamp_ms, matches)
+                for match in matches:
+                    known = best.get(match["Face"]["FaceId"])
+                    if known is None or match["Similarity"] > known["Similarity"]:
+                        best[match["Face"]["FaceId"]] = match
+            person = {"Index": face.track, "BoundingBox": face.detail["BoundingBox"], "Face": face.detail}
+            results.append(JobResult(face.timestamp_ms, face.track,
+                                     {"Timestamp": face.timestamp_ms, "Person": person, "FaceMatches": seen[1]}))
+        ranked = sorted(best.values(), key=lambda m: -m["Similarity"])
+        self._audit_search("StartFaceSearch", collection, threshold, ranked, job_id=job.job_id,
+                           video=job.request["Video"]["S3Object"]["Name"], persons=len(last))
+        return results
+
+    def _notify(self, job: JobRecord, status: str) -> None:
+        """POST the SNS-shaped completion notice to the configured webhook (when the job asked for one)."""
+        channel = job.request.get("NotificationChannel")
+        if not channel or not self.webhook_url:
+            return
+        s3 = job.request["Video"]["S3Object"]
+        message = {"JobId": job.job_id, "Status": status, "API": f"Start{job.kind}", "JobTag": job.request.get(
+            "JobTag"), "Timestamp": int(time.time() * 1000), "Video": {"S3ObjectName": s3["Name"],
+                                                                      "S3Bucket": s3["Bucket"]}}
+        notice = {"Type": "Notification", "MessageId": str(uuid.uuid4()), "TopicArn": channel["SNSTopicArn"],
+                  "Message": json.dumps(message), "Timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+        request = urllib.request.Request(self.webhook_url, data=json.dumps(notice).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                pass
+        except OSError as exc:  # a lost notice is logged; the job's outcome stands
+            log.warning("video job %s: webhook %s failed: %s", job.job_id, self.webhook_url, exc)
+
+    def close(self) -> None:
+        stop = getattr(self, "_video_stop", None)
+        if stop is not None:
+            stop.set()
+            self._video_wake.set()
+            for thread in self._video_threads:
+                thread.join(60)
+        super().close()
+

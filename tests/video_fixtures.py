@@ -1,0 +1,82 @@
+"""Clips the video tests encode themselves with PyAV: flat test patterns, and two people pasted on a background
+at known times and places (scikit-image's astronaut and cameraman; no data set needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+SIZE = (640, 360)
+FPS = 30
+EILEEN_AT = (40, 60, 200, 220)  # x1, y1, x2, y2 of her 160-px square, on screen 0.6-1.6 s
+OTHER_AT = (420, 100, 580, 260)  # the cameraman's, on screen 1.0-2.4 s
+EILEEN_MS, OTHER_MS = [600, 800, 1000, 1200, 1400], [1000, 1200, 1400, 1600, 1800, 2000, 2200]
+
+
+def write_video(path: Path, count: int, fps: int = 30, codec: str = "libx264", size: tuple[int, int] = (160, 96),
+                draw: Callable[[int], np.ndarray] | None = None) -> Path:
+    """A clip of `count` frames `draw(i)`; by default frame i is flat grey level 2*i (so a decoded frame tells
+    which one it was)."""
+    width, height = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(count):
+            image = draw(i) if draw else np.full((height, width, 3), min(2 * i, 255), np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def face_crop(analyzer, image: np.ndarray, size: int = 160) -> np.ndarray:
+    """The largest face of an image with a margin, resized to `size` px."""
+    import cv2
+
+    (face, *_) = sorted(analyzer.detect([image])[0], key=lambda f: -f.area)
+    x1, y1, x2, y2 = face.box
+    pad = 0.35 * (x2 - x1)
+    crop = image[max(0, int(y1 - pad)): int(y2 + pad), max(0, int(x1 - pad)): int(x2 + pad)]
+    return cv2.resize(np.ascontiguousarray(crop), (size, size))
+
+
+def two_people(path: Path, analyzer, astronaut: np.ndarray, cameraman: np.ndarray, seconds: float = 3.0,
+               codec: str = "libx264") -> Path:
+    """A clip at SIZE, FPS: Eileen (the astronaut) at EILEEN_AT 0.6-1.6 s, the cameraman at OTHER_AT 1.0-2.4 s."""
+    eileen, other = face_crop(analyzer, astronaut), face_crop(analyzer, cameraman)
+
+    def scene(i: int) -> np.ndarray:
+        image = np.full((SIZE[1], SIZE[0], 3), 90, np.uint8)
+        for face, (x1, y1, x2, y2), (start, stop) in ((eileen, EILEEN_AT, (0.6, 1.6)), (other, OTHER_AT, (1.0, 2.4))):
+            if start <= i / FPS < stop:
+                image[y1:y2, x1:x2] = face
+        return image
+
+    return write_video(path, round(seconds * FPS), FPS, codec, SIZE, scene)
+
+
+def assert_inside(box: dict, square: tuple[int, int, int, int], slack: float = 0.02) -> None:
+    """A Rekognition BoundingBox (ratios of SIZE) lies inside a pasted square (pixels)."""
+    x1, y1, x2, y2 = square
+    width, height = SIZE
+    assert x1 / width - slack <= box["Left"] and box["Left"] + box["Width"] <= x2 / width + slack
+    assert y1 / height - slack <= box["Top"] and box["Top"] + box["Height"] <= y2 / height + slack
+
+
+def write_audio(path: Path) -> Path:
+    """An MP4 holding one second of silence and no video stream."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 16000, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    return path
