@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint bench clean chromium
+.PHONY: install serve test lint bench clean chromium postgres
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,15 +17,19 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/facelens serve
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium postgres
 	$(VENV)/bin/ruff check src tests benchmarks
-	$(PY) -m pytest -q tests
+	FACELENS_REQUIRE_POSTGRES=1 $(PY) -m pytest -q tests
 
 # the report tests render with a real headless Chromium (Debian's package); installed when missing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# the PostgreSQL backend's tests: a server on 127.0.0.1:5432 (user postgres, trust), started (and installed) if absent
+postgres:
+	@scripts/ensure-postgres.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -28,6 +28,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from facelens import errors, service_model
+from tests.pg_fixtures import fresh_database
 
 KEY_ID, SECRET = "FLKTESTKEY0000000001", "test-secret-do-not-use"
 REGION = "us-east-1"
@@ -62,6 +63,7 @@ class Server:
     process: subprocess.Popen
     data_dir: Path
     log: Path
+    env: dict[str, str] = field(default_factory=dict)  # the environment it runs with (store URLs, ...)
 
     def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
@@ -82,7 +84,7 @@ def start_server(data_dir: Path, env: Mapping[str, str] | None = None, args: Seq
         [str(BIN / "facelens"), "serve", "--port", str(port), "--data-dir", str(data_dir), *args],
         env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
-    server = Server(f"http://127.0.0.1:{port}", process, data_dir, log)
+    server = Server(f"http://127.0.0.1:{port}", process, data_dir, log, full_env)
     try:
         wait_healthy(f"{server.url}/health", process)
     except BaseException:
@@ -147,14 +149,26 @@ def s3_env(s3: S3Server) -> dict[str, str]:
             "FACELENS_S3_SECRET_ACCESS_KEY": "moto", "FACELENS_S3_REGION": REGION}
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory, moto_s3: S3Server) -> Iterator[Server]:
-    """One `facelens serve` for the integration tests, with access keys from the environment and S3 on moto."""
+STORES = ["embedded", "postgresql"]
+
+
+def store_env(kind: str, stack: contextlib.ExitStack) -> dict[str, str]:
+    """The environment that puts a server on the embedded store or on a fresh PostgreSQL database."""
+    return {"FACELENS_DATABASE_URL": stack.enter_context(fresh_database())} if kind == "postgresql" else {}
+
+
+@pytest.fixture(scope="session", params=STORES)
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            moto_s3: S3Server) -> Iterator[Server]:
+    """One `facelens serve` for the integration tests, with access keys from the environment and S3 on moto;
+    the whole suite runs twice: on the embedded store (SQLite + FAISS) and on PostgreSQL."""
     env = {"FACELENS_ACCESS_KEYS": f"{KEY_ID}:{SECRET},FLKSECONDKEY00000002:other-secret",
            "FACELENS_WORKERS": "2", **s3_env(moto_s3)}
-    server = start_server(tmp_path_factory.mktemp("service") / "data", env)
-    yield server
-    server.stop()
+    with contextlib.ExitStack() as stack:
+        env.update(store_env(request.param, stack))
+        server = start_server(tmp_path_factory.mktemp(f"service-{request.param}") / "data", env)
+        stack.callback(server.stop)
+        yield server
 
 
 # -- in-process unit tests

@@ -3,6 +3,7 @@ retention, and the audit trail each of them leaves (read back with FaceLens's ow
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -13,7 +14,7 @@ import pytest
 from botocore.config import Config
 
 from facelens.client import admin_client, with_purpose
-from tests.service_fixtures import BIN, REGION, Server, client, start_server
+from tests.service_fixtures import BIN, REGION, STORES, Server, client, start_server, store_env
 
 pytestmark = pytest.mark.slow
 
@@ -44,15 +45,17 @@ aws_secret_access_key = {PLAIN[1]}
 """
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("accountability") / "data"
+@pytest.fixture(scope="module", params=STORES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data = tmp_path_factory.mktemp(f"accountability-{request.param}") / "data"
     data.mkdir(parents=True)
     (data / "credentials").write_text(CREDENTIALS)
     (data / "credentials").chmod(0o600)
-    server = start_server(data, {"FACELENS_RETENTION_INTERVAL": "0.5", "FACELENS_WORKERS": "2"})
-    yield server
-    server.stop()
+    with contextlib.ExitStack() as stack:
+        env = {"FACELENS_RETENTION_INTERVAL": "0.5", "FACELENS_WORKERS": "2", **store_env(request.param, stack)}
+        server = start_server(data, env)
+        stack.callback(server.stop)
+        yield server
 
 
 def rek(server: Server, key: tuple[str, str] = ADMIN):
@@ -218,7 +221,7 @@ def test_compare_faces_has_its_own_floor_and_is_audited(server: Server, astronau
 
 def test_the_running_servers_log_verifies(server: Server, collection: str) -> None:
     result = subprocess.run([str(BIN / "facelens"), "audit", "verify", "--data-dir", str(server.data_dir)],
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, env=server.env)
     assert result.returncode == 0, result.stderr
     assert "audit log intact" in result.stdout
     served = len(records(server))  # the CLI reads the very store the server writes

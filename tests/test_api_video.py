@@ -4,6 +4,7 @@ mid-job that finishes the job after restart with the results of an uninterrupted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -15,7 +16,16 @@ from typing import ClassVar
 import pytest
 
 from facelens.pipeline import default_analyzer
-from tests.service_fixtures import BUCKET, Server, client, moto_s3, s3_env, start_server  # noqa: F401
+from tests.service_fixtures import (  # noqa: F401 - fixtures
+    BUCKET,
+    STORES,
+    Server,
+    client,
+    moto_s3,
+    s3_env,
+    start_server,
+    store_env,
+)
 from tests.video_fixtures import (
     EILEEN_AT,
     EILEEN_MS,
@@ -66,13 +76,15 @@ def videos(tmp_path_factory: pytest.TempPathFactory, astronaut, cameraman) -> Pa
     return folder
 
 
-@pytest.fixture(scope="module")
-def server(videos: Path, moto_s3, webhook: str) -> Iterator[Server]:  # noqa: F811
+@pytest.fixture(scope="module", params=STORES)
+def server(request: pytest.FixtureRequest, videos: Path, moto_s3, webhook: str) -> Iterator[Server]:  # noqa: F811
     env = {"FACELENS_ACCESS_KEYS": "FLKTESTKEY0000000001:test-secret-do-not-use", "FACELENS_WORKERS": "2",
-           "FACELENS_VIDEO_WEBHOOK_URL": webhook, **s3_env(moto_s3)}
-    server = start_server(videos.parent, env)
-    yield server
-    server.stop()
+           "FACELENS_VIDEO_WEBHOOK_URL": webhook, "FACELENS_VIDEO_DIR": str(videos), **s3_env(moto_s3)}
+    with contextlib.ExitStack() as stack:
+        env.update(store_env(request.param, stack))
+        server = start_server(videos.parent.parent / f"data-{request.param}", env)
+        stack.callback(server.stop)
+        yield server
 
 
 def wait(get, job_id: str, timeout: float = 180, **params: object) -> dict:

@@ -26,7 +26,7 @@ from facelens.calibration import Calibration
 from facelens.imaging import DecodedImage
 from facelens.pipeline import Face, default_analyzer
 from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, Session
-from facelens.store.metadata import SqliteMetadataStore
+from facelens.store.open import open_store
 from facelens.store.vectors import VectorCache, VectorConfig
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)  # how long a ClientRequestToken is remembered
@@ -86,7 +86,7 @@ class BackendBase:
                  policy: Policy | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.policy = policy or Policy.from_env(os.environ)  # server-wide; collections may set their own
-        self.store = store or SqliteMetadataStore(self.data_dir)
+        self.store = store or open_store(None, self.data_dir)  # FACELENS_DATABASE_URL, else SQLite in data_dir
         self.cache = VectorCache(self.store, self.data_dir / "vectors", vector_config, background_rebuilds)
         with self.store.transaction() as session:
             self.tokens = paging.PageTokens(session.secret())

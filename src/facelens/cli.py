@@ -115,9 +115,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _audit_rows(args: argparse.Namespace, **filters: object):
     """Every audit record (matching `filters`) of the data directory's store, in chain order, in batches."""
-    from facelens.store.metadata import SqliteMetadataStore
+    from facelens.store.open import open_store
 
-    store = SqliteMetadataStore(_data_dir(args))
+    store = open_store(None, _data_dir(args))
     try:
         after = 0
         while True:

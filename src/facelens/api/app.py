@@ -48,6 +48,7 @@ from facelens.api.operations.base import AnalysisFunctions, FaceAnalysis
 from facelens.api.s3 import S3Reader
 from facelens.api.workers import WorkerPool
 from facelens.config import ServerSettings
+from facelens.store.open import is_shared
 
 log = logging.getLogger("facelens.api")
 REQUEST_ID_HEADER = b"x-amzn-requestid"
@@ -237,7 +238,7 @@ def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None
         backend_.start_retention(settings.retention_interval)
         backend_.configure_video(settings.video_dir or settings.data_dir / "videos", services.s3.download,
                                  settings.video_webhook_url, settings.video_interval_ms)
-        backend_.start_video_jobs(settings.video_workers)
+        backend_.start_video_jobs(settings.video_workers, shared=is_shared(None))
         yield
         await asyncio.to_thread(services.inference.shutdown)
         await asyncio.to_thread(services.io.shutdown)

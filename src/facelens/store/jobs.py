@@ -2,8 +2,8 @@
 finish jobs and page through their results.
 
 A job's results are written in the transaction that marks it finished, all at once, so a job interrupted by a
-crash holds none: it is queued again at the next start (`requeue_interrupted`) and run from the beginning, and
-its results appear exactly once.
+crash holds none: it is queued again (`requeue_interrupted`: at the next start of a single server, or by any
+replica once the dead worker's claim has expired) and run from the beginning, and its results appear once.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED"
+LEASE_SECONDS = 60.0  # a running job's worker renews its claim while it works; an expired claim is taken over
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,13 @@ class JobsSession(abc.ABC):
         None when there is none to claim."""
 
     @abc.abstractmethod
-    def requeue_interrupted(self) -> int:
-        """Jobs left IN_PROGRESS by a process that died go back to the queue; how many."""
+    def renew_job(self, job_id: str) -> None:
+        """Extend the claim of a running job (its worker is alive)."""
+
+    @abc.abstractmethod
+    def requeue_interrupted(self, expired_only: bool = True) -> int:
+        """Running jobs whose worker stopped renewing its claim (or, with `expired_only=False`, every running job:
+        a single server starting on its own data) go back to the queue; how many."""
 
     @abc.abstractmethod
     def finish_job(self, job_id: str, status: str, message: str | None, metadata: dict[str, Any] | None,

@@ -9,7 +9,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from facelens.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult, JobsSession
+from facelens.store.jobs import (
+    FAILED,
+    LEASE_SECONDS,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    JobRecord,
+    JobResult,
+    JobsSession,
+)
 
 MIGRATION = [
     """CREATE TABLE video_jobs (
@@ -23,6 +32,7 @@ MIGRATION = [
         created REAL NOT NULL,
         finished REAL,
         attempts INTEGER NOT NULL DEFAULT 0,
+        lease_until REAL,
         metadata TEXT,
         result_count INTEGER NOT NULL DEFAULT 0)""",
     "CREATE INDEX video_jobs_by_status ON video_jobs (status, created)",
@@ -71,12 +81,19 @@ class SqliteJobs(JobsSession):
                                   (QUEUED, job_id)).fetchone()
         if row is None:
             return None
-        self.db.execute("UPDATE video_jobs SET status = ?, attempts = attempts + 1 WHERE job_id = ?",
-                        (RUNNING, row[0]))
+        self.db.execute("UPDATE video_jobs SET status = ?, attempts = attempts + 1, lease_until = ? "
+                        "WHERE job_id = ?", (RUNNING, time.time() + LEASE_SECONDS, row[0]))
         return self.get_job(row[0])
 
-    def requeue_interrupted(self) -> int:
-        return self.db.execute("UPDATE video_jobs SET status = ? WHERE status = ?", (QUEUED, RUNNING)).rowcount
+    def renew_job(self, job_id: str) -> None:
+        self.db.execute("UPDATE video_jobs SET lease_until = ? WHERE job_id = ? AND status = ?",
+                        (time.time() + LEASE_SECONDS, job_id, RUNNING))
+
+    def requeue_interrupted(self, expired_only: bool = True) -> int:
+        if not expired_only:
+            return self.db.execute("UPDATE video_jobs SET status = ? WHERE status = ?", (QUEUED, RUNNING)).rowcount
+        return self.db.execute("UPDATE video_jobs SET status = ? WHERE status = ? AND lease_until < ?",
+                               (QUEUED, RUNNING, time.time())).rowcount
 
     def set_job_metadata(self, job_id: str, metadata: dict[str, Any]) -> None:
         self.db.execute("UPDATE video_jobs SET metadata = ? WHERE job_id = ?", (json.dumps(metadata), job_id))

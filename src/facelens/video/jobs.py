@@ -166,11 +166,13 @@ class VideoOperations(AccountableBackend):
         return response
 
     # -- workers
-    def start_video_jobs(self, workers: int = 1, poll_seconds: float = 2.0) -> None:
-        """Queue again what a dead process left running, then run jobs on `workers` threads until close()."""
+    def start_video_jobs(self, workers: int = 1, poll_seconds: float = 2.0, shared: bool = False) -> None:
+        """Queue again what a dead process left running, then run jobs on `workers` threads until close().
+        `shared`: other servers use the same database, so only jobs whose claim expired are taken over."""
         self._video_settings()
+        self._video_shared = shared
         with self.store.transaction(write=True) as session:
-            requeued = session.requeue_interrupted()
+            requeued = session.requeue_interrupted(expired_only=shared)
         if requeued:
             log.info("video: %d interrupted jobs queued again", requeued)
         self._video_stop, self._video_wake = threading.Event(), threading.Event()
@@ -182,6 +184,8 @@ class VideoOperations(AccountableBackend):
     def _video_loop(self, poll_seconds: float) -> None:
         while not self._video_stop.is_set():
             with self.store.transaction(write=True) as session:
+                if session.requeue_interrupted(expired_only=True):  # a worker elsewhere died: take its job over
+                    log.info("video: took over a job whose worker stopped")
                 job = session.claim_job()
             if job is None:
                 self._video_wake.wait(poll_seconds)
@@ -190,8 +194,18 @@ class VideoOperations(AccountableBackend):
             self.run_job(job)
 
     def run_job(self, job: JobRecord, progress: Callable[[int], None] | None = None) -> None:
-        """Run one claimed job to SUCCEEDED or FAILED (never raises); `progress(ms)` as video is analysed."""
+        """Run one claimed job to SUCCEEDED or FAILED (never raises); `progress(ms)` as video is analysed.
+        The job's claim is renewed as it goes, so no other worker takes it over while this one lives."""
         started = time.perf_counter()
+        report = progress
+
+        def renewing(ms: int) -> None:
+            with self.store.transaction(write=True) as session:
+                session.renew_job(job.job_id)
+            if report is not None:
+                report(ms)
+
+        progress = renewing
         source, cached = self._source_file(job)
         metadata, results, status, message = None, [], SUCCEEDED, None
         try:
