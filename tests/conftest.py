@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.milvus_fixtures import milvus  # noqa: F401 - the session's Milvus Lite server, for any test
+
 
 def encode(pixels: np.ndarray, fmt: str = "JPEG", **options: object) -> bytes:
     buffer = io.BytesIO()

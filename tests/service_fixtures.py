@@ -149,23 +149,27 @@ def s3_env(s3: S3Server) -> dict[str, str]:
             "FACELENS_S3_SECRET_ACCESS_KEY": "moto", "FACELENS_S3_REGION": REGION}
 
 
-STORES = ["embedded", "postgresql"]
+STORES = ["embedded", "postgresql+milvus"]
 
 
-def store_env(kind: str, stack: contextlib.ExitStack) -> dict[str, str]:
-    """The environment that puts a server on the embedded store or on a fresh PostgreSQL database."""
-    return {"FACELENS_DATABASE_URL": stack.enter_context(fresh_database())} if kind == "postgresql" else {}
+def store_env(kind: str, stack: contextlib.ExitStack, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that puts a server on the embedded stores (SQLite + FAISS), or on a fresh PostgreSQL
+    database with vectors in the session's Milvus Lite server (`tests.milvus_fixtures.milvus`)."""
+    if kind == "embedded":
+        return {}
+    return {"FACELENS_DATABASE_URL": stack.enter_context(fresh_database()),
+            "FACELENS_VECTOR_URL": request.getfixturevalue("milvus")}
 
 
 @pytest.fixture(scope="session", params=STORES)
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             moto_s3: S3Server) -> Iterator[Server]:
     """One `facelens serve` for the integration tests, with access keys from the environment and S3 on moto;
-    the whole suite runs twice: on the embedded store (SQLite + FAISS) and on PostgreSQL."""
+    the whole suite runs twice: on the embedded stores (SQLite + FAISS) and on PostgreSQL + Milvus Lite."""
     env = {"FACELENS_ACCESS_KEYS": f"{KEY_ID}:{SECRET},FLKSECONDKEY00000002:other-secret",
            "FACELENS_WORKERS": "2", **s3_env(moto_s3)}
     with contextlib.ExitStack() as stack:
-        env.update(store_env(request.param, stack))
+        env.update(store_env(request.param, stack, request))
         server = start_server(tmp_path_factory.mktemp(f"service-{request.param}") / "data", env)
         stack.callback(server.stop)
         yield server

@@ -52,7 +52,8 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     (data / "credentials").write_text(CREDENTIALS)
     (data / "credentials").chmod(0o600)
     with contextlib.ExitStack() as stack:
-        env = {"FACELENS_RETENTION_INTERVAL": "0.5", "FACELENS_WORKERS": "2", **store_env(request.param, stack)}
+        env = {"FACELENS_RETENTION_INTERVAL": "0.5", "FACELENS_WORKERS": "2",
+               **store_env(request.param, stack, request)}
         server = start_server(data, env)
         stack.callback(server.stop)
         yield server

@@ -81,7 +81,7 @@ def server(request: pytest.FixtureRequest, videos: Path, moto_s3, webhook: str) 
     env = {"FACELENS_ACCESS_KEYS": "FLKTESTKEY0000000001:test-secret-do-not-use", "FACELENS_WORKERS": "2",
            "FACELENS_VIDEO_WEBHOOK_URL": webhook, "FACELENS_VIDEO_DIR": str(videos), **s3_env(moto_s3)}
     with contextlib.ExitStack() as stack:
-        env.update(store_env(request.param, stack))
+        env.update(store_env(request.param, stack, request))
         server = start_server(videos.parent.parent / f"data-{request.param}", env)
         stack.callback(server.stop)
         yield server

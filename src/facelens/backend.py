@@ -26,7 +26,7 @@ from facelens.calibration import Calibration
 from facelens.imaging import DecodedImage
 from facelens.pipeline import Face, default_analyzer
 from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, Session
-from facelens.store.open import open_store
+from facelens.store.open import open_store, open_vectors
 from facelens.store.vectors import VectorCache, VectorConfig
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)  # how long a ClientRequestToken is remembered
@@ -87,7 +87,9 @@ class BackendBase:
         self.data_dir = Path(data_dir)
         self.policy = policy or Policy.from_env(os.environ)  # server-wide; collections may set their own
         self.store = store or open_store(None, self.data_dir)  # FACELENS_DATABASE_URL, else SQLite in data_dir
-        self.cache = VectorCache(self.store, self.data_dir / "vectors", vector_config, background_rebuilds)
+        # FACELENS_VECTOR_URL: FAISS in this process (default) or Milvus shared by every replica
+        self.cache: VectorCache = open_vectors(None, self.store, self.data_dir / "vectors",  # type: ignore[assignment]
+                                               vector_config, background_rebuilds)
         with self.store.transaction() as session:
             self.tokens = paging.PageTokens(session.secret())
         self.region = region or os.environ.get("FACELENS_REGION") or os.environ.get("AWS_DEFAULT_REGION",

@@ -1,4 +1,4 @@
-"""`facelens` command line: detect | compare | calibrate | eval | serve | index | search | video | audit."""
+"""`facelens` command line: detect | compare | calibrate | eval | serve | index | search | video | reindex | audit."""
 
 from __future__ import annotations
 
@@ -204,6 +204,24 @@ def cmd_video(args: argparse.Namespace) -> int:
     return 0 if response["JobStatus"] == "SUCCEEDED" else 1
 
 
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Rebuild the vector store (FAISS cache or Milvus) of some or all collections from the database."""
+    from facelens.collections import FaceCollections
+
+    with FaceCollections(_data_dir(args)) as backend:
+        with backend.store.transaction() as session:
+            collections = session.list_collections(0, 1 << 62)
+        wanted = set(args.collections)
+        missing = wanted - {c.collection_id for c in collections}
+        if missing:
+            raise errors.ResourceNotFoundException(f"no collection {', '.join(sorted(missing))}")
+        for collection in collections:
+            if not wanted or collection.collection_id in wanted:
+                count = backend.cache.rebuild(collection.pk)
+                print(f"{collection.collection_id}: {count} vectors", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facelens", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -275,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
         parser_.add_argument("--purpose", default=None, help="why (a case or ticket reference; audited)")
         parser_.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
         parser_.set_defaults(func=cmd_video)
+
+    reindex = sub.add_parser("reindex", help="rebuild the vector store (FAISS or Milvus) from the database")
+    reindex.add_argument("collections", nargs="*", metavar="COLLECTION", help="(default: every collection)")
+    reindex.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
+    reindex.set_defaults(func=cmd_reindex)
 
     audit = sub.add_parser("audit", help="the hash-chained audit log: verify it, export it, subject-access queries")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)

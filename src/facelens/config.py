@@ -22,6 +22,7 @@
 | purpose required |              | FACELENS_REQUIRE_PURPOSE     | 0             |
 | retention sweep  |              | FACELENS_RETENTION_INTERVAL  | 3600 s        |
 | metadata store   |              | FACELENS_DATABASE_URL        | SQLite in data_dir/collections |
+| vector store     |              | FACELENS_VECTOR_URL          | FAISS in the process |
 | local videos     |              | FACELENS_VIDEO_DIR           | data_dir/videos |
 | video job threads|              | FACELENS_VIDEO_WORKERS       | 1             |
 | video sampling   |              | FACELENS_VIDEO_INTERVAL_MS   | 200           |

@@ -196,6 +196,14 @@ class Session(JobsSession):
         """Records in chain order with `seq > after_seq`, optionally from a time on, of one collection, or
         naming one FaceId."""
 
+    # -- shared vector stores (Milvus): how far a collection's vectors have been caught up
+    @abc.abstractmethod
+    def vector_mark(self, pk: int) -> tuple[int, int] | None:
+        """(change-log sequence number the shared vector store reflects, vectors it holds), or None."""
+
+    @abc.abstractmethod
+    def set_vector_mark(self, pk: int, watermark: int, count: int) -> None: ...
+
     # -- idempotency and secrets
     @abc.abstractmethod
     def recall(self, operation: str, token: str) -> tuple[str, str] | None:

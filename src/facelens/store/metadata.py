@@ -126,6 +126,12 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX faces_by_age ON faces (collection, created)",
     ],
     sqlite_jobs.MIGRATION,  # stored-video jobs and their results
+    [  # a shared vector store's (Milvus) position in the change log, per collection
+        """CREATE TABLE vector_marks (
+            collection INTEGER PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
+            watermark INTEGER NOT NULL,
+            count INTEGER NOT NULL)""",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -363,6 +369,16 @@ class SqliteSession(sqlite_jobs.SqliteJobs, Session):
             f"SELECT a.seq, a.time, a.collection, a.operation, a.record, a.prev_hash, a.hash FROM {source} "
             f"WHERE {' AND '.join(where)} ORDER BY a.seq LIMIT ?", (*params, limit))
         return [AuditRow(*row) for row in rows]
+
+    # -- shared vector stores
+    def vector_mark(self, pk: int) -> tuple[int, int] | None:
+        row = self.db.execute("SELECT watermark, count FROM vector_marks WHERE collection = ?", (pk,)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def set_vector_mark(self, pk: int, watermark: int, count: int) -> None:
+        self.db.execute("DELETE FROM vector_marks WHERE collection = ?", (pk,))
+        self.db.execute("INSERT INTO vector_marks (collection, watermark, count) VALUES (?, ?, ?)",
+                        (pk, watermark, count))
 
     # -- idempotency and secrets
     def recall(self, operation: str, token: str) -> tuple[str, str] | None:

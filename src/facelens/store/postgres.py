@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool
 from facelens.accountability import audit
 from facelens.accountability.audit import AuditRow
 from facelens.store.base import CollectionRecord, MetadataStore, NewFace, UserRecord
-from facelens.store.jobs import LEASE_SECONDS, QUEUED, RUNNING, JobRecord
+from facelens.store.jobs import QUEUED, RUNNING, JobRecord, lease_seconds
 from facelens.store.metadata import SqliteSession
 
 WRITE_LOCK = 0x46616365  # pg_advisory_xact_lock key serializing writers ("Face")
@@ -147,6 +147,12 @@ MIGRATIONS: list[list[str]] = [
             item TEXT NOT NULL,
             PRIMARY KEY (job_id, seq))""",
         "CREATE INDEX video_results_by_person ON video_results (job_id, person, timestamp, seq)",
+    ],
+    [
+        """CREATE TABLE vector_marks (
+            collection BIGINT PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
+            watermark BIGINT NOT NULL,
+            count BIGINT NOT NULL)""",
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -281,7 +287,7 @@ class PostgresSession(SqliteSession):
         if row is None:
             return None
         self.db.execute("UPDATE video_jobs SET status = ?, attempts = attempts + 1, lease_until = ? "
-                        "WHERE job_id = ?", (RUNNING, time.time() + LEASE_SECONDS, row[0]))
+                        "WHERE job_id = ?", (RUNNING, time.time() + lease_seconds(), row[0]))
         return self.get_job(row[0])
 
 

@@ -11,13 +11,13 @@ from typing import Any
 
 from facelens.store.jobs import (
     FAILED,
-    LEASE_SECONDS,
     QUEUED,
     RUNNING,
     SUCCEEDED,
     JobRecord,
     JobResult,
     JobsSession,
+    lease_seconds,
 )
 
 MIGRATION = [
@@ -82,12 +82,12 @@ class SqliteJobs(JobsSession):
         if row is None:
             return None
         self.db.execute("UPDATE video_jobs SET status = ?, attempts = attempts + 1, lease_until = ? "
-                        "WHERE job_id = ?", (RUNNING, time.time() + LEASE_SECONDS, row[0]))
+                        "WHERE job_id = ?", (RUNNING, time.time() + lease_seconds(), row[0]))
         return self.get_job(row[0])
 
     def renew_job(self, job_id: str) -> None:
         self.db.execute("UPDATE video_jobs SET lease_until = ? WHERE job_id = ? AND status = ?",
-                        (time.time() + LEASE_SECONDS, job_id, RUNNING))
+                        (time.time() + lease_seconds(), job_id, RUNNING))
 
     def requeue_interrupted(self, expired_only: bool = True) -> int:
         if not expired_only:

@@ -214,6 +214,13 @@ class VectorCache:
                 entry.dropped, entry.index = True, None
         self._path(pk).unlink(missing_ok=True)
 
+    def rebuild(self, pk: int) -> int:
+        """Build the collection's index afresh from the database (`facelens reindex`); how many vectors."""
+        entry = self._entry(pk)
+        with entry.lock:
+            self._rebuild(entry)
+            return entry.count
+
     def wait(self) -> None:
         """Wait for background rebuilds (tests, shutdown)."""
         while True:

@@ -191,6 +191,7 @@ class VideoOperations(AccountableBackend):
                 self._video_wake.wait(poll_seconds)
                 self._video_wake.clear()
                 continue
+            log.info("video job %s (%s) claimed, attempt %d", job.job_id, job.kind, job.attempts)
             self.run_job(job)
 
     def run_job(self, job: JobRecord, progress: Callable[[int], None] | None = None) -> None:

@@ -1,0 +1,186 @@
+"""Milvus as the vector store shared by every replica (`FACELENS_VECTOR_URL=milvus://host:port`, or a Milvus
+Lite path), in place of each process's own FAISS cache.
+
+The metadata database stays the source of truth: each FaceLens collection has a Milvus collection
+(`facelens_<database id>_<pk>`, primary key = the face's sequence number, inner-product metric) caught up from
+the database's change log. Catching up happens in a write transaction of the metadata store, which serializes
+it across replicas (the database records how far Milvus has got: `vector_marks`), so changes are applied in
+order, once. A search catches up first, so a face indexed through any replica is searchable through any other
+at once; the backend re-reads and re-ranks every candidate from the database, so a face the database has
+deleted is never returned. `rebuild()` (`facelens reindex`) refills a collection from the database's
+embeddings. The same client code talks to Milvus Lite's gRPC server and to a Milvus cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Sequence
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+from facelens.store.base import ADDED, DELETED, MetadataStore, Session
+
+log = logging.getLogger("facelens.store")
+
+MAX_TOPK = 16384  # Milvus's largest search limit
+_BATCH = 2000
+
+
+def client_uri(url: str) -> tuple[str, str]:
+    """(pymilvus uri, index type) of `milvus://host:port[?index=HNSW]`, `milvus+https://...` or a Milvus Lite
+    path (`milvus:///var/lib/facelens/milvus` or a plain path)."""
+    parsed = urlparse(url)
+    index = (parse_qs(parsed.query).get("index") or ["FLAT"])[0].upper()
+    if parsed.scheme in ("milvus", "milvus+http", "milvus+https") and parsed.netloc:
+        scheme = "https" if parsed.scheme.endswith("https") else "http"
+        return f"{scheme}://{parsed.netloc}", index
+    return (parsed.path if parsed.scheme else url.split("?", 1)[0]), index
+
+
+class MilvusVectors:
+    """The vector store interface of `facelens.store.vectors.VectorCache`, backed by Milvus."""
+
+    def __init__(self, store: MetadataStore, url: str) -> None:
+        from pymilvus import MilvusClient
+
+        self.store = store
+        self.uri, self.index_type = client_uri(url)
+        self.client = MilvusClient(uri=self.uri)
+        with store.transaction() as session:
+            self.namespace = hashlib.sha256(session.secret()).hexdigest()[:12]
+        self._lock = threading.Lock()
+        self._known: set[str] = set()
+
+    def name(self, pk: int) -> str:
+        return f"facelens_{self.namespace}_{pk}"
+
+    # -- the interface the backend uses
+    def search(self, pk: int, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """Up to `k` candidates per query: sequence numbers (padded with -1), inner products (padded with -inf),
+        and whether every vector of the collection was considered."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        seqs = np.full((len(queries), k), -1, np.int64)
+        scores = np.full((len(queries), k), -np.inf, np.float32)
+        count = self._catch_up(pk)
+        if count == 0 or not self._exists(pk):
+            return seqs, scores, True
+        limit = min(k, MAX_TOPK, count)
+        try:
+            found = self._search(pk, queries, limit)
+        except Exception:
+            self._known.discard(self.name(pk))
+            if self._exists(pk):
+                raise
+            log.warning("Milvus lost collection %s; refilling it from the database", self.name(pk))
+            self.rebuild(pk)
+            found = self._search(pk, queries, limit)
+        for row, hits in enumerate(found):
+            for column, hit in enumerate(hits[:k]):
+                seqs[row, column] = int(hit["id"])
+                scores[row, column] = float(hit["distance"])
+        return seqs, scores, count <= limit
+
+    def _search(self, pk: int, queries: np.ndarray, limit: int) -> list:
+        return self.client.search(self.name(pk), data=queries.tolist(), limit=limit,
+                                  search_params={"metric_type": "IP"}, consistency_level="Strong")
+
+    def sync(self, pk: int) -> None:
+        self._catch_up(pk)
+
+    def count(self, pk: int) -> int:
+        return self._catch_up(pk)
+
+    def drop(self, pk: int) -> None:
+        """Remove a deleted collection's vectors."""
+        if self._exists(pk):
+            self.client.drop_collection(self.name(pk))
+        self._known.discard(self.name(pk))
+
+    def rebuild(self, pk: int) -> int:
+        """Refill the collection's Milvus collection from the database's embeddings; how many vectors."""
+        with self.store.transaction(write=True) as session:
+            self.drop(pk)
+            return self._refill(session, pk)
+
+    def flush(self) -> None:
+        """Nothing is held in this process."""
+
+    def wait(self) -> None:
+        """No background work."""
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- catching up
+    def _exists(self, pk: int) -> bool:
+        name = self.name(pk)
+        if name not in self._known and self.client.has_collection(name):
+            self._known.add(name)
+        return name in self._known
+
+    def _create(self, pk: int, dim: int) -> None:
+        from pymilvus import DataType
+
+        if self._exists(pk):
+            return
+        schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        index = self.client.prepare_index_params()
+        index.add_index(field_name="vector", index_type=self.index_type, metric_type="IP")
+        self.client.create_collection(self.name(pk), schema=schema, index_params=index, consistency_level="Strong")
+        self.client.load_collection(self.name(pk))
+        self._known.add(self.name(pk))
+
+    def _upsert(self, pk: int, seqs: Sequence[int], vectors: np.ndarray) -> None:
+        if not len(seqs):
+            return
+        self._create(pk, vectors.shape[1])
+        for start in range(0, len(seqs), _BATCH):
+            rows = [{"id": int(seq), "vector": vector.tolist()}
+                    for seq, vector in zip(seqs[start:start + _BATCH], vectors[start:start + _BATCH], strict=True)]
+            self.client.upsert(self.name(pk), rows)
+
+    def _refill(self, session: Session, pk: int) -> int:
+        """Everything from the embeddings themselves (a new collection, or a log pruned past the mark)."""
+        count = 0
+        for seqs, vectors in session.embeddings(pk):
+            self._upsert(pk, seqs.tolist(), vectors)
+            count += len(seqs)
+        session.set_vector_mark(pk, session.high_water(), count)
+        return count
+
+    def _catch_up(self, pk: int) -> int:
+        """Apply the collection's changes Milvus has not seen; the number of vectors it holds after."""
+        with self.store.transaction() as session:
+            mark = session.vector_mark(pk)
+            if mark is not None and mark[0] >= session.log_floor(pk) \
+                    and not session.changes_since(pk, mark[0]):
+                return mark[1]
+        with self._lock, self.store.transaction(write=True) as session:  # one replica at a time, in log order
+            mark = session.vector_mark(pk)
+            if mark is None or mark[0] < session.log_floor(pk):
+                self.drop(pk)
+                return self._refill(session, pk)
+            changes = session.changes_since(pk, mark[0])
+            if not changes:
+                return mark[1]
+            first: dict[int, int] = {}
+            last: dict[int, int] = {}
+            for change in changes:
+                first.setdefault(change.face_seq, change.op)
+                last[change.face_seq] = change.op
+            removed = [seq for seq, op in last.items() if op == DELETED and first[seq] == DELETED]
+            added = [seq for seq, op in last.items() if op == ADDED]
+            faces = session.faces_by_seq(pk, added, embeddings=True)
+            if removed and self._exists(pk):
+                self.client.delete(self.name(pk), ids=removed)
+            if faces:
+                self._upsert(pk, [face.seq for face in faces],
+                             np.stack([face.embedding for face in faces]).astype(np.float32))
+            count = session.count_faces(pk)
+            session.set_vector_mark(pk, changes[-1].seq, count)
+            return count
