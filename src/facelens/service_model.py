@@ -1,4 +1,5 @@
-"""Rekognition's service model as botocore ships it: limits, enums, documented defaults, request validation.
+"""Rekognition's service model as botocore ships it (and FaceLens's own beside it): limits, enums, documented
+defaults; request validation against it lives in `facelens.validation`.
 
 Identifiers, defaults and limits are read from `botocore/data/rekognition/2016-06-27/service-2.json` rather than
 copied, so FaceLens follows the model botocore (and therefore boto3) speaks. Defaults that the model states only
@@ -8,7 +9,6 @@ fails loudly here instead of silently changing behaviour.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -18,8 +18,6 @@ from typing import Any
 import botocore.session
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.paginate import PaginatorModel
-
-from facelens.errors import InvalidParameterException
 
 SERVICE = "rekognition"
 ADMIN_SERVICE = "facelens"  # FaceLens's own operations (policies, audit), a botocore model shipped in the package
@@ -151,79 +149,9 @@ def pattern(java: str) -> re.Pattern[str] | None:
         return None
 
 
-def _fail(path: str, value: Any, constraint: str) -> InvalidParameterException:
-    shown = value if isinstance(value, str | int | float) else type(value).__name__
-    return InvalidParameterException(
-        f"1 validation error detected: Value '{shown}' at '{path}' failed to satisfy constraint: {constraint}"
-    )
-
-
 def validate(operation_name: str, params: Mapping[str, Any]) -> None:
-    """Check a request against the operation's input shape: required members, types, ranges, lengths, enums and
-    patterns. `Image` may be given as the already-fetched bytes."""
-    _check(operation(operation_name).input_shape, params, "")
+    """Check a request against the operation's input shape (required members, types, ranges, lengths, enums,
+    patterns; `facelens.validation`). `Image` may be given as the already-fetched bytes."""
+    from facelens import validation
 
-
-def _check(shape_: Shape, value: Any, path: str) -> None:
-    kind = shape_.type_name
-    meta = shape_.metadata
-    if kind == "structure":
-        if isinstance(value, bytes | bytearray | memoryview) and "Bytes" in shape_.members:
-            return  # Image as already-fetched bytes (maybe from S3): their size limit is the decoder's to check
-        if not isinstance(value, Mapping):
-            raise _fail(path, value, "Member must be a structure")
-        for name in shape_.required_members:
-            if value.get(name) is None:
-                raise InvalidParameterException(f"Missing required parameter {(path + '.' if path else '') + name}")
-        for name, item in value.items():
-            if name not in shape_.members:
-                raise InvalidParameterException(f"Unknown parameter {(path + '.' if path else '') + name}")
-            if item is not None:
-                _check(shape_.members[name], item, f"{path}.{name}" if path else name[:1].lower() + name[1:])
-    elif kind == "list":
-        if not isinstance(value, list | tuple):
-            raise _fail(path, value, "Member must be a list")
-        _bounds(path, value, len(value), meta, "Member must have length")
-        for index, item in enumerate(value):
-            _check(shape_.member, item, f"{path}.{index + 1}.member")
-    elif kind == "map":
-        if not isinstance(value, Mapping):
-            raise _fail(path, value, "Member must be a map")
-        _bounds(path, value, len(value), meta, "Member must have length")
-        for key, item in value.items():
-            _check(shape_.key, key, f"{path}.key")
-            _check(shape_.value, item, f"{path}.value")
-    elif kind == "string":
-        if not isinstance(value, str):
-            raise _fail(path, value, "Member must be a string")
-        _bounds(path, value, len(value), meta, "Member must have length")
-        if shape_.enum and value not in shape_.enum:
-            raise _fail(path, value, f"Member must satisfy enum value set: [{', '.join(shape_.enum)}]")
-        compiled = pattern(meta["pattern"]) if "pattern" in meta else None
-        if compiled is not None and not compiled.fullmatch(value):
-            raise _fail(path, value, f"Member must satisfy regular expression pattern: {meta['pattern']}")
-    elif kind in ("integer", "long"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(path, value, "Member must be an integer")
-        _bounds(path, value, value, meta, "Member must have value")
-    elif kind in ("float", "double"):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _fail(path, value, "Member must be a number")
-        _bounds(path, value, value, meta, "Member must have value")
-    elif kind == "blob":
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise _fail(path, value, "Member must be bytes")
-        if shape_.name != "ImageBlob":  # images: the decoder answers ImageTooLargeException, as Rekognition does
-            _bounds(path, value, len(value), meta, "Member must have length")
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            raise _fail(path, value, "Member must be a boolean")
-    elif kind == "timestamp" and not isinstance(value, dt.datetime | int | float):
-        raise _fail(path, value, "Member must be a timestamp")
-
-
-def _bounds(path: str, value: Any, measure: float, meta: Mapping[str, Any], what: str) -> None:
-    if "min" in meta and measure < meta["min"]:
-        raise _fail(path, value, f"{what} greater than or equal to {meta['min']}")
-    if "max" in meta and measure > meta["max"]:
-        raise _fail(path, value, f"{what} less than or equal to {meta['max']}")
+    validation.check(operation(operation_name), params)

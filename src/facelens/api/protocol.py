@@ -9,21 +9,17 @@ client-side validator leaves to the server: maxima, enums and patterns.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ParamValidationError
 from botocore.model import OperationModel, ServiceModel, Shape
-from botocore.validate import ParamValidator, ValidationErrors
 
-from facelens import errors, service_model
+from facelens import service_model, validation
 from facelens.api.errors import SerializationException, UnknownOperationException
 
 CONTENT_TYPES = ("application/x-amz-json-1.1", "application/json")
-_MAX_SHOWN = 80  # characters of an offending value echoed in a message
 
 
 def model() -> ServiceModel:
@@ -44,7 +40,7 @@ def operation_for(target: str | None, content_type: str | None) -> OperationMode
     for service in (model(), service_model.admin_model()):
         if prefix == service.metadata["targetPrefix"] and name in service.operation_names:
             return service.operation_model(name)
-    raise UnknownOperationException(f"Unknown operation {_shown(target or '')}")
+    raise UnknownOperationException(f"Unknown operation {validation.shown(target or '')}")
 
 
 def _no_constants(name: str) -> None:
@@ -58,172 +54,16 @@ def parse_body(body: bytes) -> dict[str, Any]:
     try:
         params = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise SerializationException(f"Request body is not valid JSON: {_shown(str(exc))}") from None
+        raise SerializationException(f"Request body is not valid JSON: {validation.shown(str(exc))}") from None
     if not isinstance(params, dict):
         raise SerializationException("Request body must be a JSON object")
     return params
 
 
-# -- validation
-def _shown(value: Any) -> str:
-    """A value as echoed in messages: short, and never the bytes of an image."""
-    if isinstance(value, bytes | bytearray):
-        return f"<{len(value)} bytes>"
-    text = str(value)
-    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
-
-
-class _Errors(ValidationErrors):
-    """botocore's report, plus the server-side constraints, with offending values shortened."""
-
-    def _format_error(self, error: tuple[str, str, dict[str, Any]]) -> str:
-        kind, name, extra = error
-        label = self._get_name(name)
-        if kind == "invalid type":
-            valid = ", ".join(extra["valid_types"])
-            return (f"Invalid type for parameter {label}, value: {_shown(extra['param'])}, "
-                    f"type: {type(extra['param'])}, valid types: {valid}")
-        if "param" in extra:
-            extra = {**extra, "param": _shown(extra["param"])}
-        if kind == "invalid max range":
-            return f"Invalid value for parameter {label}, value: {extra['param']}, valid max value: {extra['limit']}"
-        if kind == "invalid max length":
-            return f"Invalid length for parameter {label}, value: {extra['param']}, valid max length: {extra['limit']}"
-        if kind == "invalid enum":
-            return f"Invalid value for parameter {label}, value: {extra['param']}, valid values: {extra['limit']}"
-        if kind == "blob too large":
-            return f"Invalid length for parameter {label}, value: {extra['param']}, valid max length: {extra['limit']}"
-        if kind == "invalid pattern":
-            return f"Invalid value for parameter {label}, value: {extra['param']}, must match pattern: {extra['limit']}"
-        return super()._format_error((kind, name, extra))
-
-    def find(self, kind: str) -> tuple[str, dict[str, Any]] | None:
-        """(parameter name, details) of the first error of a kind."""
-        for found, name, extra in self._errors:
-            if found == kind:
-                return self._get_name(name), extra
-        return None
-
-
-def _too_big(name: str, measure: float, shape: Shape, kind: str, errors_: ValidationErrors, value: Any) -> None:
-    limit = shape.metadata.get("max")
-    if limit is not None and measure > limit:
-        errors_.report(name, kind, param=value, limit=limit)
-
-
-class ServiceValidator(ParamValidator):
-    """`ParamValidator` that also enforces max, enum and pattern, and refuses booleans as numbers."""
-
-    VALIDATED_METADATA_ATTRS = ParamValidator.VALIDATED_METADATA_ATTRS | {"max", "enum", "pattern"}
-
-    def validate(self, params: Mapping[str, Any], shape: Shape) -> _Errors:
-        report = _Errors()
-        self._validate(params, shape, report, name="")
-        return report
-
-    def _validate_string(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str) -> None:
-        before = len(errors_._errors)
-        super()._validate_string(param, shape, errors_, name)
-        if len(errors_._errors) > before or not isinstance(param, str):
-            return
-        _too_big(name, len(param), shape, "invalid max length", errors_, param)
-        if shape.enum and param not in shape.enum:
-            errors_.report(name, "invalid enum", param=param, limit=", ".join(shape.enum))
-        pattern = shape.metadata.get("pattern")
-        if pattern and (compiled := service_model.pattern(pattern)) is not None and not compiled.fullmatch(param):
-            errors_.report(name, "invalid pattern", param=param, limit=pattern)
-
-    def _number(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str, check: Any) -> None:
-        if isinstance(param, bool):
-            errors_.report(name, "invalid type", param=param, valid_types=[f"<{shape.type_name}>"])
-            return
-        before = len(errors_._errors)
-        check(self, param, shape, errors_, name)
-        if len(errors_._errors) == before:
-            _too_big(name, param, shape, "invalid max range", errors_, param)
-
-    def _validate_integer(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str) -> None:
-        self._number(param, shape, errors_, name, ParamValidator._validate_integer)
-
-    _validate_long = _validate_integer
-
-    def _validate_double(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str) -> None:
-        self._number(param, shape, errors_, name, ParamValidator._validate_double)
-
-    _validate_float = _validate_double
-
-    def _validate_list(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str) -> None:
-        super()._validate_list(param, shape, errors_, name)
-        if isinstance(param, list | tuple):
-            _too_big(name, len(param), shape, "invalid max length", errors_, len(param))
-
-    def _validate_blob(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str) -> None:
-        if not isinstance(param, bytes):  # decoded from base64 before validation; anything else is mistyped
-            errors_.report(name, "invalid type", param=param, valid_types=["<base64 string>"])
-            return
-        range_kind = "invalid length"
-        if "min" in shape.metadata and len(param) < shape.metadata["min"]:
-            errors_.report(name, range_kind, param=param, min_allowed=shape.metadata["min"])
-        _too_big(name, len(param), shape, "blob too large", errors_, param)
-
-    def _validate_timestamp(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str) -> None:
-        if isinstance(param, bool) or not isinstance(param, int | float | str):
-            errors_.report(name, "invalid type", param=param, valid_types=["<epoch seconds>"])
-
-
-def decode_blobs(value: Any, shape: Shape, name: str = "") -> Any:
-    """A copy of the parameters with every base64 blob (per the model) decoded to bytes; wrong types kept."""
-    kind = shape.type_name
-    if kind == "structure" and isinstance(value, dict):
-        return {k: decode_blobs(v, shape.members[k], f"{name}.{k}") if k in shape.members else v
-                for k, v in value.items()}
-    if kind == "list" and isinstance(value, list):
-        return [decode_blobs(item, shape.member, f"{name}[{i}]") for i, item in enumerate(value)]
-    if kind == "map" and isinstance(value, dict):
-        return {k: decode_blobs(v, shape.value, f"{name}.{k}") for k, v in value.items()}
-    if kind == "blob" and isinstance(value, str):
-        try:
-            return binascii.a2b_base64(value, strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise errors.InvalidParameterException(
-                f"Parameter validation failed:\nInvalid base64 for parameter {name.lstrip('.')}"
-            ) from None
-    return value
-
-
-def _drop_unknown(value: Any, shape: Shape) -> Any:
-    """Members the model does not know are ignored, as AWS's JSON services do (forward compatibility)."""
-    kind = shape.type_name
-    if kind == "structure" and isinstance(value, dict):
-        return {k: _drop_unknown(v, shape.members[k]) for k, v in value.items() if k in shape.members}
-    if kind == "list" and isinstance(value, list):
-        return [_drop_unknown(item, shape.member) for item in value]
-    if kind == "map" and isinstance(value, dict):
-        return {k: _drop_unknown(v, shape.value) for k, v in value.items()}
-    return value
-
-
 def validated(operation: OperationModel, params: dict[str, Any]) -> dict[str, Any]:
-    """The request's parameters with blobs decoded, validated against the operation's input shape.
-
-    Raises InvalidParameterException with the validator's message, or ImageTooLargeException when a blob
-    (Rekognition's only blobs are images) is over the model's maximum.
-    """
-    shape = operation.input_shape
-    if shape is None:
-        return {}
-    params = _drop_unknown(decode_blobs(params, shape), shape)
-    report = ServiceValidator().validate(params, shape)
-    too_large = report.find("blob too large")
-    if too_large is not None:
-        name, extra = too_large
-        raise errors.ImageTooLargeException(
-            f"{name} is {len(extra['param']):,} bytes; the limit is {extra['limit']:,} bytes "
-            "(larger images, up to the S3 limit, can be given as an S3Object)."
-        )
-    if report.has_errors():
-        raise errors.InvalidParameterException(str(ParamValidationError(report=report.generate_report())))
-    return params
+    """The request's parameters with base64 blobs decoded, validated against the operation's input shape
+    (`facelens.validation`, shared with the backend)."""
+    return validation.validated(operation, params)
 
 
 # -- responses
