@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/search.py [--sizes 100000 1000000] [--queries 1000] [--threads 2]
                                           [--search-threads 1] [--alternatives HNSW32] [--extra-ef 256]
+                                          [--milvus [--milvus-index FLAT,IVF_SQ8,HNSW]]
     .venv/bin/python benchmarks/search.py --quick        # 20,000 faces, 200 queries per kind: well under a minute
 
 Data (seeded numpy RNG): N gallery "identities", random unit vectors in 128 dimensions (the SFace embedding
@@ -25,17 +26,38 @@ its own latency rows. The service searches with one thread per request (FACELENS
 runs requests in parallel; a single-query HNSW search runs on one thread whatever the setting.
 Latency ratios compare with Flat measured in the same run at the same search threads. The header prints the
 load average: other processes on the cores delay FAISS's OpenMP threads and inflate the multi-thread latencies.
+
+--milvus runs the same gallery, probes and ground truth on Milvus Lite, FaceLens's shared vector store, the way
+`facelens.store.milvus` reaches a Milvus cluster: for each --milvus-index type (comma-separated, default
+FLAT,IVF_SQ8,HNSW) a fresh `python -m milvus_lite server --data-dir <tmp> --host 127.0.0.1 --port <free port>`
+subprocess, a `pymilvus.MilvusClient(uri="http://127.0.0.1:<port>")`, a collection with the service's schema
+(INT64 primary key `id` = row number, FLOAT_VECTOR `vector` of 128, metric IP, Milvus's default index parameters,
+Strong consistency, loaded), upserts in batches of 2,000, and one `client.search(..., limit=64,
+search_params={"metric_type": "IP"})` per probe (no ef or nprobe, as the service sends none). A 1,000-face trial
+collection is created, searched and dropped first, so that an index type Milvus Lite does not build is reported
+in one line and skipped within seconds. Build s = upserting every face + flush + the server's background
+compaction and index builds (until its CPU goes quiet) + release and load. Memory: the server's VmRSS after
+loading (and its growth from before the collection was created) and the size of its data directory on disk.
+Search threads read "server": Milvus Lite searches on its own threads. recall@1 and re-rank@64 are computed as
+for the FAISS rows, against the same exact top-1, and latency ratios against Flat at one search thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
+import logging
 import os
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -52,17 +74,24 @@ TARGET_BYTES_PER_MILLION = 1e9
 
 @dataclass
 class Row:
-    """One index (and efSearch) measured at one size."""
+    """One index (and efSearch) measured at one size.
+
+    FAISS rows: `threads` = FAISS threads per search, `serialized` = `faiss.serialize_index` length, `rss_growth` =
+    this process's VmRSS growth across the build. Milvus Lite rows: `threads` is None (the server's own threads),
+    `serialized` = the server's data directory on disk, `rss_growth` = the server's VmRSS after loading minus its
+    VmRSS before the collection was created, `server_rss` = the server's VmRSS after loading.
+    """
 
     name: str
     ef: int | None
-    threads: int
+    threads: int | None
     build_s: float
     serialized: int
     rss_growth: int
     latencies_ms: np.ndarray
     recall: dict[str, float]
     reranked: dict[str, float]
+    server_rss: int | None = None
 
     def p(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q))
@@ -150,8 +179,248 @@ def measure(
     return np.asarray(latencies), recall, reranked
 
 
+# -- Milvus Lite: the same workload through FaceLens's shared vector store client
+
+MILVUS_INDEXES = ("FLAT", "IVF_SQ8", "HNSW")
+MILVUS_BATCH = 2000  # facelens.store.milvus._BATCH
+MILVUS_COLLECTION = "facelens_benchmark"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def proc_status(pid: int, field: str) -> int:
+    """A `VmRSS:`-style field of /proc/<pid>/status in bytes (0 when the process is gone)."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far, its threads included."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def disk_bytes(path: Path) -> int:
+    """Total size of the files under `path`."""
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+
+
+class MilvusServer:
+    """`python -m milvus_lite server` as a subprocess on a free local port, with its own data directory."""
+
+    def __init__(self, data_dir: Path, start_timeout: float = 120.0) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.log_path = data_dir.parent / "server.log"
+        self.start_timeout = start_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> MilvusServer:
+        command = [sys.executable, "-m", "milvus_lite", "server", "--data-dir", str(self.data_dir),
+                   "--host", "127.0.0.1", "--port", str(self.port)]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"milvus_lite server exited with {self.process.returncode}: {self.log_tail()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1.0):
+                return self
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"milvus_lite server did not listen on port {self.port} in {self.start_timeout:g} s")
+            time.sleep(0.2)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def rss(self) -> int:
+        return proc_status(self.pid, "VmRSS")
+
+    def peak_rss(self) -> int:
+        return proc_status(self.pid, "VmHWM")
+
+    def wait_idle(self, quiet_s: float = 3.0, timeout: float = 3600.0) -> float:
+        """Wait until the server has used under 5% of a core for `quiet_s` seconds (its background compaction and
+        index builds are done); the seconds from the call until it last worked (the quiet wait not counted)."""
+        start = time.monotonic()
+        last, busy_until = cpu_seconds(self.pid), start
+        while time.monotonic() - start < timeout:
+            time.sleep(0.5)
+            now = cpu_seconds(self.pid)
+            if now - last > 0.025:
+                busy_until = time.monotonic()
+            last = now
+            if time.monotonic() - busy_until >= quiet_s:
+                break
+        return busy_until - start
+
+    def log_tail(self, lines: int = 5) -> str:
+        with contextlib.suppress(OSError):
+            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+        return ""
+
+
+def milvus_create(client: Any, index_type: str, name: str = MILVUS_COLLECTION) -> None:
+    """The collection `facelens.store.milvus.MilvusVectors._create` makes: INT64 primary key `id`, FLOAT_VECTOR
+    `vector`, inner-product index of `index_type` with Milvus's default parameters, Strong consistency, loaded."""
+    from pymilvus import DataType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", index_type=index_type, metric_type="IP")
+    client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+    client.load_collection(name)
+
+
+def milvus_preflight(client: Any, server: MilvusServer, index_type: str, gallery: np.ndarray) -> None:
+    """Create, fill (1,000 faces), flush, reload, search and drop a small collection of `index_type`, so that an
+    index type Milvus Lite does not build fails in a second, before the full upsert. Milvus Lite accepts an index
+    type it does not know at create time and fails when it first builds a sealed segment's index. This also makes
+    the server import its index and storage code before the memory baseline is taken. The reload waits for the
+    server's background index build: a load while it is still writing the index file can fail to read it."""
+    name = f"{MILVUS_COLLECTION}_preflight"
+    try:
+        milvus_create(client, index_type, name)
+        client.upsert(name, [{"id": i, "vector": vector.tolist()} for i, vector in enumerate(gallery[:1000])])
+        client.flush(name)
+        server.wait_idle(quiet_s=1.0)
+        client.release_collection(name)
+        client.load_collection(name)
+        client.search(name, data=gallery[:1].tolist(), limit=1, search_params={"metric_type": "IP"},
+                      consistency_level="Strong")
+    finally:
+        with contextlib.suppress(Exception):
+            client.drop_collection(name)
+
+
+def milvus_search(client: Any, query: np.ndarray, k: int) -> list[dict[str, Any]]:
+    """One query as `MilvusVectors._search` sends it."""
+    return client.search(MILVUS_COLLECTION, data=query[None].tolist(), limit=k,
+                         search_params={"metric_type": "IP"}, consistency_level="Strong")[0]
+
+
+def measure_milvus(
+    client: Any, gallery: np.ndarray, probes: dict[str, np.ndarray], truth: dict[str, np.ndarray]
+) -> tuple[np.ndarray, dict[str, float], dict[str, float]]:
+    """`measure` for a Milvus collection: one query per search call, k candidates, the hits in Milvus's order."""
+    k = min(FIRST_CANDIDATES, len(gallery))
+    for query in next(iter(probes.values()))[:10]:  # warm-up
+        milvus_search(client, query, k)
+    latencies: list[float] = []
+    recall: dict[str, float] = {}
+    reranked: dict[str, float] = {}
+    for kind, queries in probes.items():
+        top1 = np.full(len(queries), -1, np.int64)
+        best = np.full(len(queries), -1, np.int64)
+        for i, query in enumerate(queries):
+            start = time.perf_counter()
+            hits = milvus_search(client, query, k)
+            latencies.append((time.perf_counter() - start) * 1000)
+            if not hits:
+                continue
+            candidates = np.array([int(hit["id"]) for hit in hits], np.int64)
+            scores = np.array([float(hit["distance"]) for hit in hits])
+            if np.any(np.diff(scores) > 1e-5):
+                raise RuntimeError("Milvus returned IP hits out of order (expected largest inner product first)")
+            top1[i] = candidates[0]
+            exact = gallery[candidates].astype(np.float64) @ query.astype(np.float64)
+            best[i] = candidates[int(np.argmax(exact))]
+        recall[kind] = float(np.mean(top1 == truth[kind]))
+        reranked[kind] = float(np.mean(best == truth[kind]))
+    return np.asarray(latencies), recall, reranked
+
+
+def milvus_row(
+    index_type: str, gallery: np.ndarray, probes: dict[str, np.ndarray], truth: dict[str, np.ndarray]
+) -> Row | None:
+    """Fill a fresh Milvus Lite server with the gallery through pymilvus (ids = row numbers) and measure it;
+    None, with a line saying why, when Milvus Lite does not support `index_type` or building it fails."""
+    from pymilvus import MilvusClient
+
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # failures are reported here, in one line
+
+    with tempfile.TemporaryDirectory(prefix="facelens-milvus-") as tmp, MilvusServer(Path(tmp) / "data") as server:
+        client = MilvusClient(uri=server.uri)
+        try:
+            try:
+                milvus_preflight(client, server, index_type, gallery)
+                server.wait_idle(quiet_s=1.0)
+                idle_rss = server.rss()
+                start = time.perf_counter()
+                milvus_create(client, index_type)
+            except Exception as error:  # pymilvus raises MilvusException; anything else is a failure all the same
+                unknown = "unknown index_type" in str(error) or "reserved for a future phase" in str(error)
+                reason = "is not supported by Milvus Lite" if unknown else "could not be created"
+                print(f"Milvus Lite: index type {index_type} {reason}, skipped ({type(error).__name__}: {error})",
+                      flush=True)
+                return None
+            try:
+                for first in range(0, len(gallery), MILVUS_BATCH):
+                    block = gallery[first : first + MILVUS_BATCH]
+                    rows = [{"id": first + i, "vector": vector.tolist()} for i, vector in enumerate(block)]
+                    client.upsert(MILVUS_COLLECTION, rows)
+                upserted = time.perf_counter()
+                client.flush(MILVUS_COLLECTION)  # seal the last rows into a segment so that they are indexed too
+                flushed = time.perf_counter()
+                settle = server.wait_idle()  # background compaction and index builds: until the server went quiet
+                loading = time.perf_counter()
+                client.release_collection(MILVUS_COLLECTION)
+                client.load_collection(MILVUS_COLLECTION)  # builds or loads the index of every segment, synchronously
+                end = time.perf_counter()
+                build_s = (flushed - start) + settle + (end - loading)
+                count = int(client.get_collection_stats(MILVUS_COLLECTION)["row_count"])
+                if count != len(gallery):
+                    raise RuntimeError(f"the collection holds {count:,} rows, not {len(gallery):,}")
+                rss = server.rss()
+                on_disk = disk_bytes(server.data_dir)
+                print(
+                    f"Milvus Lite {index_type}: create + upsert {upserted - start:.1f} s, "
+                    f"flush {flushed - upserted:.1f} s, background compaction/index builds {settle:.1f} s, "
+                    f"release + load {end - loading:.1f} s; "
+                    f"server RSS {idle_rss / 1e6:.0f} MB idle, {rss / 1e6:.0f} MB loaded; data dir "
+                    f"{on_disk / 1e6:.0f} MB",
+                    flush=True,
+                )
+                latencies, recall, reranked = measure_milvus(client, gallery, probes, truth)
+            except Exception as error:
+                print(f"Milvus Lite: {index_type} failed, skipped: {type(error).__name__}: {error} "
+                      f"(server log: {server.log_tail()})", flush=True)
+                return None
+            print(f"Milvus Lite {index_type}: searched, server peak RSS {server.peak_rss() / 1e6:.0f} MB", flush=True)
+        finally:
+            client.close()
+    ef = 64 if index_type == "HNSW" else None  # Milvus Lite's HNSW default ef (FaceLens passes no search params)
+    return Row(f"Milvus Lite {index_type}", ef, None, build_s, on_disk, rss - idle_rss, latencies, recall,
+               reranked, rss)
+
+
 def run_size(size: int, args: argparse.Namespace) -> list[Row]:
-    """Build and measure Flat and the service's index for `size` faces; print the table."""
+    """Build and measure Flat, the service's index, the alternatives and (--milvus) Milvus Lite for `size` faces;
+    print the table."""
     rng = np.random.default_rng(args.seed + size)
     gallery = unit(rng, size)
     probes: dict[str, np.ndarray] = {}
@@ -184,11 +453,17 @@ def run_size(size: int, args: argparse.Namespace) -> list[Row]:
                 name = f"{kind} (service)" if factory == service and ef == efs[0] else kind
                 rows.append(Row(name, ef, threads, seconds, serialized, growth, latencies, recall, reranked))
         del index
+    for index_type in args.milvus_index if args.milvus else []:
+        row = milvus_row(index_type, gallery, probes, truth)
+        if row is not None:
+            rows.append(row)
     print_table(size, rows, args, source_cosine, source_top1)
     return rows
 
 
 def print_table(size: int, rows: list[Row], args: argparse.Namespace, source_cosine: float, source_top1: float) -> None:
+    """The rows of one size as a Markdown table; Milvus rows' latency ratios are against Flat at one search thread
+    (the service's setting), or the first --search-threads value when 1 is not among them."""
     per_million = 1e6 / size
     print(f"\n### {size:,} faces — service picks {VectorConfig().factory_for(size)}")
     print(
@@ -203,15 +478,28 @@ def print_table(size: int, rows: list[Row], args: argparse.Namespace, source_cos
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     flat = {row.threads: row for row in rows if row.name.startswith(EXACT)}
+    flat[None] = flat.get(1, flat[args.search_threads[0]])
     for row in rows:
         ef = "-" if row.ef is None else str(max(row.ef, FIRST_CANDIDATES))
         base = flat[row.threads]
         print(
-            f"| {row.name} | {ef} | {row.threads} | {row.build_s:.2f} | {row.serialized / 1e6:.1f} "
+            f"| {row.name} | {ef} | {'server' if row.threads is None else row.threads} | {row.build_s:.2f} "
+            f"| {row.serialized / 1e6:.1f} "
             f"| {row.serialized * per_million / 1e6:.0f} | {row.rss_growth * per_million / 1e6:.0f} "
             f"| {row.p(50):.3f} | {row.p(99):.3f} | {row.p(50) / base.p(50):.3f} | {row.p(99) / base.p(99):.3f} "
             f"| {row.recall['genuine']:.3f} | {row.recall['stranger']:.3f} "
             f"| {row.reranked['genuine']:.3f} | {row.reranked['stranger']:.3f} |"
+        )
+    milvus = [row for row in rows if row.server_rss is not None]
+    if milvus:
+        print(
+            "\nMilvus Lite rows: build s = upsert of every face in batches of "
+            f"{MILVUS_BATCH} + flush + background index builds + release and load; search threads = the server's own; "
+            "serialized = the server's data directory on disk; RSS growth = the server's VmRSS after loading minus "
+            "before the collection was created (after a 1,000-face trial collection was dropped); server VmRSS "
+            "after loading: "
+            + ", ".join(f"{row.name} {row.server_rss / 1e6:.0f} MB" for row in milvus if row.server_rss)
+            + f". Latency ratios against Flat at {flat[None].threads} search thread(s)."
         )
     sys.stdout.flush()
 
@@ -266,6 +554,13 @@ def main() -> int:
     parser.add_argument("--genuine-cosine", type=float, default=0.65, help="genuine probe cosine to its source")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="20,000 faces, 200 probes of each kind")
+    parser.add_argument("--milvus", action="store_true", help="also run the workload on a Milvus Lite server")
+    parser.add_argument(
+        "--milvus-index",
+        type=lambda value: [part.strip().upper() for part in value.split(",") if part.strip()],
+        default=list(MILVUS_INDEXES),
+        help=f"comma-separated Milvus index types for --milvus (default {','.join(MILVUS_INDEXES)})",
+    )
     args = parser.parse_args()
     args.sizes = args.sizes or ([20_000] if args.quick else [100_000, 1_000_000])
     args.queries = args.queries or (200 if args.quick else 1000)
@@ -276,11 +571,17 @@ def main() -> int:
         "for single-query searches (the service: 1); "
         f"load average at start {os.getloadavg()[0]:.2f}"
     )
+    if args.milvus:
+        from importlib.metadata import version
+
+        print(f"Milvus Lite {version('milvus-lite')} server (subprocess), pymilvus {version('pymilvus')}, "
+              f"index types {','.join(args.milvus_index)}")
     results = {size: run_size(size, args) for size in args.sizes}
     if TARGET_SIZE in results:
         print_targets(results[TARGET_SIZE], TARGET_SIZE)
     else:
         print(f"\nTargets are checked at {TARGET_SIZE:,} faces: not measured in this run.")
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
     return 0
 
 
