@@ -56,7 +56,8 @@ _FACE_FROM = "FROM faces f LEFT JOIN users u ON u.pk = f.user_pk"
 
 
 class SqliteSession(SqliteJobs, Session):
-    """One transaction on one connection."""
+    """One transaction on one connection. Its SQL is also PostgreSQL's (`?` placeholders aside: upserts with
+    ON CONFLICT, RETURNING), so `facelens.store.postgres` overrides only what differs."""
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.db = connection
@@ -69,8 +70,8 @@ class SqliteSession(SqliteJobs, Session):
     def create_collection(self, collection_id: str, arn: str, face_model_version: str,
                           tags: dict[str, str]) -> CollectionRecord | None:
         cursor = self.db.execute(
-            "INSERT OR IGNORE INTO collections (collection_id, arn, face_model_version, created, tags, log_floor) "
-            "VALUES (?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) FROM changes))",
+            "INSERT INTO collections (collection_id, arn, face_model_version, created, tags, log_floor) "
+            "VALUES (?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) FROM changes)) ON CONFLICT DO NOTHING",
             (collection_id, arn, face_model_version, time.time(), json.dumps(tags, sort_keys=True)))
         return self.get_collection(collection_id) if cursor.rowcount else None
 
@@ -102,13 +103,13 @@ class SqliteSession(SqliteJobs, Session):
         now = time.time()
         seqs = []
         for face in faces:
-            cursor = self.db.execute(
+            row = self.db.execute(
                 "INSERT INTO faces (collection, face_id, image_id, external_image_id, bounding_box, confidence, "
-                "model_version, created, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "model_version, created, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
                 (pk, face.face_id, face.image_id, face.external_image_id, json.dumps(face.bounding_box),
                  float(face.confidence), face.model_version, now,
-                 np.ascontiguousarray(face.embedding, dtype="<f4").tobytes()))
-            seqs.append(int(cursor.lastrowid))
+                 np.ascontiguousarray(face.embedding, dtype="<f4").tobytes())).fetchone()
+            seqs.append(int(row[0]))
         return seqs
 
     def delete_faces(self, pk: int, seqs: Sequence[int]) -> None:
@@ -163,9 +164,9 @@ class SqliteSession(SqliteJobs, Session):
 
     # -- users
     def create_user(self, pk: int, user_id: str, status: str) -> UserRecord | None:
-        cursor = self.db.execute("INSERT OR IGNORE INTO users (collection, user_id, status, created) "
-                                 "VALUES (?, ?, ?, ?)", (pk, user_id, status, time.time()))
-        return UserRecord(int(cursor.lastrowid), user_id, status) if cursor.rowcount else None
+        row = self.db.execute("INSERT INTO users (collection, user_id, status, created) VALUES (?, ?, ?, ?) "
+                              "ON CONFLICT DO NOTHING RETURNING pk", (pk, user_id, status, time.time())).fetchone()
+        return UserRecord(int(row[0]), user_id, status) if row else None
 
     def get_user(self, pk: int, user_id: str) -> UserRecord | None:
         row = self.db.execute("SELECT pk, user_id, status FROM users WHERE collection = ? AND user_id = ?",
@@ -216,7 +217,8 @@ class SqliteSession(SqliteJobs, Session):
         return json.loads(row[0]) if row else None
 
     def put_policy(self, pk: int, policy: dict) -> None:
-        self.db.execute("INSERT OR REPLACE INTO policies (collection, policy, updated) VALUES (?, ?, ?)",
+        self.db.execute("INSERT INTO policies (collection, policy, updated) VALUES (?, ?, ?) ON CONFLICT "
+                        "(collection) DO UPDATE SET policy = excluded.policy, updated = excluded.updated",
                         (pk, json.dumps(policy, sort_keys=True), time.time()))
 
     def retention_policies(self) -> list[tuple[CollectionRecord, dict]]:
@@ -234,7 +236,7 @@ class SqliteSession(SqliteJobs, Session):
         self.db.execute("INSERT INTO audit (seq, time, collection, operation, record, prev_hash, hash) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (row.seq, row.time, row.collection, row.operation, row.text, row.prev_hash, row.hash))
-        self.db.executemany("INSERT OR IGNORE INTO audit_faces (face_id, seq) VALUES (?, ?)",
+        self.db.executemany("INSERT INTO audit_faces (face_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING",
                             [(face_id, seq) for face_id in audit.face_ids(row.record)])
         return row
 
@@ -290,7 +292,8 @@ class SqliteSession(SqliteJobs, Session):
         return found
 
     def mark_imported(self, pk: int, sources: Sequence[tuple[str, str]]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO imports (collection, source, image_id) VALUES (?, ?, ?)",
+        self.db.executemany("INSERT INTO imports (collection, source, image_id) VALUES (?, ?, ?) "
+                            "ON CONFLICT (collection, source) DO UPDATE SET image_id = excluded.image_id",
                             [(pk, source, image_id) for source, image_id in sources])
 
     def secret(self) -> bytes:

@@ -19,13 +19,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from facelens.accountability import audit
-from facelens.accountability.audit import AuditRow
-from facelens.store.base import CollectionRecord, MetadataStore, NewFace, UserRecord
+from facelens.store import schema
+from facelens.store.base import MetadataStore
 from facelens.store.jobs import QUEUED, RUNNING, JobRecord, lease_seconds
 from facelens.store.metadata import SqliteSession
 
@@ -104,56 +102,9 @@ MIGRATIONS: list[list[str]] = [
             image_id TEXT NOT NULL,
             PRIMARY KEY (collection, source))""",
     ],
-    [
-        """CREATE TABLE policies (
-            collection BIGINT PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
-            policy TEXT NOT NULL,
-            updated DOUBLE PRECISION NOT NULL)""",
-        """CREATE TABLE audit (
-            seq BIGINT PRIMARY KEY,
-            time DOUBLE PRECISION NOT NULL,
-            collection TEXT,
-            operation TEXT NOT NULL,
-            record TEXT NOT NULL,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL)""",
-        "CREATE INDEX audit_by_time ON audit (time)",
-        "CREATE INDEX audit_by_collection ON audit (collection, seq)",
-        "CREATE TABLE audit_faces (face_id TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (face_id, seq))",
-        _AUDIT_GUARD,
-        "CREATE INDEX faces_by_age ON faces (collection, created)",
-    ],
-    [
-        """CREATE TABLE video_jobs (
-            job_id TEXT PRIMARY KEY,
-            kind TEXT NOT NULL,
-            status TEXT NOT NULL,
-            status_message TEXT,
-            request TEXT NOT NULL,
-            key_id TEXT NOT NULL,
-            purpose TEXT,
-            created DOUBLE PRECISION NOT NULL,
-            finished DOUBLE PRECISION,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            lease_until DOUBLE PRECISION,
-            metadata TEXT,
-            result_count INTEGER NOT NULL DEFAULT 0)""",
-        "CREATE INDEX video_jobs_by_status ON video_jobs (status, created)",
-        """CREATE TABLE video_results (
-            job_id TEXT NOT NULL REFERENCES video_jobs (job_id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            timestamp BIGINT NOT NULL,
-            person INTEGER NOT NULL,
-            item TEXT NOT NULL,
-            PRIMARY KEY (job_id, seq))""",
-        "CREATE INDEX video_results_by_person ON video_results (job_id, person, timestamp, seq)",
-    ],
-    [
-        """CREATE TABLE vector_marks (
-            collection BIGINT PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
-            watermark BIGINT NOT NULL,
-            count BIGINT NOT NULL)""",
-    ],
+    [*schema.POLICIES, *schema.AUDIT, _AUDIT_GUARD],
+    schema.VIDEO_JOBS,
+    schema.VECTOR_MARKS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -220,64 +171,12 @@ class PostgresSession(SqliteSession):
     def __init__(self, connection: psycopg.Connection) -> None:
         super().__init__(_Connection(connection))  # type: ignore[arg-type]
 
-    def create_collection(self, collection_id: str, arn: str, face_model_version: str,
-                          tags: dict[str, str]) -> CollectionRecord | None:
-        import json
-
-        cursor = self.db.execute(
-            "INSERT INTO collections (collection_id, arn, face_model_version, created, tags, log_floor) "
-            "VALUES (?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) FROM changes)) ON CONFLICT DO NOTHING",
-            (collection_id, arn, face_model_version, time.time(), json.dumps(tags, sort_keys=True)))
-        return self.get_collection(collection_id) if cursor.rowcount else None
-
-    def add_faces(self, pk: int, faces: Sequence[NewFace]) -> list[int]:
-        import json
-
-        now, seqs = time.time(), []
-        for face in faces:
-            row = self.db.execute(
-                "INSERT INTO faces (collection, face_id, image_id, external_image_id, bounding_box, confidence, "
-                "model_version, created, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-                (pk, face.face_id, face.image_id, face.external_image_id, json.dumps(face.bounding_box),
-                 float(face.confidence), face.model_version, now,
-                 np.ascontiguousarray(face.embedding, dtype="<f4").tobytes())).fetchone()
-            seqs.append(int(row[0]))
-        return seqs
-
-    def create_user(self, pk: int, user_id: str, status: str) -> UserRecord | None:
-        row = self.db.execute("INSERT INTO users (collection, user_id, status, created) VALUES (?, ?, ?, ?) "
-                              "ON CONFLICT DO NOTHING RETURNING pk", (pk, user_id, status, time.time())).fetchone()
-        return UserRecord(int(row[0]), user_id, status) if row else None
-
     def high_water(self) -> int:
         row = self.db.execute("SELECT pg_sequence_last_value('changes_seq_seq')").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
     def prune_changes(self, pk: int, upto_seq: int) -> None:
         """Kept: every replica's vector cache catches up from the one shared change log."""
-
-    def mark_imported(self, pk: int, sources: Sequence[tuple[str, str]]) -> None:
-        self.db.executemany("INSERT INTO imports (collection, source, image_id) VALUES (?, ?, ?) "
-                            "ON CONFLICT (collection, source) DO UPDATE SET image_id = EXCLUDED.image_id",
-                            [(pk, source, image_id) for source, image_id in sources])
-
-    def put_policy(self, pk: int, policy: dict) -> None:
-        import json
-
-        self.db.execute("INSERT INTO policies (collection, policy, updated) VALUES (?, ?, ?) ON CONFLICT "
-                        "(collection) DO UPDATE SET policy = EXCLUDED.policy, updated = EXCLUDED.updated",
-                        (pk, json.dumps(policy, sort_keys=True), time.time()))
-
-    def append_audit(self, record: dict) -> AuditRow:
-        head = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev_hash = (head[0] + 1, head[1]) if head else (1, audit.GENESIS)
-        row = audit.seal(record, seq, time.time(), prev_hash)
-        self.db.execute("INSERT INTO audit (seq, time, collection, operation, record, prev_hash, hash) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (row.seq, row.time, row.collection, row.operation, row.text, row.prev_hash, row.hash))
-        self.db.executemany("INSERT INTO audit_faces (face_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                            [(face_id, seq) for face_id in audit.face_ids(row.record)])
-        return row
 
     def claim_job(self, job_id: str | None = None) -> JobRecord | None:
         where, params = ("status = ?", [QUEUED]) if job_id is None else ("status = ? AND job_id = ?",

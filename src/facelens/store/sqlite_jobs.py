@@ -20,31 +20,6 @@ from facelens.store.jobs import (
     lease_seconds,
 )
 
-MIGRATION = [
-    """CREATE TABLE video_jobs (
-        job_id TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        status TEXT NOT NULL,
-        status_message TEXT,
-        request TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        purpose TEXT,
-        created REAL NOT NULL,
-        finished REAL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        lease_until REAL,
-        metadata TEXT,
-        result_count INTEGER NOT NULL DEFAULT 0)""",
-    "CREATE INDEX video_jobs_by_status ON video_jobs (status, created)",
-    """CREATE TABLE video_results (
-        job_id TEXT NOT NULL REFERENCES video_jobs (job_id) ON DELETE CASCADE,
-        seq INTEGER NOT NULL,
-        timestamp INTEGER NOT NULL,
-        person INTEGER NOT NULL,
-        item TEXT NOT NULL,
-        PRIMARY KEY (job_id, seq))""",
-    "CREATE INDEX video_results_by_person ON video_results (job_id, person, timestamp, seq)",
-]
 _COLUMNS = ("job_id, kind, status, status_message, request, key_id, purpose, created, attempts, metadata, "
             "result_count")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from facelens.store import sqlite_jobs
+from facelens.store import schema
 
 # MIGRATIONS[v] takes the schema from version v to v + 1 (`PRAGMA user_version`).
 MIGRATIONS: list[list[str]] = [
@@ -68,37 +68,15 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (collection, source))""",
     ],
     [  # accountability: per-collection policy, the hash-chained audit log and its FaceId index
-        """CREATE TABLE policies (
-            collection INTEGER PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
-            policy TEXT NOT NULL,
-            updated REAL NOT NULL)""",
-        """CREATE TABLE audit (
-            seq INTEGER PRIMARY KEY,
-            time REAL NOT NULL,
-            collection TEXT,
-            operation TEXT NOT NULL,
-            record TEXT NOT NULL,
-            prev_hash TEXT NOT NULL,
-            hash TEXT NOT NULL)""",
-        "CREATE INDEX audit_by_time ON audit (time)",
-        "CREATE INDEX audit_by_collection ON audit (collection, seq)",
-        """CREATE TABLE audit_faces (
-            face_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            PRIMARY KEY (face_id, seq))""",
+        *schema.POLICIES,
+        *schema.AUDIT,
         """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN
             SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
         """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN
             SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
-        "CREATE INDEX faces_by_age ON faces (collection, created)",
     ],
-    sqlite_jobs.MIGRATION,  # stored-video jobs and their results
-    [  # a shared vector store's (Milvus) position in the change log, per collection
-        """CREATE TABLE vector_marks (
-            collection INTEGER PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
-            watermark INTEGER NOT NULL,
-            count INTEGER NOT NULL)""",
-    ],
+    schema.VIDEO_JOBS,  # stored-video jobs and their results
+    schema.VECTOR_MARKS,  # a shared vector store's (Milvus) position in the change log, per collection
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,57 @@
+"""Table definitions both metadata stores share, in SQL that SQLite and PostgreSQL read alike (BIGINT, DOUBLE
+PRECISION and TEXT columns; SQLite maps them to its INTEGER, REAL and TEXT affinities). Dialect-specific parts
+(identity columns, triggers) stay in `sqlite_schema` and `postgres`."""
+
+from __future__ import annotations
+
+POLICIES = [
+    """CREATE TABLE policies (
+        collection BIGINT PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
+        policy TEXT NOT NULL,
+        updated DOUBLE PRECISION NOT NULL)""",
+]
+AUDIT = [
+    """CREATE TABLE audit (
+        seq BIGINT PRIMARY KEY,
+        time DOUBLE PRECISION NOT NULL,
+        collection TEXT,
+        operation TEXT NOT NULL,
+        record TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL)""",
+    "CREATE INDEX audit_by_time ON audit (time)",
+    "CREATE INDEX audit_by_collection ON audit (collection, seq)",
+    "CREATE TABLE audit_faces (face_id TEXT NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (face_id, seq))",
+    "CREATE INDEX faces_by_age ON faces (collection, created)",
+]
+VIDEO_JOBS = [
+    """CREATE TABLE video_jobs (
+        job_id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_message TEXT,
+        request TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        purpose TEXT,
+        created DOUBLE PRECISION NOT NULL,
+        finished DOUBLE PRECISION,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        lease_until DOUBLE PRECISION,
+        metadata TEXT,
+        result_count INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX video_jobs_by_status ON video_jobs (status, created)",
+    """CREATE TABLE video_results (
+        job_id TEXT NOT NULL REFERENCES video_jobs (job_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        timestamp BIGINT NOT NULL,
+        person INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq))""",
+    "CREATE INDEX video_results_by_person ON video_results (job_id, person, timestamp, seq)",
+]
+VECTOR_MARKS = [
+    """CREATE TABLE vector_marks (
+        collection BIGINT PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
+        watermark BIGINT NOT NULL,
+        count BIGINT NOT NULL)""",
+]
