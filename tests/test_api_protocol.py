@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from facelens import errors
+from facelens import errors, service_model
 from facelens.api import protocol
 from facelens.api.errors import SerializationException, UnknownOperationException, to_wire
 
@@ -119,3 +119,14 @@ def test_wire_errors_have_aws_shape() -> None:
     status, body = to_wire(RuntimeError("secret detail"), "rid")
     assert status == 500 and b"secret detail" not in body
     assert json.loads(body)["__type"] == "InternalServerError"
+
+
+def test_timestamps_are_epoch_seconds_or_iso_8601_text() -> None:
+    from facelens import validation
+
+    operation = service_model.operation("ListAuditRecords")
+    for good in (1700000000, 1700000000.5, "2026-11-01T00:00:00Z", "2026-11-01"):
+        assert validation.timestamp(protocol.validated(operation, {"Since": good})["Since"]).tzinfo is not None
+    for bad in ("¼", "", "yesterday", 1e300):
+        with pytest.raises(errors.InvalidParameterException, match="Since"):
+            protocol.validated(operation, {"Since": bad})

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from facelens import errors, paging, service_model
+from facelens import errors, paging, service_model, validation
 from facelens.accountability import access
 from facelens.accountability.policy import (
     WIRE_NAMES,
@@ -155,9 +155,7 @@ class AccountableBackend(BackendBase):
     def list_audit_records(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Audit records in chain order: of one collection, from a time on, or naming one FaceId."""
         params = self._request("ListAuditRecords", request)
-        since = params.get("Since")
-        if since is not None and not isinstance(since, dt.datetime):
-            since = dt.datetime.fromtimestamp(float(since), tz=dt.UTC)
+        since = validation.timestamp(params["Since"]) if params.get("Since") is not None else None
         filters = {"CollectionId": params.get("CollectionId"), "FaceId": params.get("FaceId"),
                    "Since": since.timestamp() if since else None}
         size = params.get("MaxResults") or 1000

@@ -127,6 +127,11 @@ class ServiceValidator(ParamValidator):
     def _validate_timestamp(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str) -> None:
         if isinstance(param, bool) or not isinstance(param, int | float | str | dt.datetime):
             errors_.report(name, "invalid type", param=param, valid_types=["<epoch seconds>"])
+        elif not isinstance(param, dt.datetime):
+            try:
+                timestamp(param)
+            except ValueError:
+                errors_.report(name, "invalid type", param=param, valid_types=["<epoch seconds or ISO 8601>"])
 
 
 def decode_blobs(value: Any, shape: Shape, name: str = "") -> Any:
@@ -182,6 +187,21 @@ def validated(operation: OperationModel, params: dict[str, Any]) -> dict[str, An
     if report.has_errors():
         raise errors.InvalidParameterException(str(ParamValidationError(report=report.generate_report())))
     return params
+
+
+def timestamp(value: Any) -> dt.datetime:
+    """A timestamp member's value (epoch seconds, ISO 8601 text or a datetime) as an aware UTC datetime;
+    ValueError when it is none of these."""
+    from botocore.utils import parse_timestamp
+
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        try:
+            parsed = parse_timestamp(value)
+        except (ValueError, OverflowError, OSError, TypeError, RuntimeError) as exc:  # RuntimeError: out of range
+            raise ValueError(f"not a timestamp: {shown(value)}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def check(operation: OperationModel, params: Mapping[str, Any]) -> None:
