@@ -243,6 +243,33 @@ def test_schema_is_versioned(tmp_path: Path) -> None:
         SqliteMetadataStore(tmp_path)
 
 
+def test_an_older_data_dir_is_upgraded_in_place(tmp_path: Path) -> None:
+    """A data directory written by the previous release (schema 2: collections, faces, users, imports) opens
+    with this one: migrated to the current schema, its faces kept and searchable, the new tables usable."""
+    from facelens.store.sqlite_schema import MIGRATIONS
+
+    with sqlite3.connect(tmp_path / "facelens.db", isolation_level=None) as db:
+        db.execute("PRAGMA journal_mode = WAL")
+        for step in MIGRATIONS[:2]:
+            for statement in step:
+                db.execute(statement)
+        db.execute("PRAGMA user_version = 2")
+        db.execute("INSERT INTO collections (collection_id, arn, face_model_version, created) "
+                   "VALUES ('old', 'arn', 'synthetic', 0)")
+        vector = identities(1, 1)[0][0]
+        db.execute("INSERT INTO faces (collection, face_id, image_id, bounding_box, confidence, model_version, "
+                   "created, embedding) VALUES (1, '00000000-0000-4000-8000-000000000009', 'i', '{}', 99.0, "
+                   "'synthetic', 0, ?)", (vector.astype("<f4").tobytes(),))
+    backend = make_backend(tmp_path)
+    with sqlite3.connect(tmp_path / "facelens.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    found = backend.search_embedding("old", vector, threshold=90)
+    assert [m["Face"]["FaceId"] for m in found] == ["00000000-0000-4000-8000-000000000009"]
+    backend.delete_faces({"CollectionId": "old", "FaceIds": ["00000000-0000-4000-8000-000000000009"]})
+    assert backend.list_audit_records({})["AuditRecords"]  # the audit table arrived with the upgrade
+    backend.close()
+
+
 def test_a_write_is_one_transaction(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
     backend.create_collection({"CollectionId": "c"})
