@@ -44,6 +44,16 @@ def _round(value: float) -> float:
     return float(f"{value:.6g}")
 
 
+def _disclose(threshold: Threshold) -> dict[str, Any]:
+    """Tell the caller the threshold a search or comparison is answered at (the API sends the headers), and
+    return the fields its audit record holds about it."""
+    context = access.current()
+    context.disclosures[EFFECTIVE_THRESHOLD] = f"{threshold.effective:.2f}"
+    context.disclosures[FALSE_MATCH_PROBABILITY] = f"{threshold.false_match_probability:.3g}"
+    return {"requested_threshold": threshold.requested, "effective_threshold": _round(threshold.effective),
+            "false_match_probability": _round(threshold.false_match_probability)}
+
+
 class AccountableBackend(BackendBase):
     """Policy, purpose and audit for the search and write operations of the subclasses."""
 
@@ -82,8 +92,7 @@ class AccountableBackend(BackendBase):
         most = service_model.limit("SearchFaces", "MaxFaces")  # operations without a limit member (video search)
         limit = capped(policy, (params.get(limit_member) or service_model.limit(operation, limit_member))
                        if limit_member else most)
-        context.disclosures[EFFECTIVE_THRESHOLD] = f"{threshold.effective:.2f}"
-        context.disclosures[FALSE_MATCH_PROBABILITY] = f"{threshold.false_match_probability:.3g}"
+        _disclose(threshold)
         return collection, threshold, limit
 
     def _audit_search(self, operation: str, collection: CollectionRecord, threshold: Threshold,
@@ -100,23 +109,17 @@ class AccountableBackend(BackendBase):
             found["matches"] = []
         with self.store.transaction(write=True) as session:
             self._audit(session, operation, collection.collection_id, face_model=collection.face_model_version,
-                        requested_threshold=threshold.requested, effective_threshold=_round(threshold.effective),
-                        false_match_probability=_round(threshold.false_match_probability), gallery=threshold.gallery,
-                        **fields, **found)
+                        **_disclose(threshold), gallery=threshold.gallery, **fields, **found)
 
     def compare_faces(self, requested: float | None, compare: Callable[[float], dict[str, Any]],
                       model_version: str) -> dict[str, Any]:
         """CompareFaces under the server's `min_compare_similarity`: `compare(threshold)` runs the comparison;
         the result is audited before it is returned."""
         threshold = compare_threshold(self.policy, requested, COMPARE_DEFAULT_THRESHOLD)
-        context = access.current()
-        context.disclosures[EFFECTIVE_THRESHOLD] = f"{threshold.effective:.2f}"
-        context.disclosures[FALSE_MATCH_PROBABILITY] = f"{threshold.false_match_probability:.3g}"
+        audited = _disclose(threshold)
         response = compare(threshold.effective)
         with self.store.transaction(write=True) as session:
-            self._audit(session, "CompareFaces", None, face_model=model_version,
-                        requested_threshold=threshold.requested, effective_threshold=_round(threshold.effective),
-                        false_match_probability=_round(threshold.false_match_probability),
+            self._audit(session, "CompareFaces", None, face_model=model_version, **audited,
                         similarities=[_round(m["Similarity"]) for m in response.get("FaceMatches", [])])
         return response
 
@@ -158,15 +161,16 @@ class AccountableBackend(BackendBase):
         since = validation.timestamp(params["Since"]) if params.get("Since") is not None else None
         filters = {"CollectionId": params.get("CollectionId"), "FaceId": params.get("FaceId"),
                    "Since": since.timestamp() if since else None}
-        size = params.get("MaxResults") or 1000
-        after = self.tokens.read(params.get("NextToken"), "ListAuditRecords", 0, paging.digest(filters))
         with self.store.transaction() as session:
-            rows = session.audit_rows(after, size + 1, since, params.get("CollectionId"), params.get("FaceId"))
+            def fetch(after: int, limit: int) -> list:
+                return session.audit_rows(after, limit, since, params.get("CollectionId"), params.get("FaceId"))
+
+            rows, token = self._page("ListAuditRecords", params, 0, paging.digest(filters), fetch, lambda r: r.seq)
         response: dict[str, Any] = {"AuditRecords": [
             {"Sequence": row.seq, "Record": row.text, "PreviousHash": row.prev_hash, "Hash": row.hash}
-            for row in rows[:size]]}
-        if len(rows) > size:
-            response["NextToken"] = self.tokens.issue("ListAuditRecords", 0, paging.digest(filters), rows[size - 1].seq)
+            for row in rows]}
+        if token:
+            response["NextToken"] = token
         return response
 
     # -- retention

@@ -133,6 +133,11 @@ class ServerSettings:
     video_webhook_url: str | None = None  # SNS-shaped job completion notices are POSTed here
 
     @property
+    def videos_dir(self) -> Path:
+        """Where local videos (bucket `facelens-local`) are read from: FACELENS_VIDEO_DIR, else data_dir/videos."""
+        return self.video_dir or self.data_dir / "videos"
+
+    @property
     def collections_dir(self) -> Path:
         """Where the collection store (SQLite database, vector indexes) lives under the data directory."""
         return self.data_dir / "collections"

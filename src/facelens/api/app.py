@@ -236,7 +236,7 @@ def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None
                  "required" if policy.require_purpose else "optional", settings.retention_interval)
         backend_ = await asyncio.to_thread(collections)
         backend_.start_retention(settings.retention_interval)
-        backend_.configure_video(settings.video_dir or settings.data_dir / "videos", services.s3.download,
+        backend_.configure_video(settings.videos_dir, services.s3.download,
                                  settings.video_webhook_url, settings.video_interval_ms)
         backend_.start_video_jobs(settings.video_workers, shared=is_shared(None))
         yield

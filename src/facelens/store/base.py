@@ -72,6 +72,20 @@ class Change:
     op: int  # ADDED or DELETED
 
 
+def net_changes(changes: Sequence[Change]) -> tuple[list[int], list[int]]:
+    """What a run of change-log entries leaves for a vector index that has seen none of them: (face sequence
+    numbers to add, those to remove). A face added and deleted within the run is neither; one whose first entry
+    is a deletion was in the index before."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for change in changes:
+        first.setdefault(change.face_seq, change.op)
+        last[change.face_seq] = change.op
+    added = [seq for seq, op in last.items() if op == ADDED]
+    removed = [seq for seq, op in last.items() if op == DELETED and first[seq] == DELETED]
+    return added, removed
+
+
 class Session(JobsSession):
     """The operations of one transaction. Methods take the collection's internal `pk`."""
 

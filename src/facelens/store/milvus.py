@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
-from facelens.store.base import ADDED, DELETED, MetadataStore, Session
+from facelens.store.base import MetadataStore, Session, net_changes
 
 log = logging.getLogger("facelens.store")
 
@@ -168,13 +168,7 @@ class MilvusVectors:
             changes = session.changes_since(pk, mark[0])
             if not changes:
                 return mark[1]
-            first: dict[int, int] = {}
-            last: dict[int, int] = {}
-            for change in changes:
-                first.setdefault(change.face_seq, change.op)
-                last[change.face_seq] = change.op
-            removed = [seq for seq, op in last.items() if op == DELETED and first[seq] == DELETED]
-            added = [seq for seq, op in last.items() if op == ADDED]
+            added, removed = net_changes(changes)
             faces = session.faces_by_seq(pk, added, embeddings=True)
             if removed and self._exists(pk):
                 self.client.delete(self.name(pk), ids=removed)

@@ -39,7 +39,7 @@ import faiss
 import numpy as np
 
 from facelens.store import indexfile
-from facelens.store.base import ADDED, DELETED, MetadataStore
+from facelens.store.base import MetadataStore, net_changes
 
 log = logging.getLogger(__name__)
 
@@ -319,13 +319,7 @@ class VectorCache:
             else:
                 stale = False
                 changes = session.changes_since(entry.pk, entry.watermark)
-                first: dict[int, int] = {}
-                last: dict[int, int] = {}
-                for change in changes:
-                    first.setdefault(change.face_seq, change.op)
-                    last[change.face_seq] = change.op
-                added = [seq for seq, op in last.items() if op == ADDED]
-                removed = [seq for seq, op in last.items() if op == DELETED and first[seq] == DELETED]
+                added, removed = net_changes(changes)
                 faces = session.faces_by_seq(entry.pk, added, embeddings=True)
         if stale:
             self._rebuild(entry)

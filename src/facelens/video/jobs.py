@@ -143,14 +143,21 @@ class VideoOperations(AccountableBackend):
                          by_index=params.get("SortBy", "TIMESTAMP") == "INDEX")
 
     def _get(self, operation: str, kind: str, key: str, params: Mapping[str, Any], by_index: bool) -> dict[str, Any]:
-        size = min(params.get("MaxResults") or PAGE, PAGE)
         filters = paging.digest({"JobId": params["JobId"], "ByIndex": by_index})
-        offset = self.tokens.read(params.get("NextToken"), operation, 0, filters)
+        page = {**params, "MaxResults": min(params.get("MaxResults") or PAGE, PAGE)}  # more than 1,000: 1,000
         with self.store.transaction() as session:
             job = session.get_job(params["JobId"])
             if job is None or job.kind != kind:
                 raise errors.ResourceNotFoundException(f"no {kind} job {params['JobId']}")
-            rows = session.job_results(job.job_id, offset, size + 1, by_index) if job.status == SUCCEEDED else []
+
+            def fetch(offset: int, limit: int) -> list[tuple[int, JobResult]]:
+                """(position, result) pairs: a page token holds the position after the page's last result.
+                Results exist once the job has succeeded."""
+                if job.status != SUCCEEDED:
+                    return []
+                return list(enumerate(session.job_results(job.job_id, offset, limit, by_index), start=offset))
+
+            rows, token = self._page(operation, page, 0, filters, fetch, lambda row: row[0] + 1)
         response: dict[str, Any] = {"JobStatus": RUNNING if job.status in (QUEUED, RUNNING) else job.status,
                                     "JobId": job.job_id, "Video": job.request["Video"]}
         if job.status_message:
@@ -160,9 +167,9 @@ class VideoOperations(AccountableBackend):
         if "JobTag" in job.request:
             response["JobTag"] = job.request["JobTag"]
         if job.status == SUCCEEDED:
-            response[key] = [row.item for row in rows[:size]]
-            if len(rows) > size:
-                response["NextToken"] = self.tokens.issue(operation, 0, filters, offset + size)
+            response[key] = [result.item for _, result in rows]
+            if token:
+                response["NextToken"] = token
         return response
 
     # -- workers
@@ -170,7 +177,6 @@ class VideoOperations(AccountableBackend):
         """Queue again what a dead process left running, then run jobs on `workers` threads until close().
         `shared`: other servers use the same database, so only jobs whose claim expired are taken over."""
         self._video_settings()
-        self._video_shared = shared
         with self.store.transaction(write=True) as session:
             requeued = session.requeue_interrupted(expired_only=shared)
         if requeued:
