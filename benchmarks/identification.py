@@ -2,12 +2,15 @@
 
     .venv/bin/python benchmarks/identification.py [--dataset DIR]
 
-Indexes one face (the first detected image) of every LFW person with >= 2 images into a collection, then searches
-it with `search_embedding` (SearchFacesByImage's exact re-ranked search) for each person's second image (mated
+Indexes one face (the first detected image) of every LFW person with >= 2 images into a collection of a backend
+made by `facelens.service.build` (SQLite + FAISS in a temporary data directory; faces stored with
+`collections.add_embeddings`), then searches it with `search.by_embedding` (the exact re-ranked search engine that
+SearchFacesByImage answers from, here without the policy gate, so no floor) for each person's second image (mated
 probes) and for the single image of every person with exactly one (non-mated probes, never indexed). Reports rank-1
 hit rate, identification rate and false-match rate at calibrated Similarity thresholds, with the count expected from
-the calibration (probes x gallery x FMR). Default pipeline embeddings, cached under ~/.cache/facelens (first run:
-~10 minutes on 2 cores). Reads LFW from `../shared/data/lfw` (or FACELENS_LFW / --dataset); skips when absent.
+the calibration (probes x gallery x FMR). Embeddings from the service's face path (`facelens.analysis.find_faces`,
+largest face), cached under ~/.cache/facelens (first run: ~3 minutes on 2 cores). Reads LFW from
+`../shared/data/lfw` (or FACELENS_LFW / --dataset); skips when absent.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from facelens import calibration
-from facelens.collections import FaceCollections
+from facelens.config import ServerSettings, models_from_env
 from facelens.eval.dataset import Dataset, benchmark_dataset, embed_with_pipeline
+from facelens.pipeline import analyzer_for
+from facelens.service import Backend, build
 
 COLLECTION = "lfw-identification"
 MATED_THRESHOLDS = (80.0, 90.0, 99.0)
@@ -54,11 +59,12 @@ def split(dataset: Dataset, found: np.ndarray) -> Split:
     return Split(gallery, mated, non_mated, skipped)
 
 
-def top_matches(backend: FaceCollections, vectors: np.ndarray, probes: list[int]) -> tuple[list[str], np.ndarray]:
+def top_matches(backend: Backend, vectors: np.ndarray, probes: list[int]) -> tuple[list[str], np.ndarray]:
     """Rank-1 candidate (ExternalImageId) and its Similarity per probe ('' and -1 when nothing came back)."""
+    assert backend.search is not None  # a backend with a data directory
     names, similarities = [], np.full(len(probes), -1.0)
     for row, position in enumerate(probes):
-        matches = backend.search_embedding(COLLECTION, vectors[position], threshold=0.0, max_faces=1)
+        matches = backend.search.by_embedding(COLLECTION, vectors[position], threshold=0.0, max_faces=1)
         names.append(matches[0]["Face"].get("ExternalImageId", "") if matches else "")
         if matches:
             similarities[row] = matches[0]["Similarity"]
@@ -70,25 +76,29 @@ def main() -> int:
     if root is None:
         return 0
     started = time.perf_counter()
-    embedded = embed_with_pipeline(root)
-    dataset, analyzer, vectors = embedded.dataset, embedded.analyzer, embedded.vectors
+    # the models the environment configures for the service (FACELENS_FLIP_TTA, FACELENS_RECOGNIZER_MODEL, ...;
+    # none set: the defaults, as `facelens eval` uses), onnxruntime's default threads
+    analyzer = analyzer_for(models_from_env())
+    model = calibration.for_model(analyzer.model_version)  # before embedding: Similarity needs the model's table
+    embedded = embed_with_pipeline(root, analyzer)
+    dataset, vectors = embedded.dataset, embedded.vectors
     parts = split(dataset, embedded.embeddings.found)
-    model = calibration.for_model(analyzer.model_version)
     source = model.source.get("source", {})
-    print(f"LFW: {len(dataset.paths):,} images of {len(dataset.names):,} people; model {analyzer.model_version}, "
-          f"flip TTA {'on' if analyzer.flip else 'off'}")
+    print(f"LFW: {len(dataset.paths):,} images of {len(dataset.names):,} people; model {analyzer.model_version} "
+          "(the service's face path: largest face of each image)")
     print(f"calibration: shipped table, fitted on {Path(str(source.get('dataset', '?'))).name} "
           f"({source.get('impostor_pairs', 0):,} impostor pairs)")
 
     with tempfile.TemporaryDirectory() as data_dir, \
-            FaceCollections(data_dir, analyzer_factory=lambda: analyzer) as backend:
-        backend.create_collection({"CollectionId": COLLECTION})
+            build(ServerSettings(data_dir=Path(data_dir)), analyzer=analyzer) as backend:
+        assert backend.collections is not None
+        backend.call("CreateCollection", {"CollectionId": COLLECTION})
         tick = time.perf_counter()
         for position in parts.gallery:
-            backend.add_embeddings(COLLECTION, vectors[position],
-                                   external_image_id=dataset.names[dataset.identities[position]])
+            backend.collections.add_embeddings(COLLECTION, vectors[position],
+                                               external_image_id=dataset.names[dataset.identities[position]])
         index_s = time.perf_counter() - tick
-        faces = backend.describe_collection({"CollectionId": COLLECTION})["FaceCount"]
+        faces = backend.call("DescribeCollection", {"CollectionId": COLLECTION})["FaceCount"]
         tick = time.perf_counter()
         mated_names, mated_sim = top_matches(backend, vectors, parts.mated)
         non_mated_names, non_mated_sim = top_matches(backend, vectors, parts.non_mated)

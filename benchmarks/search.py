@@ -16,10 +16,10 @@ inner-product IndexFlat), the index the service picks (`VectorConfig().factory_f
 faces, SQ8 from there) and --alternatives (opt-in factories, default HNSW32), all built with `add_with_ids` as
 the service does. Ground truth = exact top-1 from
 a batched search of the Flat baseline in the same run. Each probe is then searched one at a time (like an API
-request) for k=64 candidates (backend.FIRST_CANDIDATES) with the service's search parameters
+request) for k=64 candidates (facelens.domain.search.FIRST_CANDIDATES) with the service's search parameters
 (HNSW: efSearch = max(128, k)); --extra-ef adds rows with a larger efSearch on the same HNSW index.
 recall@1 = the index's own top-1 is the exact top-1; "re-rank@64" = the exact top-1 after re-ranking the 64
-candidates exactly (float64, as backend._ranked does), i.e. the true neighbour is among them.
+candidates exactly (float64, as SearchEngine.ranked does), i.e. the true neighbour is among them.
 Memory: length of `faiss.serialize_index`, and VmRSS growth of this process across the build (both per
 million faces). FAISS OpenMP threads: --threads for builds and ground truth; each --search-threads value gets
 its own latency rows. The service searches with one thread per request (FACELENS_FAISS_SEARCH_THREADS=1) and
@@ -62,7 +62,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from facelens.backend import FIRST_CANDIDATES
+from facelens.domain.search import FIRST_CANDIDATES
 from facelens.store.vectors import EXACT, VectorConfig, _base, _new_index
 
 DIM = 128

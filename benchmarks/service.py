@@ -7,7 +7,9 @@ for each concurrency level C runs the same fixed number of DetectFaces requests
   * in process: C threads calling `facelens.analysis.detect_faces(image_bytes)` directly, and
   * through the service: C threads, each with its own `boto3.client("rekognition", endpoint_url=...)`,
 on the same images (JPEG bytes, rotated), in the same run. Reports requests/s, p50/p99 latency and the ratio
-service/in-process. Both sides use the same FACELENS_THREADS (default 1, the server's default). Then sends
+service/in-process. Both sides use the same model settings, those `facelens serve` reads from this environment
+(`ServerSettings.from_env().models`: FACELENS_THREADS, default 1, the server's default; the in-process analyzer
+is built from them, and the server is started with that FACELENS_THREADS). Then sends
 --memory-requests more requests at C=4 and samples the server's RSS. Client, server and baseline share the
 machine's cores; the table header says how many there are.
 """
@@ -109,13 +111,13 @@ def memory_check(pid: int, call: Callable[[int], None], total: int) -> None:
           f"(median {statistics.median(m for _, m in samples):.0f} MiB)")
 
 
-def start_server(data_dir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen, str]:
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "FACELENS_ACCESS_KEYS": f"{KEY_ID}:{SECRET}"}
+    env = {**os.environ, "FACELENS_ACCESS_KEYS": f"{KEY_ID}:{SECRET}", "FACELENS_THREADS": str(threads)}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "facelens"), "serve", "--port", str(port), "--data-dir", str(data_dir)],
         env=env, stdout=subprocess.DEVNULL, stderr=(data_dir / "server.log").open("wb"),
@@ -139,17 +141,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-requests", type=int, default=2000, help="requests for the memory check")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.levels.split(",")]
-    # Same model settings on both sides: the server's defaults (FACELENS_THREADS=1, one worker per core).
-    os.environ.setdefault("FACELENS_THREADS", "1")
-    threads = os.environ["FACELENS_THREADS"]
-    images = test_images()
-
     from facelens import analysis
-    from facelens.pipeline import default_analyzer
+    from facelens.config import ServerSettings
+    from facelens.pipeline import FaceAnalyzer
 
-    default_analyzer().warmup()
+    # Same model settings on both sides: what `facelens serve` reads from this environment (by default
+    # FACELENS_THREADS=1 and one worker per core); the server gets the same FACELENS_THREADS explicitly.
+    settings = ServerSettings.from_env()
+    threads = settings.threads
+    analyzer = FaceAnalyzer(settings.models)
+    analyzer.warmup()
+    images = test_images()
     with tempfile.TemporaryDirectory() as tmp:
-        process, url = start_server(Path(tmp))
+        process, url = start_server(Path(tmp), threads)
         try:
             local = threading.local()
 
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 client().detect_faces(Image={"Bytes": images[i % len(images)]})
 
             def local_call(i: int) -> None:
-                analysis.detect_faces(images[i % len(images)])
+                analysis.detect_faces(images[i % len(images)], analyzer=analyzer)
 
             run_load(local_call, 2, 30)
             run_load(service_call, 2, 30)

@@ -38,10 +38,10 @@ def group_image(images: list[np.ndarray]) -> np.ndarray:
 
 
 def facelens_runner(threads: int, embed: bool) -> Callable[[list[np.ndarray]], int]:
-    os.environ["FACELENS_THREADS"] = str(threads)
+    from facelens.models.registry import ModelConfig
     from facelens.pipeline import FaceAnalyzer
 
-    analyzer = FaceAnalyzer()
+    analyzer = FaceAnalyzer(ModelConfig(threads=threads))  # its own, fresh sessions with `threads` intra-op threads
 
     def run(images: list[np.ndarray]) -> int:
         faces = 0

@@ -9,12 +9,14 @@ mild per-frame noise) panning 1 px a frame, and up to three faces of 15% of the 
 (3-6 at 1080p), entering and leaving the picture. Then, on the same clip in the same run:
   (a) decode + sample: `facelens.video.decode.frames(path, interval_ms)`, every frame decoded, one kept every
       `interval_ms` and converted to RGB -- the baseline, the part no face model can speed up;
-  (b) `facelens.video.faces.detect_in_video(path, default_analyzer(), resolve_attributes(None), interval_ms)`:
+  (b) `facelens.video.faces.detect_in_video(path, analyzer, resolve_attributes(None), interval_ms)`:
       the same decoding plus detection, embedding, the DEFAULT attributes and tracking, as StartFaceDetection.
 Reports seconds, the real-time multiple (clip duration / processing time), sampled frames/s, faces found (with
 the number of faces pasted wholly inside the sampled frames, for reference) and the ratio (b)/(a). Models are
-loaded and run once before timing. `--threads` sets FACELENS_THREADS (0: every core onnxruntime sees). Prints
-the onnxruntime providers the sessions use (CUDA when this onnxruntime build and the machine have it).
+loaded and run once before timing. The models are those the environment configures (`facelens.config`:
+FACELENS_THREADS, FACELENS_ORT_PROVIDERS, ...); `--threads` overrides their intra-op threads (0: every core
+onnxruntime sees). Prints the onnxruntime providers the sessions use (CUDA when this onnxruntime build and the
+machine have it).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -185,21 +187,22 @@ def main() -> int:
     parser.add_argument("--interval-ms", type=int, default=200, help="sampling interval (default 200)")
     parser.add_argument("--sizes", default="720,1080", help="comma-separated, of 720 and 1080")
     parser.add_argument("--threads", type=int, default=None,
-                        help="FACELENS_THREADS for the model sessions (default: as set, else 0 = all cores)")
+                        help="onnxruntime threads per model session (default: FACELENS_THREADS, else 0 = all cores)")
     args = parser.parse_args()
     sizes = [s.strip().removesuffix("p") for s in args.sizes.split(",") if s.strip()]
     if unknown := [s for s in sizes if s not in SIZES]:
         parser.error(f"unknown size(s) {unknown}; choose from {', '.join(SIZES)}")
-    if args.threads is not None:
-        os.environ["FACELENS_THREADS"] = str(args.threads)
-
     import onnxruntime as ort
 
-    from facelens.pipeline import default_analyzer, resolve_attributes
+    from facelens.config import models_from_env
+    from facelens.pipeline import FaceAnalyzer, resolve_attributes
     from facelens.video.decode import frames
     from facelens.video.faces import detect_in_video
 
-    analyzer = default_analyzer()
+    config = models_from_env()  # the models and session options the environment names (FACELENS_THREADS, ...)
+    if args.threads is not None:
+        config = replace(config, threads=args.threads)
+    analyzer = FaceAnalyzer(config)
     analyzer.warmup()
     fields = resolve_attributes(None)
     in_use = sorted({p for model in (analyzer.detector, analyzer.embedder)
@@ -208,7 +211,8 @@ def main() -> int:
           f"{platform.python_version()}, PyAV {av.__version__} (libavcodec "
           f"{'.'.join(map(str, av.library_versions['libavcodec']))}), onnxruntime {ort.__version__}")
     print(f"onnxruntime providers available: {', '.join(ort.get_available_providers())}; in use: "
-          f"{', '.join(in_use)}; FACELENS_THREADS={os.environ.get('FACELENS_THREADS', '0 (unset)')}")
+          f"{', '.join(in_use)}; onnxruntime threads per session: "
+          f"{config.threads or '0 (every core)'}")
     print(f"Clips: {args.seconds:g} s at {FPS} fps, H.264 (libx264 veryfast, yuv420p, average bitrate "
           f"{' / '.join(f'{MBIT[s]:g}' for s in sizes)} Mbit/s) in MP4; sampling every "
           f"{args.interval_ms} ms; attributes DEFAULT ({', '.join(sorted(fields))}); "

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pytest
 
-from facelens import accountable
-from facelens.accountability.policy import Policy, Threshold, false_match_probability
+from facelens import service_model
+from facelens.accountability.gate import Gate
+from facelens.accountability.policy import Threshold, false_match_probability
 from facelens.calibration import Calibration
-from facelens.collections import FaceCollections
+from facelens.config import ServerSettings
+from facelens.context import RequestContext
 from facelens.pipeline import Face
+from facelens.service import Backend, build
+from facelens.store.base import CollectionRecord
 from tests.conftest import encode
 
 DIM = 128
@@ -47,6 +51,11 @@ class ScriptedFace:
     quality: tuple[float, float] = (60.0, 60.0)
 
 
+@dataclass
+class _Face(Face):
+    scripted: ScriptedFace | None = None  # what the scene says this face is
+
+
 class ScriptedAnalyzer:
     """Stands in for FaceAnalyzer: each image is a flat PNG whose grey level names a scripted scene."""
 
@@ -70,9 +79,8 @@ class ScriptedAnalyzer:
                                       [x1 + 0.5 * (x2 - x1), y1 + 0.6 * (y2 - y1)],
                                       [x1 + 0.35 * (x2 - x1), y1 + 0.8 * (y2 - y1)],
                                       [x1 + 0.65 * (x2 - x1), y1 + 0.8 * (y2 - y1)]], np.float32)
-                face = Face(box=np.array(scripted.box, np.float32), landmarks=landmarks,
-                            confidence=scripted.confidence)
-                face.extra["scripted"] = scripted
+                face = _Face(box=np.array(scripted.box, np.float32), landmarks=landmarks,
+                             confidence=scripted.confidence, scripted=scripted)
                 faces.append(face)
             found.append(faces)
         return found
@@ -80,29 +88,36 @@ class ScriptedAnalyzer:
     def embed(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> None:
         for per_image in faces:
             for face in per_image:
-                face.embedding = unit(face.extra["scripted"].vector)[0]
+                face.embedding = unit(face.scripted.vector)[0]
 
     def describe(self, image: np.ndarray, faces: Sequence[Face], fields: Collection[str]) -> None:
         for face in faces:
-            scripted = face.extra["scripted"]
+            scripted = face.scripted
             if "Pose" in fields:
                 face.pose = scripted.pose
             if "Quality" in fields:
                 face.quality = scripted.quality
 
 
-@pytest.fixture
-def without_floors(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Searches answered at the requested threshold: for tests of the search engine below the policy layer
-    (floors have their own tests: tests/test_accountability.py, tests/test_api_accountability.py)."""
+class RequestedThresholdGate(Gate):
+    """A gate that answers every search at the threshold it asks for: for tests of the search engine below the
+    policy layer, passed in with `make_backend(..., floors=False)`. Floors have their own tests
+    (tests/test_accountability.py, tests/test_api_accountability.py); purpose and audit work as in `Gate`."""
 
-    def requested_only(policy: Policy, requested: float | None, default: float, gallery: int) -> Threshold:
-        effective = default if requested is None else requested
-        return Threshold(requested, effective, 0.0, gallery, false_match_probability(effective, gallery))
+    def admit_search(self, context: RequestContext, operation: str, params: Mapping[str, Any],
+                     threshold_member: str, limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:
+        collection, real, limit = super().admit_search(context, operation, params, threshold_member, limit_member)
+        requested = params.get(threshold_member)
+        effective = float(service_model.documented_default(operation, threshold_member)) if requested is None \
+            else float(requested)
+        return collection, Threshold(requested, effective, 0.0, real.gallery,
+                                     false_match_probability(effective, real.gallery)), limit
 
-    monkeypatch.setattr(accountable, "search_threshold", requested_only)
 
-
-def make_backend(path: Path, analyzer: ScriptedAnalyzer | None = None, **options: object) -> FaceCollections:
-    analyzer = analyzer or ScriptedAnalyzer()
-    return FaceCollections(path, lambda: analyzer, lambda version: CALIBRATION, **options)  # type: ignore[arg-type]
+def make_backend(path: Path, analyzer: ScriptedAnalyzer | None = None, *, floors: bool = True,
+                 **options: Any) -> Backend:
+    """A backend on `path` (its data directory) with the scripted analyzer and the synthetic calibration; with
+    `floors=False`, searches at exactly the requested threshold (`RequestedThresholdGate`)."""
+    settings = options.pop("settings", None) or ServerSettings(data_dir=Path(path))
+    return build(settings, analyzer=analyzer or ScriptedAnalyzer(), calibration_for=lambda version: CALIBRATION,
+                 gate_factory=Gate if floors else RequestedThresholdGate, **options)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 import httpx
@@ -28,6 +29,10 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from facelens import errors, service_model
+from facelens.config import S3Settings
+from facelens.context import RequestContext
+from facelens.imaging import MAX_S3_IMAGE_BYTES
+from facelens.s3 import S3Reader
 from tests.pg_fixtures import fresh_database
 
 KEY_ID, SECRET = "FLKTESTKEY0000000001", "test-secret-do-not-use"
@@ -177,20 +182,30 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 # -- in-process unit tests
 @dataclass
-class FakeAnalysis:
-    """Stands in for `facelens.analysis`: records calls, answers fixed responses, optionally slowly or failing."""
+class FakeBackend:
+    """Stands in for `facelens.service.Backend` behind `create_app`: records the DetectFaces and CompareFaces
+    calls it is given (with the image byte limit of their context), answers fixed responses, optionally slowly or
+    failing. Its `s3` reads `Image.S3Object`s (a real S3Reader unless a test gives another)."""
 
-    max_s3_image_bytes: int = 15 * 1024 * 1024
+    max_s3_image_bytes: int = MAX_S3_IMAGE_BYTES
     delay: float = 0.0
     fail: BaseException | None = None
     calls: list[tuple] = field(default_factory=list)
     started: threading.Event = field(default_factory=threading.Event)
+    s3: Any = field(default_factory=lambda: S3Reader(S3Settings()))
+
+    @property
+    def analyzer(self) -> FakeBackend:
+        return self
 
     def warmup(self) -> None:
         pass
 
-    def model_version(self) -> str:
-        return "fake-model"
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def _run(self, call: tuple) -> None:
         self.calls.append(call)
@@ -202,17 +217,18 @@ class FakeAnalysis:
         if call[1][:1] != b"\xff":  # JPEG magic; anything else is "not an image" for the fake
             raise errors.InvalidImageFormatException("Request has invalid image format")
 
-    def detect_faces(self, image: bytes, attributes: Sequence[str] | None, max_bytes: int | None) -> dict:
-        self._run(("detect", image, attributes, max_bytes))
-        box = {"Width": 0.2, "Height": 0.25, "Left": 0.3, "Top": 0.1}
-        return {"FaceDetails": [{"BoundingBox": box, "Confidence": 99.9}]}
-
-    def compare_faces(self, source: bytes, target: bytes, similarity_threshold: float | None,
-                      quality_filter: str | None, max_bytes: int | None) -> dict:
-        self._run(("compare", source, target, similarity_threshold, quality_filter, max_bytes))
+    def run(self, operation: str, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         box = {"Width": 0.2, "Height": 0.25, "Left": 0.3, "Top": 0.1}
         face = {"BoundingBox": box, "Confidence": 99.9}
-        return {"SourceImageFace": face, "FaceMatches": [{"Similarity": 99.0, "Face": face}], "UnmatchedFaces": []}
+        if operation == "DetectFaces":
+            self._run(("detect", params["Image"]["Bytes"], params.get("Attributes"), context.max_image_bytes))
+            return {"FaceDetails": [face]}
+        if operation == "CompareFaces":
+            self._run(("compare", params["SourceImage"]["Bytes"], params["TargetImage"]["Bytes"],
+                       params.get("SimilarityThreshold"), params.get("QualityFilter"), context.max_image_bytes))
+            return {"SourceImageFace": face, "FaceMatches": [{"Similarity": 99.0, "Face": face}],
+                    "UnmatchedFaces": []}
+        raise errors.InvalidParameterException(f"the fake backend has no {operation}")
 
 
 FAKE_JPEG = b"\xff\xd8\xff\xe0fake-jpeg"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from facelens.accountability import audit
-from facelens.accountability.access import KeyScope, RequestContext
 from facelens.accountability.policy import (
     Policy,
     PolicyError,
@@ -19,9 +18,9 @@ from facelens.accountability.policy import (
     size_floor,
 )
 from facelens.cli import main
-from facelens.collections import FaceCollections
+from facelens.context import KeyScope, RequestContext
 from facelens.store.metadata import DATABASE
-from tests.collections_fakes import CALIBRATION, DIM, ScriptedAnalyzer, unit
+from tests.collections_fakes import DIM, make_backend, unit
 
 
 # -- policy
@@ -85,13 +84,13 @@ def audited(tmp_path: Path) -> Path:
     rng = np.random.default_rng(3)
     people = unit(rng.standard_normal((3, DIM)))
     context = RequestContext(key_id="FLKTEST", purpose="case 42")
-    with FaceCollections(store_dir, ScriptedAnalyzer, lambda _: CALIBRATION) as backend:
-        backend.dispatch("CreateCollection", {"CollectionId": "c1"}, context=context)
-        ids = backend.add_embeddings("c1", people)
+    with make_backend(store_dir.parent) as backend:
+        backend.call("CreateCollection", {"CollectionId": "c1"}, context)
+        ids = backend.collections.add_embeddings("c1", people)
         for face_id in ids:
-            backend.dispatch("SearchFaces", {"CollectionId": "c1", "FaceId": face_id, "FaceMatchThreshold": 10.0},
-                             context=context)
-        backend.dispatch("DeleteFaces", {"CollectionId": "c1", "FaceIds": ids[:1]}, context=context)
+            backend.call("SearchFaces", {"CollectionId": "c1", "FaceId": face_id, "FaceMatchThreshold": 10.0},
+                         context)
+        backend.call("DeleteFaces", {"CollectionId": "c1", "FaceIds": ids[:1]}, context)
     return tmp_path / "data"
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import facelens
-from facelens import errors
+from facelens import analysis, errors
 from tests.conftest import encode
 
 SERVICE = botocore.session.get_session().get_service_model("rekognition")
@@ -59,8 +59,10 @@ def test_compare_same_person_matches_and_different_person_does_not(
     variant = cv2.convertScaleAbs(cv2.resize(astronaut, (360, 360)), alpha=1.15, beta=12)
     same = facelens.compare(astronaut_jpeg, encode(variant), threshold=0)
     assert same["FaceMatches"][0]["Similarity"] >= 80
-    different = facelens.compare(astronaut_jpeg, cameraman_jpeg, threshold=0)
+    different = analysis.compare_faces(astronaut_jpeg, cameraman_jpeg, similarity_threshold=0)  # the engine
     assert different["FaceMatches"][0]["Similarity"] < 50
+    floored = facelens.compare(astronaut_jpeg, cameraman_jpeg, threshold=0)  # raised to the compare floor, 70
+    assert floored["FaceMatches"] == [] and len(floored["UnmatchedFaces"]) == 1
     strict = facelens.compare(astronaut_jpeg, cameraman_jpeg, threshold=80)
     assert strict["FaceMatches"] == [] and len(strict["UnmatchedFaces"]) == 1
     assert set(strict) == {"SourceImageFace", "FaceMatches", "UnmatchedFaces"}
@@ -83,7 +85,7 @@ def test_compare_without_a_source_face_is_invalid_parameter(astronaut_jpeg: byte
 @pytest.mark.parametrize(
     ("content", "error"),
     [
-        (b"", "InvalidImageFormatException"),
+        (b"", "InvalidParameterException"),  # Image.Bytes' minimum length is 1 (as over HTTP)
         (b"not an image at all", "InvalidImageFormatException"),
         ("truncated", "InvalidImageFormatException"),
         ("huge", "ImageTooLargeException"),

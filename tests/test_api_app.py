@@ -1,4 +1,4 @@
-"""The ASGI app in process (Starlette's TestClient), with a fake analysis backend: the request flow, error
+"""The ASGI app in process (Starlette's TestClient), with a fake backend: the request flow, error
 shapes, body limits, throttling and the worker pool."""
 
 from __future__ import annotations
@@ -21,24 +21,25 @@ from facelens.api import protocol
 from facelens.api.app import create_app
 from facelens.api.workers import WorkerPool
 from facelens.config import ServerSettings
-from tests.service_fixtures import FAKE_JPEG, KEY_ID, SECRET, FakeAnalysis, signed
+from tests.service_fixtures import FAKE_JPEG, KEY_ID, SECRET, FakeBackend, signed
 
 URL = "http://testserver"
 IMG = base64.b64encode(FAKE_JPEG).decode()
 
 
-def make_client(tmp_path: Path, fake: FakeAnalysis, **settings: object) -> TestClient:
+def make_client(tmp_path: Path, fake: FakeBackend, **settings: object) -> TestClient:
     config = ServerSettings.from_env({}, data_dir=tmp_path, warmup=False, **settings)
-    return TestClient(create_app(config, analysis=fake, keys={KEY_ID: SECRET}), raise_server_exceptions=False)
+    return TestClient(create_app(config, fake, keys={KEY_ID: SECRET}),  # type: ignore[arg-type]
+                      raise_server_exceptions=False)
 
 
 @pytest.fixture
-def fake() -> FakeAnalysis:
-    return FakeAnalysis()
+def fake() -> FakeBackend:
+    return FakeBackend()
 
 
 @pytest.fixture
-def api(tmp_path: Path, fake: FakeAnalysis) -> Iterator[TestClient]:
+def api(tmp_path: Path, fake: FakeBackend) -> Iterator[TestClient]:
     with make_client(tmp_path, fake) as client:
         yield client
 
@@ -65,7 +66,7 @@ def aws_error(response) -> dict:
     return body
 
 
-def test_detect_faces_round_trip(api: TestClient, fake: FakeAnalysis) -> None:
+def test_detect_faces_round_trip(api: TestClient, fake: FakeBackend) -> None:
     response = call(api, "DetectFaces", {"Image": {"Bytes": IMG}, "Attributes": ["ALL"]})
     assert response.status_code == 200, response.text
     result = parsed("DetectFaces", response)
@@ -74,7 +75,7 @@ def test_detect_faces_round_trip(api: TestClient, fake: FakeAnalysis) -> None:
     assert fake.calls == [("detect", FAKE_JPEG, ["ALL"], None)]
 
 
-def test_compare_faces_passes_every_parameter(api: TestClient, fake: FakeAnalysis) -> None:
+def test_compare_faces_passes_every_parameter(api: TestClient, fake: FakeBackend) -> None:
     params = {"SourceImage": {"Bytes": IMG}, "TargetImage": {"Bytes": IMG}, "SimilarityThreshold": 90.5,
               "QualityFilter": "HIGH"}
     response = call(api, "CompareFaces", params)
@@ -90,9 +91,9 @@ class FakeS3:
         return FAKE_JPEG
 
 
-def test_s3_images_are_read_and_given_the_s3_limit(tmp_path: Path, fake: FakeAnalysis) -> None:
+def test_s3_images_are_read_and_given_the_s3_limit(tmp_path: Path, fake: FakeBackend) -> None:
     with make_client(tmp_path, fake) as client:
-        client.app.app.state.services.s3 = FakeS3()
+        fake.s3 = FakeS3()
         params = {"SourceImage": {"Bytes": IMG}, "TargetImage": {"S3Object": {"Bucket": "images", "Name": "a"}}}
         assert call(client, "CompareFaces", params).status_code == 200
         assert fake.calls[-1][-1] == fake.max_s3_image_bytes
@@ -125,7 +126,7 @@ def test_protocol_errors(api: TestClient) -> None:
 
 
 def test_domain_faults_are_500s_without_details_and_client_errors_are_400s(tmp_path: Path) -> None:
-    fake = FakeAnalysis(fail=RuntimeError("model exploded at /secret/path"))
+    fake = FakeBackend(fail=RuntimeError("model exploded at /secret/path"))
     with make_client(tmp_path, fake) as client:
         response = call(client, "DetectFaces", {"Image": {"Bytes": IMG}})
         assert response.status_code == 500
@@ -135,7 +136,7 @@ def test_domain_faults_are_500s_without_details_and_client_errors_are_400s(tmp_p
         assert (response.status_code, aws_error(response)["Message"]) == (400, "too big")
 
 
-def test_bodies_over_the_limit_are_refused_unread(tmp_path: Path, fake: FakeAnalysis) -> None:
+def test_bodies_over_the_limit_are_refused_unread(tmp_path: Path, fake: FakeBackend) -> None:
     with make_client(tmp_path, fake, max_body_bytes=4096) as client:
         body = json.dumps({"Image": {"Bytes": base64.b64encode(b"\xff" * 8000).decode()}}).encode()
         response = call(client, "DetectFaces", body)
@@ -176,7 +177,7 @@ def test_logs_hold_no_secret_and_no_image_bytes(api: TestClient, caplog: pytest.
 
 
 def test_full_pool_answers_throttling_quickly(tmp_path: Path) -> None:
-    fake = FakeAnalysis(delay=1.0)
+    fake = FakeBackend(delay=1.0)
     with make_client(tmp_path, fake, workers=1, queue=0) as client:
         results: list = []
         slow = threading.Thread(target=lambda: results.append(call(client, "DetectFaces", {"Image": {"Bytes": IMG}})))

@@ -21,10 +21,11 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from facelens import service_model
-from facelens.accountability.access import KeyScope
 from facelens.api.app import create_app
-from facelens.api.operations import OPERATIONS
 from facelens.config import ServerSettings
+from facelens.context import KeyScope
+from facelens.operations import OPERATIONS
+from facelens.service import build
 from tests.service_fixtures import BUCKET, KEY_ID, SECRET, S3Server, moto_s3, s3_env, signed  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -47,7 +48,7 @@ def api(tmp_path_factory: pytest.TempPathFactory, moto_s3: S3Server, images: lis
     s3.put_object(Bucket=BUCKET, Key="fuzz.jpg", Body=images[0])
     s3.put_object(Bucket=BUCKET, Key="junk.jpg", Body=b"not an image")
     config = ServerSettings.from_env(s3_env(moto_s3), data_dir=tmp_path_factory.mktemp("fuzz"), workers=2)
-    app = create_app(config, keys={KEY_ID: SECRET}, scopes={KEY_ID: KeyScope(admin=True)})
+    app = create_app(config, build(config), keys={KEY_ID: SECRET}, scopes={KEY_ID: KeyScope(admin=True)})
     with TestClient(app, raise_server_exceptions=False) as client:
         def call(operation: str, params: dict) -> dict:
             body = json.dumps(params).encode()

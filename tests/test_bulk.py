@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from facelens import bulk, cli
-from facelens.collections import FaceCollections
+from facelens.config import ServerSettings
+from facelens.domain.collections import CollectionService
+from facelens.service import build
 from tests.conftest import encode
 
 pytestmark = pytest.mark.slow
@@ -44,8 +46,8 @@ def run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, dict]:
 
 
 def faces_of(data_dir: Path, collection: str) -> list[dict]:
-    with FaceCollections(data_dir / "collections") as backend:  # where `facelens serve --data-dir` keeps them
-        return backend.list_faces({"CollectionId": collection, "MaxResults": 4096})["Faces"]
+    with build(ServerSettings(data_dir=data_dir)) as backend:  # what `facelens serve --data-dir` opens
+        return backend.call("ListFaces", {"CollectionId": collection, "MaxResults": 4096})["Faces"]
 
 
 def test_index_a_folder_then_search(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -77,21 +79,21 @@ def test_glob_and_external_ids(folder: Path, tmp_path: Path, capsys: pytest.Capt
 def test_an_interrupted_run_resumes_without_duplicates(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     data = str(tmp_path / "data")
-    real = FaceCollections.index_images
+    real = CollectionService.index_images
     calls = []
 
-    def interrupted(self: FaceCollections, *args: object, **kwargs: object) -> list:
+    def interrupted(self: CollectionService, *args: object, **kwargs: object) -> list:
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt  # Ctrl-C during the second batch, before it is stored
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(FaceCollections, "index_images", interrupted)
+    monkeypatch.setattr(CollectionService, "index_images", interrupted)
     assert cli.main(["index", "r", str(folder), "--batch", "2", "--data-dir", data]) == 130
     capsys.readouterr()
     first = faces_of(tmp_path / "data", "r")
     assert 0 < len(first) <= 2  # the first batch (two files) is stored, the second is not
-    monkeypatch.setattr(FaceCollections, "index_images", real)
+    monkeypatch.setattr(CollectionService, "index_images", real)
     code, report = run(capsys, "index", "r", str(folder), "--batch", "2", "--data-dir", data)
     assert code == 0 and report["SkippedAlreadyIndexed"] == 2 and report["CollectionFaceCount"] == 5
     faces = faces_of(tmp_path / "data", "r")

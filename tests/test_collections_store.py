@@ -16,16 +16,20 @@ import numpy as np
 import pytest
 
 from facelens import errors
-from facelens.collections import FaceCollections
+from facelens.service import Backend
 from facelens.store.metadata import SCHEMA_VERSION, SqliteMetadataStore
 from facelens.store.vectors import VectorConfig
-from tests.collections_fakes import CALIBRATION, identities, make_backend, unit, without_floors  # noqa: F401
+from tests.collections_fakes import CALIBRATION, identities, unit
+from tests.collections_fakes import make_backend as fake_backend
 from tests.conftest import pages
 
-pytestmark = pytest.mark.usefixtures("without_floors")  # engine tests: floors are tested elsewhere
+
+def make_backend(path: Path | str, **options: object) -> Backend:
+    """Engine tests: searches at exactly the requested threshold (floors are tested in test_accountability)."""
+    return fake_backend(Path(path), floors=False, **options)
 
 
-def exact_search(backend: FaceCollections, collection_id: str, face_id: str, threshold: float,
+def exact_search(backend: Backend, collection_id: str, face_id: str, threshold: float,
                  limit: int) -> list[tuple[str, float]]:
     """Brute force over every embedding in the database: what SearchFaces must answer."""
     with backend.store.transaction() as session:
@@ -39,13 +43,13 @@ def exact_search(backend: FaceCollections, collection_id: str, face_id: str, thr
     return [(ids[int(seqs[i])], float(similarities[i])) for i in order if similarities[i] >= threshold][:limit]
 
 
-def searched(backend: FaceCollections, face_id: str, threshold: float, limit: int) -> list[tuple[str, float]]:
-    result = backend.search_faces({"CollectionId": "c", "FaceId": face_id, "FaceMatchThreshold": threshold,
+def searched(backend: Backend, face_id: str, threshold: float, limit: int) -> list[tuple[str, float]]:
+    result = backend.call("SearchFaces", {"CollectionId": "c", "FaceId": face_id, "FaceMatchThreshold": threshold,
                                    "MaxFaces": limit})
     return [(m["Face"]["FaceId"], m["Similarity"]) for m in result["FaceMatches"]]
 
 
-def assert_exact(backend: FaceCollections, face_ids: list[str], queries: int = 12) -> None:
+def assert_exact(backend: Backend, face_ids: list[str], queries: int = 12) -> None:
     for face_id in face_ids[:: max(1, len(face_ids) // queries)]:
         for threshold, limit in ((80.0, 50), (0.0, 15)):
             got, want = searched(backend, face_id, threshold, limit), exact_search(backend, "c", face_id, threshold,
@@ -58,23 +62,23 @@ def assert_exact(backend: FaceCollections, face_ids: list[str], queries: int = 1
 def test_hnsw_path_answers_exactly_after_inserts_and_deletes(tmp_path: Path, background: bool) -> None:
     config = VectorConfig.parse("auto:100:HNSW32", rebuild_min=50, rebuild_fraction=0.05)
     backend = make_backend(tmp_path, vector_config=config, background_rebuilds=background)
-    backend.create_collection({"CollectionId": "c"})
+    backend.call("CreateCollection", {"CollectionId": "c"})
     vectors, _ = identities(150, 4, noise=0.07)
-    face_ids = backend.add_embeddings("c", vectors[:500])
+    face_ids = backend.collections.add_embeddings("c", vectors[:500])
     pk = 1  # the first collection of a fresh data directory
-    backend.cache.wait()
-    assert backend.cache.info(pk)["factory"] == "HNSW32"
-    backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[::3][:40]})  # below the rebuild threshold
-    assert backend.cache.info(pk)["tombstones"] == 40
+    backend.vectors.wait()
+    assert backend.vectors.info(pk)["factory"] == "HNSW32"
+    backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": face_ids[::3][:40]})  # below the rebuild threshold
+    assert backend.vectors.info(pk)["tombstones"] == 40
     live = [f for f in face_ids if f not in set(face_ids[::3][:40])]
     assert_exact(backend, live)
-    live += backend.add_embeddings("c", vectors[500:])
+    live += backend.collections.add_embeddings("c", vectors[500:])
     gone = live[1::4]
-    backend.delete_faces({"CollectionId": "c", "FaceIds": gone})  # past it: rebuilt (maybe in the background)
+    backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": gone})  # past it: rebuilt (maybe in the background)
     live = [f for f in live if f not in set(gone)]
     assert_exact(backend, live)
-    backend.cache.wait()
-    info = backend.cache.info(pk)
+    backend.vectors.wait()
+    info = backend.vectors.info(pk)
     assert info["tombstones"] == 0 and info["count"] == len(live) and info["file"]
     assert_exact(backend, live)
     backend.close()
@@ -82,10 +86,10 @@ def test_hnsw_path_answers_exactly_after_inserts_and_deletes(tmp_path: Path, bac
 
 def test_flat_path_is_exact_and_shrinks_by_remove_ids(tmp_path: Path) -> None:
     backend = make_backend(tmp_path, vector_config=VectorConfig.parse("auto"))
-    backend.create_collection({"CollectionId": "c"})
-    face_ids = backend.add_embeddings("c", identities(60, 3)[0])
-    backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[:30]})
-    info = backend.cache.info(1)
+    backend.call("CreateCollection", {"CollectionId": "c"})
+    face_ids = backend.collections.add_embeddings("c", identities(60, 3)[0])
+    backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": face_ids[:30]})
+    info = backend.vectors.info(1)
     assert info["factory"] == "Flat" and info["tombstones"] == 0 and info["count"] == 150
     assert_exact(backend, face_ids[30:])
     backend.close()
@@ -93,23 +97,23 @@ def test_flat_path_is_exact_and_shrinks_by_remove_ids(tmp_path: Path) -> None:
 
 def test_quantized_path_is_exact_after_inserts_and_deletes(tmp_path: Path) -> None:
     backend = make_backend(tmp_path, vector_config=VectorConfig.parse("auto:100"), background_rebuilds=False)
-    backend.create_collection({"CollectionId": "c"})
+    backend.call("CreateCollection", {"CollectionId": "c"})
     vectors, _ = identities(100, 4, noise=0.07)
-    face_ids = backend.add_embeddings("c", vectors[:300])
-    assert backend.cache.info(1)["factory"] == "SQ8" and backend.cache.info(1)["kind"] == "SQ8"
-    face_ids += backend.add_embeddings("c", vectors[300:])  # added to the trained index
+    face_ids = backend.collections.add_embeddings("c", vectors[:300])
+    assert backend.vectors.info(1)["factory"] == "SQ8" and backend.vectors.info(1)["kind"] == "SQ8"
+    face_ids += backend.collections.add_embeddings("c", vectors[300:])  # added to the trained index
     gone = face_ids[::5]
-    backend.delete_faces({"CollectionId": "c", "FaceIds": gone})
+    backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": gone})
     live = [f for f in face_ids if f not in set(gone)]
-    assert backend.cache.info(1)["count"] == len(live) and backend.cache.info(1)["tombstones"] == 0
+    assert backend.vectors.info(1)["count"] == len(live) and backend.vectors.info(1)["tombstones"] == 0
     assert_exact(backend, live, queries=30)
     backend.close()
 
 
 def test_exact_counts_under_concurrent_index_delete_search(tmp_path: Path) -> None:
     backend = make_backend(tmp_path, vector_config=VectorConfig.parse("auto:150", rebuild_min=20))
-    backend.create_collection({"CollectionId": "c"})
-    seed_ids = backend.add_embeddings("c", identities(40, 2, seed=1)[0])
+    backend.call("CreateCollection", {"CollectionId": "c"})
+    seed_ids = backend.collections.add_embeddings("c", identities(40, 2, seed=1)[0])
     added: list[str] = []
     failures: list[BaseException] = []
     lock = threading.Lock()
@@ -122,19 +126,20 @@ def test_exact_counts_under_concurrent_index_delete_search(tmp_path: Path) -> No
 
     def indexer(seed: int) -> None:
         for batch in range(8):
-            ids = backend.add_embeddings("c", identities(5, 1, seed=100 * seed + batch)[0])
+            ids = backend.collections.add_embeddings("c", identities(5, 1, seed=100 * seed + batch)[0])
             with lock:
                 added.extend(ids)
 
     def deleter(part: list[str]) -> None:
         for start in range(0, len(part), 5):
-            assert len(backend.delete_faces({"CollectionId": "c", "FaceIds": part[start:start + 5]})[
+            assert len(backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": part[start:start + 5]})[
                 "DeletedFaces"]) == len(part[start:start + 5])
 
     def searcher() -> None:
         for face_id in seed_ids[60:70]:
-            backend.search_faces({"CollectionId": "c", "FaceId": face_id, "FaceMatchThreshold": 0, "MaxFaces": 20})
-            backend.describe_collection({"CollectionId": "c"})
+            backend.call("SearchFaces", {"CollectionId": "c", "FaceId": face_id, "FaceMatchThreshold": 0,
+                                         "MaxFaces": 20})
+            backend.call("DescribeCollection", {"CollectionId": "c"})
 
     threads = [threading.Thread(target=run, args=(lambda s=s: indexer(s),)) for s in range(3)]
     threads += [threading.Thread(target=run, args=(lambda p=p: deleter(p),)) for p in (seed_ids[:30], seed_ids[30:60])]
@@ -146,57 +151,58 @@ def test_exact_counts_under_concurrent_index_delete_search(tmp_path: Path) -> No
     assert not failures, failures
     expected = len(seed_ids) - 60 + len(added)
     assert len(added) == 120
-    assert backend.describe_collection({"CollectionId": "c"})["FaceCount"] == expected
-    listed = backend.list_faces({"CollectionId": "c"})["Faces"]
+    assert backend.call("DescribeCollection", {"CollectionId": "c"})["FaceCount"] == expected
+    listed = backend.call("ListFaces", {"CollectionId": "c"})["Faces"]
     assert sorted(f["FaceId"] for f in listed) == sorted(seed_ids[60:] + added)
-    backend.cache.wait()
-    assert backend.cache.count(1) == expected
-    everything = backend.search_faces({"CollectionId": "c", "FaceId": seed_ids[60], "FaceMatchThreshold": 0})
+    backend.vectors.wait()
+    assert backend.vectors.count(1) == expected
+    everything = backend.call("SearchFaces", {"CollectionId": "c", "FaceId": seed_ids[60], "FaceMatchThreshold": 0})
     assert len(everything["FaceMatches"]) == expected - 1
     backend.close()
 
 
 def test_cache_is_rebuilt_when_its_file_is_missing_or_corrupt(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
-    backend.create_collection({"CollectionId": "c"})
-    face_ids = backend.add_embeddings("c", identities(10, 3)[0])
+    backend.call("CreateCollection", {"CollectionId": "c"})
+    face_ids = backend.collections.add_embeddings("c", identities(10, 3)[0])
     want = searched(backend, face_ids[0], 0, 10)
     backend.close()
-    index_file = tmp_path / "vectors" / "1.faiss"
+    index_file = tmp_path / "collections" / "vectors" / "1.faiss"
     assert index_file.is_file()
     for damage in (lambda: index_file.unlink(), lambda: index_file.write_bytes(index_file.read_bytes()[:-100]),
                    lambda: index_file.write_bytes(b"garbage")):
         damage()
         reopened = make_backend(tmp_path)
         assert searched(reopened, face_ids[0], 0, 10) == want
-        assert reopened.cache.info(1)["count"] == 30
+        assert reopened.vectors.info(1)["count"] == 30
         reopened.close()
         assert index_file.is_file()
 
 
 def test_cache_catches_up_with_rows_written_behind_its_back(tmp_path: Path) -> None:
     writer = make_backend(tmp_path)
-    writer.create_collection({"CollectionId": "c"})
-    first = writer.add_embeddings("c", identities(5, 2)[0])
+    writer.call("CreateCollection", {"CollectionId": "c"})
+    first = writer.collections.add_embeddings("c", identities(5, 2)[0])
     reader = make_backend(tmp_path)  # another process on the same data directory
     assert len(searched(reader, first[0], 0, 100)) == 9
-    later = writer.add_embeddings("c", identities(5, 2, seed=7)[0])
-    writer.delete_faces({"CollectionId": "c", "FaceIds": first[5:]})
+    later = writer.collections.add_embeddings("c", identities(5, 2, seed=7)[0])
+    writer.call("DeleteFaces", {"CollectionId": "c", "FaceIds": first[5:]})
     got = {f for f, _ in searched(reader, first[0], 0, 100)}  # the reader's open index catches up
     assert got == set(first[1:5] + later)
     reader.close()  # saves its index at its watermark
-    with sqlite3.connect(tmp_path / "facelens.db") as db:  # rows inserted by hand still reach the change log
+    # rows inserted by hand still reach the change log
+    with sqlite3.connect(tmp_path / "collections" / "facelens.db") as db:
         row = db.execute("SELECT collection, image_id, bounding_box, confidence, model_version, created, embedding "
                          "FROM faces LIMIT 1").fetchone()
         db.execute("INSERT INTO faces (collection, face_id, image_id, bounding_box, confidence, model_version, "
                    "created, embedding) VALUES (?, '00000000-0000-4000-8000-000000000001', ?, ?, ?, ?, ?, ?)", row)
     reopened = make_backend(tmp_path)  # loads the reader's file and catches it up from the log
     rebuilds = []
-    original = reopened.cache._rebuild
-    reopened.cache._rebuild = lambda entry: (rebuilds.append(entry.pk), original(entry))[-1]  # type: ignore[method-assign]
-    assert reopened.cache.info(1)["count"] == 5 + 10 + 1 and rebuilds == []
-    writer.add_embeddings("c", identities(2, 1, seed=9)[0])
-    writer.cache.flush()  # saves and prunes the change log: the reopened index is now behind the log's floor
+    original = reopened.vectors._rebuild
+    reopened.vectors._rebuild = lambda entry: (rebuilds.append(entry.pk), original(entry))[-1]  # type: ignore[method-assign]
+    assert reopened.vectors.info(1)["count"] == 5 + 10 + 1 and rebuilds == []
+    writer.collections.add_embeddings("c", identities(2, 1, seed=9)[0])
+    writer.vectors.flush()  # saves and prunes the change log: the reopened index is now behind the log's floor
     assert len(searched(reopened, first[0], 0, 100)) == 5 + 10 + 1 + 2 - 1
     assert rebuilds == [1]
     for backend in (writer, reopened):
@@ -205,42 +211,42 @@ def test_cache_catches_up_with_rows_written_behind_its_back(tmp_path: Path) -> N
 
 def test_deleted_faces_leave_the_disk(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
-    backend.create_collection({"CollectionId": "c"})
+    backend.call("CreateCollection", {"CollectionId": "c"})
     vectors = unit(np.random.default_rng(3).standard_normal((2000, 128)))
-    face_ids = backend.add_embeddings("c", vectors)
+    face_ids = backend.collections.add_embeddings("c", vectors)
     with backend.store.transaction() as session:  # the bytes as stored
         vectors = np.concatenate([batch for _, batch in session.embeddings(1)])
-    backend.cache.flush()
+    backend.vectors.flush()
     backend.store.reclaim()
 
     def on_disk(vector: np.ndarray) -> bool:
         needle = vector.astype("<f4").tobytes()[:64]
         return any(needle in path.read_bytes() for path in tmp_path.rglob("*") if path.is_file())
 
-    size = (tmp_path / "facelens.db").stat().st_size
+    size = (tmp_path / "collections" / "facelens.db").stat().st_size
     assert on_disk(vectors[0]) and on_disk(vectors[1999])
-    backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[:1990]})
+    backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": face_ids[:1990]})
     assert not any(on_disk(v) for v in vectors[:1990:97])
     assert on_disk(vectors[1999])
     # incremental_vacuum gave the embeddings' pages back (the audit log keeps the deleted FaceIds, not vectors)
-    assert size - (tmp_path / "facelens.db").stat().st_size > 0.9 * 1990 * vectors.shape[1] * 4
-    backend.cache.flush()
+    assert size - (tmp_path / "collections" / "facelens.db").stat().st_size > 0.9 * 1990 * vectors.shape[1] * 4
+    backend.vectors.flush()
     assert not any(on_disk(v) for v in vectors[:1990:97])  # nor did the re-saved index bring them back
-    backend.delete_collection({"CollectionId": "c"})
-    assert not on_disk(vectors[1999]) and not list((tmp_path / "vectors").iterdir())
+    backend.call("DeleteCollection", {"CollectionId": "c"})
+    assert not on_disk(vectors[1999]) and not list((tmp_path / "collections" / "vectors").iterdir())
     backend.close()
 
 
 def test_schema_is_versioned(tmp_path: Path) -> None:
-    store = SqliteMetadataStore(tmp_path)
+    store = SqliteMetadataStore(tmp_path / "collections")
     store.close()
-    with sqlite3.connect(tmp_path / "facelens.db") as db:
+    with sqlite3.connect(tmp_path / "collections" / "facelens.db") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(RuntimeError, match="newer"):
-        SqliteMetadataStore(tmp_path)
+        SqliteMetadataStore(tmp_path / "collections")
 
 
 def test_an_older_data_dir_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -248,7 +254,8 @@ def test_an_older_data_dir_is_upgraded_in_place(tmp_path: Path) -> None:
     with this one: migrated to the current schema, its faces kept and searchable, the new tables usable."""
     from facelens.store.sqlite_schema import MIGRATIONS
 
-    with sqlite3.connect(tmp_path / "facelens.db", isolation_level=None) as db:
+    (tmp_path / "collections").mkdir()
+    with sqlite3.connect(tmp_path / "collections" / "facelens.db", isolation_level=None) as db:
         db.execute("PRAGMA journal_mode = WAL")
         for step in MIGRATIONS[:2]:
             for statement in step:
@@ -261,18 +268,18 @@ def test_an_older_data_dir_is_upgraded_in_place(tmp_path: Path) -> None:
                    "created, embedding) VALUES (1, '00000000-0000-4000-8000-000000000009', 'i', '{}', 99.0, "
                    "'synthetic', 0, ?)", (vector.astype("<f4").tobytes(),))
     backend = make_backend(tmp_path)
-    with sqlite3.connect(tmp_path / "facelens.db") as db:
+    with sqlite3.connect(tmp_path / "collections" / "facelens.db") as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    found = backend.search_embedding("old", vector, threshold=90)
+    found = backend.search.by_embedding("old", vector, threshold=90)
     assert [m["Face"]["FaceId"] for m in found] == ["00000000-0000-4000-8000-000000000009"]
-    backend.delete_faces({"CollectionId": "old", "FaceIds": ["00000000-0000-4000-8000-000000000009"]})
-    assert backend.list_audit_records({})["AuditRecords"]  # the audit table arrived with the upgrade
+    backend.call("DeleteFaces", {"CollectionId": "old", "FaceIds": ["00000000-0000-4000-8000-000000000009"]})
+    assert backend.call("ListAuditRecords", {})["AuditRecords"]  # the audit table arrived with the upgrade
     backend.close()
 
 
 def test_a_write_is_one_transaction(tmp_path: Path) -> None:
     backend = make_backend(tmp_path)
-    backend.create_collection({"CollectionId": "c"})
+    backend.call("CreateCollection", {"CollectionId": "c"})
     vectors = identities(3, 1)[0]
     with pytest.raises(sqlite3.IntegrityError), backend.store.transaction(write=True) as session:
         from facelens.store.base import NewFace
@@ -280,10 +287,10 @@ def test_a_write_is_one_transaction(tmp_path: Path) -> None:
         pk = session.get_collection("c").pk
         face = NewFace("00000000-0000-4000-8000-000000000001", "i", None, {}, 99.0, "synthetic", vectors[0])
         session.add_faces(pk, [face, face])  # the second violates FaceId uniqueness: neither is kept
-    assert backend.describe_collection({"CollectionId": "c"})["FaceCount"] == 0
-    assert backend.cache.count(1) == 0
+    assert backend.call("DescribeCollection", {"CollectionId": "c"})["FaceCount"] == 0
+    assert backend.vectors.count(1) == 0
     with pytest.raises(errors.ResourceNotFoundException):
-        backend.add_embeddings("missing", vectors)
+        backend.collections.add_embeddings("missing", vectors)
     backend.close()
 
 
@@ -297,13 +304,13 @@ def test_vector_index_configuration_strings() -> None:
 
 def test_ivf_falls_back_to_flat_until_it_can_train(tmp_path: Path) -> None:
     backend = make_backend(tmp_path, vector_config=VectorConfig.parse("IVF4,Flat"), background_rebuilds=False)
-    backend.create_collection({"CollectionId": "c"})
-    face_ids = backend.add_embeddings("c", identities(20, 3)[0])
-    assert backend.cache.info(1)["kind"] == "Flat"
-    face_ids += backend.add_embeddings("c", identities(40, 3, seed=4)[0])
-    assert backend.cache.info(1)["kind"] == "IVF4,Flat"
-    backend.delete_faces({"CollectionId": "c", "FaceIds": face_ids[:10]})
-    assert backend.cache.info(1)["count"] == 170
+    backend.call("CreateCollection", {"CollectionId": "c"})
+    face_ids = backend.collections.add_embeddings("c", identities(20, 3)[0])
+    assert backend.vectors.info(1)["kind"] == "Flat"
+    face_ids += backend.collections.add_embeddings("c", identities(40, 3, seed=4)[0])
+    assert backend.vectors.info(1)["kind"] == "IVF4,Flat"
+    backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": face_ids[:10]})
+    assert backend.vectors.info(1)["count"] == 170
     assert_exact(backend, face_ids[10:], queries=4)
     backend.close()
 
@@ -312,15 +319,15 @@ CRASHING_WRITER = """
 import sys
 from tests.collections_fakes import identities, make_backend
 backend = make_backend(sys.argv[1])
-backend.create_collection({"CollectionId": "c"})
+backend.call("CreateCollection", {"CollectionId": "c"})
 print("ready", flush=True)
 for batch in range(100000):
-    backend.add_embeddings("c", identities(5, 1, seed=batch)[0])  # one image: five faces, one transaction
+    backend.collections.add_embeddings("c", identities(5, 1, seed=batch)[0])  # one image: five faces, one transaction
     if batch % 7 == 3:
-        backend.delete_faces({"CollectionId": "c", "FaceIds": [
-            f["FaceId"] for f in backend.list_faces({"CollectionId": "c", "MaxResults": 5})["Faces"]]})
+        backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": [
+            f["FaceId"] for f in backend.call("ListFaces", {"CollectionId": "c", "MaxResults": 5})["Faces"]]})
     if batch % 20 == 0:
-        backend.cache.flush()
+        backend.vectors.flush()
 """
 
 
@@ -333,15 +340,15 @@ def test_a_killed_writer_leaves_whole_images_and_a_consistent_cache(tmp_path: Pa
     writer.send_signal(signal.SIGKILL)  # no close(), no flush: mid-transaction, mid-save, wherever it was
     writer.wait()
     backend = make_backend(tmp_path)
-    with sqlite3.connect(tmp_path / "facelens.db") as db:
+    with sqlite3.connect(tmp_path / "collections" / "facelens.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         images = collections.Counter(image for (image,) in db.execute("SELECT image_id FROM faces"))
     # every page: a fast machine writes more than one page (4,096) in the time
-    faces = pages(lambda **params: backend.list_faces({"CollectionId": "c", **params}), "Faces")[0]
+    faces = pages(lambda **params: backend.call("ListFaces", {"CollectionId": "c", **params}), "Faces")[0]
     assert len(faces) > 20
     assert set(images.values()) == {5}  # whole images only (the deletes remove the oldest image's five)
-    assert backend.describe_collection({"CollectionId": "c"})["FaceCount"] == len(faces) == sum(images.values())
-    assert backend.cache.count(1) == len(faces)
+    assert backend.call("DescribeCollection", {"CollectionId": "c"})["FaceCount"] == len(faces) == sum(images.values())
+    assert backend.vectors.count(1) == len(faces)
     got = searched(backend, faces[-1]["FaceId"], 0, 4096)  # MaxFaces' maximum
     assert len(got) == min(len(faces) - 1, 4096)
     backend.close()

@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from facelens.config import models_from_env
 from facelens.models.detector import ScrfdDetector, YuNetDetector, load_detector
 from facelens.models.embedder import ArcFaceEmbedder, SFaceEmbedder, load_embedder
 from facelens.models.registry import ModelConfig, ModelNotFoundError
@@ -88,7 +89,7 @@ def test_user_arcface_model_is_loaded_from_config_and_normalised_like_insightfac
     rng = np.random.default_rng(0)
     weights = rng.normal(size=(3, 8))
     path = tiny_arcface(tmp_path / "w600k_tiny.onnx", weights)
-    config = ModelConfig.from_env({"FACELENS_RECOGNIZER_MODEL": str(path)})
+    config = models_from_env({"FACELENS_RECOGNIZER_MODEL": str(path)})
     embedder = load_embedder(config, flip=False)
     assert isinstance(embedder, ArcFaceEmbedder)
     assert embedder.dimension == 8
@@ -102,7 +103,7 @@ def test_user_arcface_model_is_loaded_from_config_and_normalised_like_insightfac
 
 def test_user_scrfd_model_decodes_boxes_and_keypoints(tmp_path: Path) -> None:
     path = tiny_scrfd(tmp_path / "det_tiny.onnx")
-    detector = load_detector(ModelConfig.from_env({"FACELENS_DETECTOR_MODEL": str(path)}))
+    detector = load_detector(models_from_env({"FACELENS_DETECTOR_MODEL": str(path)}))
     assert isinstance(detector, ScrfdDetector)
     image = np.zeros((64, 64, 3), dtype=np.uint8)
     image[24:32, 32:40] = 255  # the cell at row 3, column 4 of the stride-8 grid
@@ -123,14 +124,14 @@ def test_scrfd_without_keypoints_is_refused(tmp_path: Path) -> None:
 
 def test_missing_configured_model_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="does not exist"):
-        ModelConfig.from_env({"FACELENS_DETECTOR_MODEL": str(tmp_path / "nope.onnx")})
+        models_from_env({"FACELENS_DETECTOR_MODEL": str(tmp_path / "nope.onnx")})
 
 
 def test_config_file_names_models(tmp_path: Path) -> None:
     path = tiny_arcface(tmp_path / "r.onnx", np.ones((3, 4)))
     config_file = tmp_path / "facelens.toml"
     config_file.write_text(f'[models]\nrecognizer = "{path}"\n')
-    assert ModelConfig.from_env({"FACELENS_CONFIG": str(config_file)}).recognizer == path
+    assert models_from_env({"FACELENS_CONFIG": str(config_file)}).recognizer == path
 
 
 def test_bundled_sface_runs_batched_after_pruning_and_matches_single_runs(astronaut_crop: np.ndarray) -> None:
@@ -154,3 +155,19 @@ def test_yunet_accepts_any_size_and_batches(astronaut: np.ndarray) -> None:
     np.testing.assert_allclose(both[1][0].box, one[0].box, atol=1e-3)
     full = detector.detect([astronaut])[0]
     np.testing.assert_allclose(full[0].box / 2, one[0].box, atol=4)  # same face at either scale
+
+
+def test_session_options_come_from_the_model_config(tmp_path: Path) -> None:
+    path = tiny_arcface(tmp_path / "w.onnx", np.ones((3, 4)))
+    config = ModelConfig(recognizer=path, providers=("NoSuchExecutionProvider",), threads=2, flip=True)
+    embedder = load_embedder(config)
+    assert embedder.flip  # the config's flip unless the caller says otherwise
+    assert not load_embedder(config, flip=False).flip
+    assert embedder.session.get_providers() == ["CPUExecutionProvider"]  # none of those wanted exists here
+    options = embedder.session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    spinning = load_embedder(ModelConfig(recognizer=path, spin=True)).session.get_session_options()
+    assert spinning.intra_op_num_threads == 0  # onnxruntime's default
+    with pytest.raises(RuntimeError, match="does not have"):  # not set: onnxruntime's default (spinning) applies
+        spinning.get_session_config_entry("session.intra_op.allow_spinning")

@@ -15,48 +15,48 @@ import psycopg
 import pytest
 
 from facelens.accountability import audit
-from facelens.collections import FaceCollections
+from facelens.service import Backend
 from facelens.store.jobs import QUEUED, RUNNING, SUCCEEDED
 from facelens.store.postgres import SCHEMA_VERSION, PostgresMetadataStore
-from tests.collections_fakes import CALIBRATION, DIM, ScriptedAnalyzer, unit
+from tests.collections_fakes import DIM, make_backend, unit
 from tests.pg_fixtures import postgres_url  # noqa: F401 - fixture
 
 
 @pytest.fixture
-def replicas(postgres_url: str, tmp_path: Path) -> Iterator[list[FaceCollections]]:  # noqa: F811
-    backends = [FaceCollections(tmp_path / f"replica-{i}", ScriptedAnalyzer, lambda _: CALIBRATION,
-                                store=PostgresMetadataStore(postgres_url)) for i in range(3)]
+def replicas(postgres_url: str, tmp_path: Path) -> Iterator[list[Backend]]:  # noqa: F811
+    backends = [make_backend(tmp_path / f"replica-{i}", store=PostgresMetadataStore(postgres_url))
+                for i in range(3)]
     yield backends
     for backend in backends:
         backend.close()
 
 
-def test_a_face_written_through_one_replica_is_found_through_the_others(replicas: list[FaceCollections]) -> None:
+def test_a_face_written_through_one_replica_is_found_through_the_others(replicas: list[Backend]) -> None:
     first, second, third = replicas
-    first.create_collection({"CollectionId": "c"})
+    first.call("CreateCollection", {"CollectionId": "c"})
     people = unit(np.random.default_rng(1).standard_normal((4, DIM)))
     for backend in replicas:  # every cache is warm before the writes it has to learn of
-        assert backend.search_embedding("c", people[0], threshold=90) == []
-    face_ids = second.add_embeddings("c", people)
+        assert backend.search.by_embedding("c", people[0], threshold=90) == []
+    face_ids = second.collections.add_embeddings("c", people)
     for backend in replicas:
-        found = backend.search_embedding("c", people[2], threshold=90)
+        found = backend.search.by_embedding("c", people[2], threshold=90)
         assert [m["Face"]["FaceId"] for m in found] == [face_ids[2]]
-    third.delete_faces({"CollectionId": "c", "FaceIds": [face_ids[2]]})
+    third.call("DeleteFaces", {"CollectionId": "c", "FaceIds": [face_ids[2]]})
     for backend in replicas:  # a deleted face is never returned, whatever a cache still holds
-        assert backend.search_embedding("c", people[2], threshold=90) == []
-    assert first.describe_collection({"CollectionId": "c"})["FaceCount"] == 3
+        assert backend.search.by_embedding("c", people[2], threshold=90) == []
+    assert first.call("DescribeCollection", {"CollectionId": "c"})["FaceCount"] == 3
 
 
-def test_the_audit_chain_stays_linear_under_concurrent_writers(replicas: list[FaceCollections]) -> None:
-    replicas[0].create_collection({"CollectionId": "c"})
+def test_the_audit_chain_stays_linear_under_concurrent_writers(replicas: list[Backend]) -> None:
+    replicas[0].call("CreateCollection", {"CollectionId": "c"})
     rng = np.random.default_rng(2)
     vectors = unit(rng.standard_normal((60, DIM)))
     errors: list[BaseException] = []
 
-    def write(backend: FaceCollections, part: np.ndarray) -> None:
+    def write(backend: Backend, part: np.ndarray) -> None:
         try:
             for vector in part:
-                backend.add_embeddings("c", vector[None, :])
+                backend.collections.add_embeddings("c", vector[None, :])
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -70,10 +70,10 @@ def test_the_audit_chain_stays_linear_under_concurrent_writers(replicas: list[Fa
         rows = session.audit_rows(0, 1000)
     assert len(rows) == 61 and [row.seq for row in rows] == list(range(1, 62))
     assert audit.verify(rows).ok
-    assert replicas[2].describe_collection({"CollectionId": "c"})["FaceCount"] == 60
+    assert replicas[2].call("DescribeCollection", {"CollectionId": "c"})["FaceCount"] == 60
 
 
-def test_a_job_is_claimed_once_and_taken_over_when_its_claim_expires(replicas: list[FaceCollections],
+def test_a_job_is_claimed_once_and_taken_over_when_its_claim_expires(replicas: list[Backend],
                                                                       postgres_url: str) -> None:  # noqa: F811
     with replicas[0].store.transaction(write=True) as session:
         for i in range(5):
@@ -81,7 +81,7 @@ def test_a_job_is_claimed_once_and_taken_over_when_its_claim_expires(replicas: l
     claimed: list[str] = []
     lock = threading.Lock()
 
-    def claim(backend: FaceCollections) -> None:
+    def claim(backend: Backend) -> None:
         while True:
             with backend.store.transaction(write=True) as session:
                 job = session.claim_job()

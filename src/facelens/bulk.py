@@ -19,7 +19,8 @@ from facelens import errors
 from facelens.imaging import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
-    from facelens.collections import FaceCollections
+    from facelens.context import RequestContext
+    from facelens.domain.collections import CollectionService
 
 EXTERNAL_ID_SOURCES = ("filename", "stem", "parent", "none")
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")  # ExternalImageId's pattern in the service model
@@ -67,10 +68,12 @@ def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
         yield items[start:start + size]
 
 
-def index_files(backend: FaceCollections, collection_id: str, files: Sequence[Path], *,
+def index_files(collections: CollectionService, collection_id: str, files: Sequence[Path], *,
                 external_id_from: str = "filename", quality_filter: str = "AUTO", max_faces: int | None = None,
-                batch: int = 16, progress: Callable[[int], None] | None = None) -> IndexReport:
-    """Index `files` into the collection in batches; files an earlier run imported are skipped."""
+                batch: int = 16, progress: Callable[[int], None] | None = None,
+                context: RequestContext | None = None) -> IndexReport:
+    """Index `files` into the collection in batches, audited under `context` (default: the local operator);
+    files an earlier run imported are skipped."""
     report = IndexReport(files=len(files))
     for chunk in _batches(files, max(1, batch)):
         items = []
@@ -81,8 +84,8 @@ def index_files(backend: FaceCollections, collection_id: str, files: Sequence[Pa
                 report.failed.append((str(path), error.strerror or str(error)))
                 continue
             items.append((str(path), data, external_id(path, external_id_from)))
-        for (path, _, _), result in zip(items, backend.index_images(collection_id, items, quality_filter,
-                                                                       max_faces), strict=True):
+        results = collections.index_images(collection_id, items, quality_filter, max_faces, context=context)
+        for (path, _, _), result in zip(items, results, strict=True):
             if result is None:
                 report.skipped += 1
             elif "Error" in result:

@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facelens import errors
 from facelens.bulk import EXTERNAL_ID_SOURCES
 from facelens.imaging import MAX_S3_IMAGE_BYTES
+
+if TYPE_CHECKING:
+    from facelens.config import ServerSettings
+    from facelens.context import RequestContext
+    from facelens.store.audit import AuditRow
 
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")  # Rekognition's QualityFilter values
 
@@ -26,18 +33,46 @@ def _print(response: dict) -> None:
     sys.stdout.write("\n")
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
-    from facelens.analysis import detect_faces
+def _settings(args: argparse.Namespace, **overrides: object) -> ServerSettings:
+    """The settings a server with this data directory runs with (so the CLI and a running server agree)."""
+    from facelens.config import ServerSettings
 
-    _print(detect_faces(_read(args.image), attributes=args.attributes))
+    return ServerSettings.from_env(data_dir=getattr(args, "data_dir", None), **overrides)
+
+
+def _context(args: argparse.Namespace, **options: object) -> RequestContext:
+    """The local operator, with the command's --purpose (audited)."""
+    from facelens.context import RequestContext
+
+    return RequestContext("local-cli", purpose=getattr(args, "purpose", None), **options)  # type: ignore[arg-type]
+
+
+def _disclose(context: RequestContext) -> None:
+    """Tell the operator the threshold a comparison or search was answered at (the HTTP headers' content)."""
+    if context.disclosures:
+        shown = ", ".join(f"{name} {value}" for name, value in sorted(context.disclosures.items()))
+        print(f"answered at: {shown}", file=sys.stderr)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from facelens.service import build_faces
+
+    backend = build_faces(_settings(args))
+    _print(backend.call("DetectFaces", {"Image": {"Bytes": _read(args.image)}, "Attributes": args.attributes}))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from facelens.analysis import compare_faces
+    """CompareFaces through the gate: the server's compare floor applies; with --data-dir it is audited there."""
+    from facelens.service import build, build_faces
 
-    _print(compare_faces(_read(args.source), _read(args.target), similarity_threshold=args.threshold,
-                         quality_filter=args.quality_filter))
+    request = {"SourceImage": {"Bytes": _read(args.source)}, "TargetImage": {"Bytes": _read(args.target)},
+               "SimilarityThreshold": args.threshold, "QualityFilter": args.quality_filter}
+    context = _context(args)
+    settings = _settings(args)
+    with build(settings) if args.data_dir else build_faces(settings) as backend:
+        _print(backend.call("CompareFaces", request, context))
+    _disclose(context)
     return 0
 
 
@@ -64,36 +99,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def _data_dir(args: argparse.Namespace) -> Path:
-    """The collection store the server with this data directory uses (so the CLI and a running server agree)."""
-    from facelens.config import ServerSettings
-
-    return ServerSettings.from_env(data_dir=args.data_dir).collections_dir
-
-
 def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from facelens.bulk import image_files, index_files
-    from facelens.collections import FaceCollections
+    from facelens.service import build
 
     files = image_files(args.source)
-    with FaceCollections(_data_dir(args)) as backend:
+    context = _context(args)
+    with build(_settings(args)) as backend:
         try:
-            backend.describe_collection({"CollectionId": args.collection})
+            backend.call("DescribeCollection", {"CollectionId": args.collection}, context)
         except errors.ResourceNotFoundException:
-            backend.create_collection({"CollectionId": args.collection})
+            backend.call("CreateCollection", {"CollectionId": args.collection}, context)
             print(f"created collection {args.collection}", file=sys.stderr)
         with tqdm(total=len(files), unit="img", desc=f"indexing into {args.collection}") as bar:
             try:
-                report = index_files(backend, args.collection, files, external_id_from=args.external_id_from,
-                                     quality_filter=args.quality_filter, max_faces=args.max_faces,
-                                     batch=args.batch, progress=bar.update)
+                report = index_files(backend.collections, args.collection, files,
+                                     external_id_from=args.external_id_from, quality_filter=args.quality_filter,
+                                     max_faces=args.max_faces, batch=args.batch, progress=bar.update,
+                                     context=context)
             except KeyboardInterrupt:
                 print(f"\ninterrupted after {bar.n} of {len(files)} files; the same command resumes",
                       file=sys.stderr)
                 raise
-        count = backend.describe_collection({"CollectionId": args.collection})["FaceCount"]
+        count = backend.call("DescribeCollection", {"CollectionId": args.collection}, context)["FaceCount"]
     for path, error in report.failed:
         print(f"failed: {path}: {error}", file=sys.stderr)
     _print({"Files": report.files, "SkippedAlreadyIndexed": report.skipped, "IndexedImages": report.indexed_images,
@@ -104,20 +134,24 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from facelens.collections import FaceCollections
+    """SearchFacesByImage through the gate (floors, purpose, audit), on an image file up to the S3 limit."""
+    from facelens.service import build
 
-    request = {"CollectionId": args.collection, "Image": _read(args.image), "FaceMatchThreshold": args.threshold,
-               "MaxFaces": args.max_faces, "QualityFilter": args.quality_filter}
-    with FaceCollections(_data_dir(args)) as backend:
-        _print(backend.search_faces_by_image(request, max_image_bytes=MAX_S3_IMAGE_BYTES))
+    request = {"CollectionId": args.collection, "Image": {"Bytes": _read(args.image)},
+               "FaceMatchThreshold": args.threshold, "MaxFaces": args.max_faces, "QualityFilter": args.quality_filter}
+    context = _context(args, max_image_bytes=MAX_S3_IMAGE_BYTES)
+    with build(_settings(args)) as backend:
+        _print(backend.call("SearchFacesByImage", request, context))
+    _disclose(context)
     return 0
 
 
-def _audit_rows(args: argparse.Namespace, **filters: object):
+def _audit_rows(args: argparse.Namespace, **filters: object) -> Iterator[AuditRow]:
     """Every audit record (matching `filters`) of the data directory's store, in chain order, in batches."""
     from facelens.store.open import open_store
 
-    store = open_store(None, _data_dir(args))
+    settings = _settings(args)
+    store = open_store(settings.store.database_url, settings.collections_dir, settings.store.job_lease_seconds)
     try:
         after = 0
         while True:
@@ -170,10 +204,9 @@ def cmd_video(args: argparse.Namespace) -> int:
     """StartFaceDetection / StartFaceSearch on a local file, run here with a progress bar; prints Get*'s JSON."""
     from tqdm import tqdm
 
-    from facelens.accountability.access import RequestContext, acting_as
-    from facelens.collections import FaceCollections
+    from facelens.domain.video_jobs import LOCAL_BUCKET
+    from facelens.service import build
     from facelens.video.decode import VideoError, probe
-    from facelens.video.jobs import LOCAL_BUCKET
 
     path = Path(args.file).resolve()
     request: dict = {"Video": {"S3Object": {"Bucket": LOCAL_BUCKET, "Name": path.name}}}
@@ -189,14 +222,16 @@ def cmd_video(args: argparse.Namespace) -> int:
         total = probe(path).duration_ms
     except VideoError:
         total = None  # the job reports why
-    with FaceCollections(_data_dir(args)) as backend, acting_as(RequestContext("local-cli", purpose=args.purpose)):
-        backend.configure_video(path.parent)
+    context = _context(args)
+    with build(_settings(args, video_dir=path.parent)) as backend:
+        assert backend.video is not None
+        params = backend.validate(start, request)
         with tqdm(total=total, unit="ms", desc=f"{args.video_command} {path.name}", file=sys.stderr) as bar:
-            job_id = backend.run_video(start, request, lambda ms: bar.update(max(0, ms - bar.n)))
+            job_id = backend.video.run_here(start, params, context, lambda ms: bar.update(max(0, ms - bar.n)))
             bar.update(max(0, (bar.total or 0) - bar.n))  # the last sample is up to one interval before the end
-        response, token = backend.dispatch(get, {"JobId": job_id}), None
+        response = backend.call(get, {"JobId": job_id}, context)
         while token := response.pop("NextToken", None):
-            more = backend.dispatch(get, {"JobId": job_id, "NextToken": token})
+            more = backend.call(get, {"JobId": job_id, "NextToken": token}, context)
             response[key] += more[key]
             response["NextToken"] = more.get("NextToken")
     response.pop("NextToken", None)
@@ -206,9 +241,10 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     """Rebuild the vector store (FAISS cache or Milvus) of some or all collections from the database."""
-    from facelens.collections import FaceCollections
+    from facelens.service import build
 
-    with FaceCollections(_data_dir(args)) as backend:
+    with build(_settings(args)) as backend:
+        assert backend.store is not None and backend.vectors is not None
         with backend.store.transaction() as session:
             collections = session.list_collections(0, 1 << 62)
         wanted = set(args.collections)
@@ -217,7 +253,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
             raise errors.ResourceNotFoundException(f"no collection {', '.join(sorted(missing))}")
         for collection in collections:
             if not wanted or collection.collection_id in wanted:
-                count = backend.cache.rebuild(collection.pk)
+                count = backend.vectors.rebuild(collection.pk)
                 print(f"{collection.collection_id}: {count} vectors", file=sys.stderr)
     return 0
 
@@ -237,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("target")
     compare.add_argument("--threshold", type=float, default=80.0, help="SimilarityThreshold (default 80)")
     compare.add_argument("--quality-filter", default="NONE", choices=QUALITY_FILTERS)
+    compare.add_argument("--purpose", default=None, help="why (a case or ticket reference; audited)")
+    compare.add_argument("--data-dir", default=None,
+                         help="audit the comparison in this data directory's log (without it, nothing is recorded)")
     compare.set_defaults(func=cmd_compare)
 
     calibrate = sub.add_parser("calibrate", help="measure the score->FMR curve of the face model on a data set")
@@ -277,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--threshold", type=float, default=80.0, help="FaceMatchThreshold (default 80)")
     search.add_argument("--max-faces", type=int, default=10, help="MaxFaces (default 10)")
     search.add_argument("--quality-filter", default="NONE", choices=QUALITY_FILTERS)
+    search.add_argument("--purpose", default=None, help="why (a case or ticket reference; audited)")
     search.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
     search.set_defaults(func=cmd_search)
 
@@ -323,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except errors.FaceLensError as exc:
-        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        message = "; ".join(line.strip() for line in exc.message.splitlines() if line.strip())
+        print(f"{exc.code}: {message}", file=sys.stderr)  # one line, whatever the message
         return 2 if isinstance(exc, errors.ClientError) else 1
     except KeyboardInterrupt:
         return 130

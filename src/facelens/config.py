@@ -1,5 +1,8 @@
 """Server settings: command-line flags over `FACELENS_*` environment variables over defaults.
 
+Parsed once, by `ServerSettings.from_env`, into a frozen tree (`.store`, `.models`, `.s3`, `.policy`); no module
+below this one reads the environment.
+
 | setting          | flag         | environment                  | default       |
 |------------------|--------------|------------------------------|---------------|
 | host             | --host       | FACELENS_HOST                | 127.0.0.1     |
@@ -7,12 +10,13 @@
 | data_dir         | --data-dir   | FACELENS_DATA_DIR            | ./data        |
 | access keys      |              | FACELENS_ACCESS_KEYS         | data_dir/credentials (generated) |
 | workers          |              | FACELENS_WORKERS             | cores         |
-| threads/session  |              | FACELENS_THREADS             | 1             |
+| threads/session  |              | FACELENS_THREADS             | 1 (also models.threads) |
 | queue            |              | FACELENS_QUEUE               | 64            |
 | body limit       |              | FACELENS_MAX_BODY_BYTES      | 16 MiB        |
 | S3 endpoint      |              | FACELENS_S3_ENDPOINT_URL     | AWS S3        |
 | S3 credentials   |              | FACELENS_S3_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION | boto3's chain |
-| region           |              | FACELENS_REGION              | any           |
+| region           |              | FACELENS_REGION              | any (ARNs: us-east-1) |
+| account (ARNs)   |              | FACELENS_ACCOUNT_ID          | 000000000000  |
 | model warm-up    |              | FACELENS_WARMUP              | 1             |
 | shutdown grace   |              | FACELENS_SHUTDOWN_TIMEOUT    | 30 s          |
 | admin keys       |              | FACELENS_ADMIN_KEYS          | (credentials file: facelens_admin) |
@@ -23,26 +27,44 @@
 | retention sweep  |              | FACELENS_RETENTION_INTERVAL  | 3600 s        |
 | metadata store   |              | FACELENS_DATABASE_URL        | SQLite in data_dir/collections |
 | vector store     |              | FACELENS_VECTOR_URL          | FAISS in the process |
+| FAISS index      |              | FACELENS_VECTOR_INDEX        | auto          |
+| FAISS search threads |          | FACELENS_FAISS_SEARCH_THREADS | 1            |
+| video job lease  |              | FACELENS_VIDEO_LEASE_SECONDS | 60 s          |
 | local videos     |              | FACELENS_VIDEO_DIR           | data_dir/videos |
 | video job threads|              | FACELENS_VIDEO_WORKERS       | 1             |
 | video sampling   |              | FACELENS_VIDEO_INTERVAL_MS   | 200           |
 | job notices      |              | FACELENS_VIDEO_WEBHOOK_URL   | none          |
+| models file      |              | FACELENS_CONFIG              | none (TOML, [models] detector/recognizer) |
+| detector model   |              | FACELENS_DETECTOR_MODEL      | bundled YuNet |
+| recognizer model |              | FACELENS_RECOGNIZER_MODEL    | bundled SFace |
+| ORT providers    |              | FACELENS_ORT_PROVIDERS       | CUDA if present, CPU |
+| ORT spinning     |              | FACELENS_ORT_SPIN            | 0             |
+| flip TTA         |              | FACELENS_FLIP_TTA            | 0             |
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facelens.accountability.policy import Policy, PolicyError
+from facelens.models.registry import ModelConfig, ModelNotFoundError, existing_model
+
+if TYPE_CHECKING:
+    from facelens.store.vectors import VectorConfig
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_DATA_DIR = "./data"
 # Two 5 MiB images base64-encoded (CompareFaces) plus JSON framing fit; anything larger is refused unread.
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_ARN_REGION = "us-east-1"
+DEFAULT_JOB_LEASE_SECONDS = 60.0  # = facelens.store.jobs.LEASE_SECONDS (checked by tests/test_config.py)
 
 
 class ConfigError(ValueError):
@@ -89,6 +111,13 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
+def _account(env: Mapping[str, str]) -> str:
+    account = (env.get("FACELENS_ACCOUNT_ID") or "").strip() or DEFAULT_ACCOUNT
+    if not (len(account) == 12 and account.isdigit()):
+        raise ConfigError(f"FACELENS_ACCOUNT_ID must be 12 digits, not {account!r}")
+    return account
+
+
 @dataclass(frozen=True)
 class S3Settings:
     """Where `Image.S3Object` is read from: an S3-compatible endpoint (None: AWS S3 itself)."""
@@ -108,6 +137,100 @@ class S3Settings:
         )
 
 
+def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
+    """Which models to load and how their sessions run, from FACELENS_DETECTOR_MODEL / FACELENS_RECOGNIZER_MODEL
+    (else the `[models]` table of the TOML file FACELENS_CONFIG names), FACELENS_ORT_PROVIDERS (comma-separated),
+    FACELENS_THREADS (default 0: onnxruntime's), FACELENS_ORT_SPIN and FACELENS_FLIP_TTA. A named model file that
+    does not exist is ModelNotFoundError; any other bad value ConfigError."""
+    env = os.environ if env is None else env
+    table: dict[str, object] = {}
+    config_file = env.get("FACELENS_CONFIG")
+    if config_file:
+        try:
+            with open(config_file, "rb") as handle:
+                table = tomllib.load(handle).get("models", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"FACELENS_CONFIG {config_file}: {exc}") from None
+    detector = env.get("FACELENS_DETECTOR_MODEL") or table.get("detector")
+    recognizer = env.get("FACELENS_RECOGNIZER_MODEL") or table.get("recognizer")
+    for kind, value in (("detector", detector), ("recognizer", recognizer)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"FACELENS_CONFIG [models] {kind} must be a path, not {value!r}")
+    names = tuple(name.strip() for name in (env.get("FACELENS_ORT_PROVIDERS") or "").split(",") if name.strip())
+    return ModelConfig(
+        detector=existing_model(detector, "detector") if detector else None,
+        recognizer=existing_model(recognizer, "recognizer") if recognizer else None,
+        providers=names or None,
+        threads=_int(env, "FACELENS_THREADS", 0),
+        spin=_flag(env, "FACELENS_ORT_SPIN", False),
+        flip=_flag(env, "FACELENS_FLIP_TTA", False),
+    )
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where collections live: the metadata database (None: SQLite under the data directory) and the vector
+    store (None: FAISS in the process), with the FAISS index choice and the video job lease."""
+
+    database_url: str | None = None  # FACELENS_DATABASE_URL: sqlite:///DIR or postgresql://...
+    vector_url: str | None = None  # FACELENS_VECTOR_URL: faiss:, milvus://host:port[?index=...] or milvus:///path
+    vector_index: str = "auto"  # FACELENS_VECTOR_INDEX: auto[:<faces>[:<factory>]] or a FAISS factory string
+    faiss_search_threads: int = 1  # FACELENS_FAISS_SEARCH_THREADS: OpenMP threads per search
+    job_lease_seconds: float = DEFAULT_JOB_LEASE_SECONDS  # FACELENS_VIDEO_LEASE_SECONDS: an unrenewed claim's life
+
+    @property
+    def shared(self) -> bool:
+        """Whether other servers may use the same database (PostgreSQL), so local state is not trusted alone."""
+        from facelens.store.open import is_shared
+
+        return is_shared(self.database_url)
+
+    def vector_config(self) -> VectorConfig:
+        """The FAISS `facelens.store.vectors.VectorConfig` these settings name."""
+        from facelens.store.vectors import VectorConfig
+
+        return VectorConfig.parse(self.vector_index, self.faiss_search_threads)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StoreSettings:
+        from facelens.store.open import database_kind
+
+        settings = cls(
+            database_url=env.get("FACELENS_DATABASE_URL") or None,
+            vector_url=env.get("FACELENS_VECTOR_URL") or None,
+            vector_index=(env.get("FACELENS_VECTOR_INDEX") or "").strip() or "auto",
+            faiss_search_threads=_int(env, "FACELENS_FAISS_SEARCH_THREADS", 1, minimum=1),
+            job_lease_seconds=_float(env, "FACELENS_VIDEO_LEASE_SECONDS", DEFAULT_JOB_LEASE_SECONDS),
+        )
+        try:
+            database_kind(settings.database_url)
+        except ValueError as exc:
+            raise ConfigError(f"FACELENS_DATABASE_URL: {exc}") from None
+        try:
+            settings.vector_config()
+        except ValueError as exc:
+            raise ConfigError(f"FACELENS_VECTOR_INDEX: {exc}") from None
+        return settings
+
+
+DEFAULT_LFW = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw"  # ../shared beside the checkout
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Where `facelens eval`, `facelens calibrate` and the accuracy benchmarks find LFW and keep embeddings."""
+
+    lfw: Path = DEFAULT_LFW  # FACELENS_LFW
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "facelens")  # FACELENS_CACHE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EvalSettings:
+        env = os.environ if env is None else env
+        default = cls()
+        return cls(lfw=Path(env.get("FACELENS_LFW") or default.lfw),
+                   cache_dir=Path(env.get("FACELENS_CACHE") or default.cache_dir))
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything `facelens serve` needs to know; immutable once built."""
@@ -120,7 +243,8 @@ class ServerSettings:
     threads: int = 1  # onnxruntime threads per model session: the service parallelises across requests
     queue: int = 64
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    region: str | None = None
+    region: str | None = None  # FACELENS_REGION: the one region SigV4 accepts; None: any (see arn_region)
+    account: str = DEFAULT_ACCOUNT  # FACELENS_ACCOUNT_ID: the account in collection ARNs
     warmup: bool = True
     shutdown_timeout: int = 30
     s3: S3Settings = field(default_factory=S3Settings)
@@ -131,6 +255,18 @@ class ServerSettings:
     video_workers: int = 1
     video_interval_ms: int = 200
     video_webhook_url: str | None = None  # SNS-shaped job completion notices are POSTed here
+    store: StoreSettings = field(default_factory=StoreSettings)
+    models: ModelConfig = field(default_factory=ModelConfig)  # its threads are always this `threads`
+
+    def __post_init__(self) -> None:
+        # The service's model sessions run with its own thread count (FACELENS_THREADS, default 1).
+        if self.models.threads != self.threads:
+            object.__setattr__(self, "models", replace(self.models, threads=self.threads))
+
+    @property
+    def arn_region(self) -> str:
+        """The region written into ARNs: FACELENS_REGION, else us-east-1."""
+        return self.region or DEFAULT_ARN_REGION
 
     @property
     def videos_dir(self) -> Path:
@@ -146,6 +282,10 @@ class ServerSettings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ServerSettings:
         """Settings from the environment; keyword overrides (command-line flags) win when not None."""
         env = os.environ if env is None else env
+        try:
+            models = models_from_env(env)
+        except ModelNotFoundError as exc:  # named by FACELENS_DETECTOR_MODEL, _RECOGNIZER_MODEL or FACELENS_CONFIG
+            raise ConfigError(str(exc)) from None
         settings = cls(
             host=env.get("FACELENS_HOST") or DEFAULT_HOST,
             port=_int(env, "FACELENS_PORT", DEFAULT_PORT),
@@ -156,6 +296,7 @@ class ServerSettings:
             queue=_int(env, "FACELENS_QUEUE", 64),
             max_body_bytes=_int(env, "FACELENS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024),
             region=env.get("FACELENS_REGION") or None,
+            account=_account(env),
             warmup=_flag(env, "FACELENS_WARMUP", True),
             shutdown_timeout=_int(env, "FACELENS_SHUTDOWN_TIMEOUT", 30),
             s3=S3Settings.from_env(env),
@@ -166,6 +307,8 @@ class ServerSettings:
             video_workers=_int(env, "FACELENS_VIDEO_WORKERS", 1, minimum=1),
             video_interval_ms=_int(env, "FACELENS_VIDEO_INTERVAL_MS", 200, minimum=1),
             video_webhook_url=env.get("FACELENS_VIDEO_WEBHOOK_URL") or None,
+            store=StoreSettings.from_env(env),
+            models=models,
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         if "data_dir" in given:

@@ -6,10 +6,9 @@ reused; batches of images go through the detector and recognizer together. Knows
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -62,7 +61,6 @@ class Face:
     age_gender: object | None = None  # facelens.models.attributes.AgeGender
     eyes_open: tuple[bool, float] | None = None
     mouth_open: tuple[bool, float] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def area(self) -> float:
@@ -73,11 +71,13 @@ class FaceAnalyzer:
     """The face pipeline with lazily loaded, shared models; thread-safe for concurrent callers."""
 
     def __init__(self, config: ModelConfig | None = None, flip: bool | None = None) -> None:
-        self.config = config or ModelConfig.from_env()
+        """Models and session options from `config` (default `ModelConfig()`: bundled models, no settings);
+        `flip` overrides `config.flip`."""
+        self.config = config or ModelConfig()
         # Mirror-image test-time augmentation doubles the recognizer's work for no measured gain with SFace
-        # on LFW (docs/benchmarks.md), so it is off unless FACELENS_FLIP_TTA=1.
-        self.flip = os.environ.get("FACELENS_FLIP_TTA", "0") == "1" if flip is None else flip
-        self._lock = threading.Lock()
+        # on LFW (docs/benchmarks.md), so it is off unless asked for (ModelConfig.flip, FACELENS_FLIP_TTA=1).
+        self.flip = self.config.flip if flip is None else flip
+        self._lock = threading.RLock()  # reentrant: the age/gender model is built on the landmark model
         self._models: dict[str, object] = {}
 
     def _model(self, kind: str) -> object:
@@ -105,7 +105,7 @@ class FaceAnalyzer:
         if kind == "age_gender":
             from facelens.models.attributes import AgeGenderEstimator
 
-            return AgeGenderEstimator()
+            return AgeGenderEstimator(landmarker=self._model("landmarks"), config=self.config)  # one dlib load
         raise KeyError(kind)
 
     @property
@@ -166,30 +166,19 @@ class FaceAnalyzer:
             for face, estimate in zip(faces, estimates, strict=True):
                 face.age_gender = estimate
 
-    def analyze(
-        self,
-        images: Sequence[np.ndarray],
-        attributes: Sequence[str] | None = None,
-        embed: bool = False,
-    ) -> list[list[Face]]:
-        """Detect, optionally embed, and describe every face of every image."""
-        faces = self.detect(images)
-        if embed:
-            self.embed(images, faces)
-        fields = resolve_attributes(attributes)
-        for image, per_image in zip(images, faces, strict=True):
-            self.describe(image, per_image, fields)
-        return faces
+
+_analyzers: dict[ModelConfig, FaceAnalyzer] = {}
+_analyzers_lock = threading.Lock()
 
 
-_default: FaceAnalyzer | None = None
-_default_lock = threading.Lock()
+def analyzer_for(config: ModelConfig) -> FaceAnalyzer:
+    """The process-wide analyzer of a model configuration (each model loads once per process, on first use)."""
+    with _analyzers_lock:
+        if config not in _analyzers:
+            _analyzers[config] = FaceAnalyzer(config)
+        return _analyzers[config]
 
 
 def default_analyzer() -> FaceAnalyzer:
-    """The process-wide analyzer (models loaded once per process)."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = FaceAnalyzer()
-        return _default
+    """The process-wide analyzer of the default `ModelConfig()` (tests, benchmarks, eval without settings)."""
+    return analyzer_for(ModelConfig())

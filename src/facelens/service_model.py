@@ -10,7 +10,6 @@ fails loudly here instead of silently changing behaviour.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -147,11 +146,3 @@ def pattern(java: str) -> re.Pattern[str] | None:
         return re.compile(java)
     except re.error:
         return None
-
-
-def validate(operation_name: str, params: Mapping[str, Any]) -> None:
-    """Check a request against the operation's input shape (required members, types, ranges, lengths, enums,
-    patterns; `facelens.validation`). `Image` may be given as the already-fetched bytes."""
-    from facelens import validation
-
-    validation.check(operation(operation_name), params)

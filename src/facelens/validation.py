@@ -2,8 +2,8 @@
 
 botocore's own `ParamValidator` (required members, types, minimums), extended with the constraints the model
 declares but the client-side validator leaves to the server: maxima, enums and patterns. Offending values are
-shortened in messages and never echo image bytes. `check()` validates a request as the backend receives it,
-with `Image` given as the already-fetched bytes.
+shortened in messages and never echo image bytes. `validated()` checks a request from the wire once;
+`checked()` one made in process (`facelens.service.Backend.call`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from botocore.validate import ParamValidator, ValidationErrors
 from facelens import errors, service_model
 
 _MAX_SHOWN = 80  # characters of an offending value echoed in a message
-_IMAGE_PLACEHOLDER = {"Bytes": b"\xff"}  # stands in for already-fetched image bytes (their limits are the decoder's)
 
 
 def shown(value: Any) -> str:
@@ -74,6 +73,10 @@ class ServiceValidator(ParamValidator):
 
     VALIDATED_METADATA_ATTRS = ParamValidator.VALIDATED_METADATA_ATTRS | {"max", "enum", "pattern"}
 
+    def __init__(self, max_blob_bytes: int | None = None) -> None:
+        super().__init__()
+        self.max_blob_bytes = max_blob_bytes  # replaces the model's blob maximum (images read from S3)
+
     def validate(self, params: Mapping[str, Any], shape: Shape) -> _Errors:
         report = _Errors()
         self._validate(params, shape, report, name="")
@@ -122,7 +125,9 @@ class ServiceValidator(ParamValidator):
         range_kind = "invalid length"
         if "min" in shape.metadata and len(param) < shape.metadata["min"]:
             errors_.report(name, range_kind, param=param, min_allowed=shape.metadata["min"])
-        _too_big(name, len(param), shape, "blob too large", errors_, param)
+        limit = self.max_blob_bytes or shape.metadata.get("max")
+        if limit is not None and len(param) > limit:
+            errors_.report(name, "blob too large", param=param, limit=limit)
 
     def _validate_timestamp(self, param: Any, shape: Shape, errors_: ValidationErrors, name: str) -> None:
         if isinstance(param, bool) or not isinstance(param, int | float | str | dt.datetime):
@@ -166,8 +171,9 @@ def _drop_unknown(value: Any, shape: Shape) -> Any:
     return value
 
 
-def validated(operation: OperationModel, params: dict[str, Any]) -> dict[str, Any]:
-    """The request's parameters with blobs decoded, validated against the operation's input shape.
+def validated(operation: OperationModel, params: dict[str, Any], max_blob_bytes: int | None = None) -> dict[str, Any]:
+    """The request's parameters with blobs decoded, validated against the operation's input shape (blobs up to
+    `max_blob_bytes` when given, else the model's maximum).
 
     Raises InvalidParameterException with the validator's message, or ImageTooLargeException when a blob
     (Rekognition's only blobs are images) is over the model's maximum.
@@ -176,7 +182,7 @@ def validated(operation: OperationModel, params: dict[str, Any]) -> dict[str, An
     if shape is None:
         return {}
     params = _drop_unknown(decode_blobs(params, shape), shape)
-    report = ServiceValidator().validate(params, shape)
+    report = ServiceValidator(max_blob_bytes).validate(params, shape)
     too_large = report.find("blob too large")
     if too_large is not None:
         name, extra = too_large
@@ -204,14 +210,14 @@ def timestamp(value: Any) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def check(operation: OperationModel, params: Mapping[str, Any]) -> None:
-    """Validate a backend request: like `validated`, with `Image` possibly given as already-fetched bytes."""
+def checked(operation: OperationModel, params: Mapping[str, Any], max_blob_bytes: int | None = None) -> dict[str, Any]:
+    """An in-process request validated like one from the wire (`validated`), except that a member the model does
+    not know is refused rather than ignored (a caller in process has misspelt it); None values are dropped."""
     shape = operation.input_shape
+    request = {k: v for k, v in params.items() if v is not None}
     if shape is None:
-        return
-    request = {k: (_IMAGE_PLACEHOLDER if k == "Image" and isinstance(v, bytes | bytearray | memoryview) else v)
-               for k, v in params.items() if v is not None}
+        return {}
     unknown = sorted(set(request) - set(shape.members))
     if unknown:
         raise errors.InvalidParameterException(f"Unknown parameter {unknown[0]}")
-    validated(operation, request)
+    return validated(operation, request, max_blob_bytes)

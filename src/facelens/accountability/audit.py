@@ -11,64 +11,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
-import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
-GENESIS = "0" * 64
+from facelens.store.audit import GENESIS, AuditRow, canonical, face_ids, link, timestamp
+
 CSV_COLUMNS = ("seq", "time", "operation", "collection", "key", "purpose", "outcome", "requested_threshold",
                "effective_threshold", "false_match_probability", "gallery", "face_model", "face_ids")
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    """One stored record: its position, indexed columns, canonical text and links."""
-
-    seq: int
-    time: float  # epoch seconds
-    collection: str | None
-    operation: str
-    text: str
-    prev_hash: str
-    hash: str
-
-    @property
-    def record(self) -> dict[str, Any]:
-        return json.loads(self.text)
-
-
-def canonical(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def link(prev_hash: str, text: str) -> str:
-    return hashlib.sha256(f"{prev_hash}\n{text}".encode()).hexdigest()
-
-
-def timestamp(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).isoformat(timespec="microseconds")
-
-
-def seal(record: Mapping[str, Any], seq: int, when: float, prev_hash: str) -> AuditRow:
-    """The row that appends `record` after a chain whose head is (`seq - 1`, `prev_hash`)."""
-    when = round(when, 6)
-    full = {**record, "seq": seq, "time": timestamp(when)}
-    text = canonical(full)
-    return AuditRow(seq, when, full.get("collection"), str(full["operation"]), text, prev_hash, link(prev_hash, text))
-
-
-def face_ids(record: Mapping[str, Any]) -> list[str]:
-    """Every FaceId a record names (returned matches, indexed, deleted or expired faces)."""
-    found: list[str] = []
-    for key in ("matches", "indexed", "deleted"):
-        for item in record.get(key) or ():
-            face_id = item.get("FaceId") if isinstance(item, Mapping) else item
-            if isinstance(face_id, str):
-                found.append(face_id)
-    return found
 
 
 @dataclass(frozen=True)
@@ -145,9 +96,3 @@ def rows_from_jsonl(lines: Iterable[str]) -> Iterator[AuditRow]:
         when = dt.datetime.fromisoformat(record["time"]).timestamp()
         yield AuditRow(record["seq"], when, record.get("collection"), record["operation"], canonical(record),
                        prev_hash, hashed)
-
-
-def to_text(rows: Iterable[AuditRow], fmt: str) -> str:
-    buffer = io.StringIO()
-    (write_csv if fmt == "csv" else write_jsonl)(rows, buffer)
-    return buffer.getvalue()

@@ -96,16 +96,9 @@ class Policy:
             raise PolicyError(f"unknown policy settings: {', '.join(sorted(unknown))}")
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
     def to_wire(self) -> dict[str, Any]:
         return {WIRE_NAMES[k]: v for k, v in asdict(self).items() if v is not None}
 
-    @classmethod
-    def from_wire(cls, wire: Mapping[str, Any], base: Policy | None = None) -> Policy:
-        names = {v: k for k, v in WIRE_NAMES.items()}
-        return (base or cls()).updated({names[k]: v for k, v in wire.items() if k in names})
 
 
 def size_floor(gallery: int, max_false_match_probability: float) -> float:

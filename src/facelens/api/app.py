@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -29,9 +28,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facelens import errors
-from facelens.accountability.access import KeyScope, RequestContext
-from facelens.api import protocol
+from facelens import errors, operations
+from facelens.api import dispatch, protocol
 from facelens.api.auth import SigV4Verifier
 from facelens.api.credentials import load_access_keys, load_key_scopes
 from facelens.api.errors import (
@@ -43,12 +41,10 @@ from facelens.api.errors import (
     UnknownOperationException,
     to_wire,
 )
-from facelens.api.operations import OPERATIONS, Services
-from facelens.api.operations.base import AnalysisFunctions, FaceAnalysis
-from facelens.api.s3 import S3Reader
 from facelens.api.workers import WorkerPool
 from facelens.config import ServerSettings
-from facelens.store.open import is_shared
+from facelens.context import UNSCOPED, KeyScope, RequestContext
+from facelens.service import Backend
 
 log = logging.getLogger("facelens.api")
 REQUEST_ID_HEADER = b"x-amzn-requestid"
@@ -56,7 +52,6 @@ OFF_LOOP_BYTES = 1024 * 1024
 PURPOSE_HEADER = "x-facelens-purpose"  # why a search is run: a case or ticket reference, audited
 DISCLOSURE_PREFIX = "x-facelens-"  # + effective-threshold, false-match-probability
 MAX_PURPOSE = 1024
-UNSCOPED = KeyScope()
 
 
 class RequestIdMiddleware:
@@ -115,11 +110,12 @@ def _decode(operation: OperationModel, body: bytes) -> dict[str, Any]:
 class RekognitionEndpoint:
     """`POST /`: authenticates, routes, validates and dispatches one Rekognition request."""
 
-    def __init__(self, settings: ServerSettings, verifier: SigV4Verifier, services: Services,
+    def __init__(self, settings: ServerSettings, verifier: SigV4Verifier, backend: Backend, pools: dispatch.Pools,
                  scopes: Mapping[str, KeyScope]) -> None:
         self.settings = settings
         self.verifier = verifier
-        self.services = services
+        self.backend = backend
+        self.pools = pools
         self.scopes = dict(scopes)
 
     def _context(self, request: Request, key_id: str, request_id: str) -> RequestContext:
@@ -146,18 +142,18 @@ class RekognitionEndpoint:
             operation = protocol.operation_for(request.headers.get("x-amz-target"),
                                                request.headers.get("content-type"))
             name = operation.name
-            handler = OPERATIONS.get(name)
-            if handler is None:
+            entry = operations.get(name)
+            if entry is None:
                 raise NotImplementedOperationException(
                     f"FaceLens does not implement the Rekognition operation {name} yet."
                 )
             context = self._context(request, key_id, request_id)
             if len(body) > OFF_LOOP_BYTES:  # decoding megabytes of base64 would stall every other request
-                params = await self.services.io.run(_decode, operation, body)
+                params = await self.pools.io.run(_decode, operation, body)
             else:
                 params = _decode(operation, body)
-            context.scope.check(name, params.get("CollectionId"))
-            result = await handler(self.services, params, context)
+            context.scope.check(name, params.get("CollectionId"))  # before any S3 read (Backend.run checks too)
+            result = await dispatch.run(self.backend, self.pools, entry, params, context)
             response = Response(protocol.encode_response(operation, result), media_type=CONTENT_TYPE)
             for disclosure, value in context.disclosures.items():
                 response.headers[DISCLOSURE_PREFIX + disclosure] = value
@@ -168,9 +164,9 @@ class RekognitionEndpoint:
         return response
 
 
-def _health(services: Services) -> Callable[[Request], Awaitable[Response]]:
+def _health(pools: dispatch.Pools) -> Callable[[Request], Awaitable[Response]]:
     async def health(request: Request) -> Response:
-        pool = services.inference
+        pool = pools.inference
         return JSONResponse({"status": "ok", "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                              "inference": {"workers": pool.workers, "admitted": pool.admitted,
                                            "capacity": pool.capacity}})
@@ -191,68 +187,46 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return aws_error(exc, _request_id(request))
 
 
-def create_app(settings: ServerSettings, *, analysis: FaceAnalysis | None = None,
-               keys: Mapping[str, str] | None = None, scopes: Mapping[str, KeyScope] | None = None,
+def create_app(settings: ServerSettings, backend: Backend, *, keys: Mapping[str, str] | None = None,
+               scopes: Mapping[str, KeyScope] | None = None,
                clock: Callable[[], dt.datetime] | None = None) -> ASGIApp:
-    """The service as an ASGI app. `analysis`, `keys`, `scopes` and `clock` are for tests; by default the real
-    face functions, the configured access keys and their scopes, and the system clock."""
+    """The service as an ASGI app over `backend` (`facelens.service.build(settings)`; tests pass one with a fake
+    analyzer). `keys`, `scopes` and `clock` are for tests; by default the configured access keys and their
+    scopes, and the system clock. The app starts the backend's background work at startup and closes the
+    backend at shutdown."""
     if keys is None:
         keys = load_access_keys(settings.access_keys, settings.data_dir)
     if scopes is None:
         scopes = load_key_scopes(settings.access_keys, settings.data_dir, settings.admin_keys)
-    analysis = analysis or AnalysisFunctions()
-    io_workers = max(4, settings.workers)
-    backend: list[Any] = []
-    backend_lock = threading.Lock()
-
-    def collections() -> Any:
-        """The collection backend under the data dir, opened on first use (it imports no HTTP code)."""
-        with backend_lock:
-            if not backend:
-                from facelens.collections import FaceCollections
-
-                backend.append(FaceCollections(settings.collections_dir, policy=settings.policy))
-            return backend[0]
-
-    services = Services(
-        analysis=analysis,
-        inference=WorkerPool(settings.workers, settings.queue, "facelens-inference"),
-        io=WorkerPool(io_workers, settings.queue, "facelens-io"),
-        s3=S3Reader(settings.s3, pool_size=io_workers),
-        collections=collections,
-    )
+    pools = dispatch.Pools(inference=WorkerPool(settings.workers, settings.queue, "facelens-inference"),
+                           io=WorkerPool(max(4, settings.workers), settings.queue, "facelens-io"))
     verifier = SigV4Verifier(keys, region=settings.region, clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if settings.warmup:
+        warmup = getattr(backend.analyzer, "warmup", None)
+        if settings.warmup and warmup is not None:
             started = time.perf_counter()
-            await asyncio.to_thread(analysis.warmup)
+            await asyncio.to_thread(warmup)
             log.info("models loaded in %.1fs", time.perf_counter() - started)
         policy = settings.policy
         log.info("server policy: searches at Similarity >= %g and >= 20 + 10 log10(faces / %g); CompareFaces >= %g; "
                  "purpose %s; retention sweep every %gs", policy.min_search_similarity,
                  policy.max_false_match_probability, policy.min_compare_similarity,
                  "required" if policy.require_purpose else "optional", settings.retention_interval)
-        backend_ = await asyncio.to_thread(collections)
-        backend_.start_retention(settings.retention_interval)
-        backend_.configure_video(settings.videos_dir, services.s3.download,
-                                 settings.video_webhook_url, settings.video_interval_ms)
-        backend_.start_video_jobs(settings.video_workers, shared=is_shared(None))
+        backend.start()
         yield
-        await asyncio.to_thread(services.inference.shutdown)
-        await asyncio.to_thread(services.io.shutdown)
-        if backend:
-            await asyncio.to_thread(backend[0].close)
+        await asyncio.to_thread(pools.shutdown)
+        await asyncio.to_thread(backend.close)
 
     app = Starlette(
         routes=[
-            Route("/", RekognitionEndpoint(settings, verifier, services, scopes).__call__, methods=["POST"]),
-            Route("/health", _health(services), methods=["GET", "HEAD"]),
+            Route("/", RekognitionEndpoint(settings, verifier, backend, pools, scopes).__call__, methods=["POST"]),
+            Route("/health", _health(pools), methods=["GET", "HEAD"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
-    app.state.services = services
+    app.state.pools = pools
+    app.state.backend = backend
     return RequestIdMiddleware(app)
-

@@ -30,8 +30,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from facelens.accountability.access import KeyScope
 from facelens.config import ConfigError
+from facelens.context import KeyScope
 
 log = logging.getLogger("facelens.api")
 

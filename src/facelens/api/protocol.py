@@ -26,8 +26,6 @@ def model() -> ServiceModel:
     return service_model.model()
 
 
-def target_prefix() -> str:
-    return model().metadata["targetPrefix"]
 
 
 def operation_for(target: str | None, content_type: str | None) -> OperationModel:

@@ -5,20 +5,21 @@ finish (up to `shutdown_timeout` seconds), then runs the app's shutdown, which d
 Models are loaded during startup, before the socket accepts its first request.
 
 Parallelism: the service runs `workers` requests at once, each model session with `threads` onnxruntime threads
-(default 1). On CPU, one thread per request with as many requests as cores gave about 1.5x the throughput of
-sessions that each use every core (benchmarks/service.py, docs/benchmarks.md).
+(default 1; the models are built from `settings.models`, whose `threads` is the same number). On CPU, one thread
+per request with as many requests as cores gave about 1.5x the throughput of sessions that each use every core
+(benchmarks/service.py, docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import uvicorn
 
 from facelens.api.app import create_app
 from facelens.config import ServerSettings
+from facelens.service import build
 
 log = logging.getLogger("facelens.api")
 
@@ -32,8 +33,7 @@ def configure_logging(level: int = logging.INFO) -> None:
 def serve(settings: ServerSettings) -> int:
     """Run the service until SIGTERM/SIGINT; returns a process exit status."""
     configure_logging()
-    os.environ["FACELENS_THREADS"] = str(settings.threads)  # read by facelens.models.runtime when models load
-    app = create_app(settings)
+    app = create_app(settings, build(settings))
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -1,33 +1,31 @@
 """Face data sets laid out as `<root>/<identity>/<image>` (LFW and any folder like it), and their embeddings.
 
+Embeddings come from the service's own face path (`facelens.analysis.find_faces`), so an evaluation measures
+the embeddings the service stores and searches: same decoding, same (largest) face, same alignment and model.
+
 LFW (`../shared/data/lfw`) adds `pairs.txt` (the standard 10-fold protocol) and per-image gender labels.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
-from facelens.align import align_face
-from facelens.imaging import IMAGE_SUFFIXES
+from facelens.config import EvalSettings
+from facelens.imaging import IMAGE_SUFFIXES, MAX_S3_IMAGE_BYTES
 
 if TYPE_CHECKING:
     from facelens.pipeline import FaceAnalyzer
 
-DEFAULT_LFW = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "lfw"
-
-
 def lfw_root() -> Path:
-    """LFW's location: `FACELENS_LFW` or `../shared/data/lfw` beside the checkout."""
-    return Path(os.environ.get("FACELENS_LFW", DEFAULT_LFW))
+    """LFW's location: `FACELENS_LFW` or `../shared/data/lfw` beside the checkout (`facelens.config`)."""
+    return EvalSettings.from_env().lfw
 
 
 @dataclass(frozen=True)
@@ -93,41 +91,22 @@ def lfw_genders(root: Path, index: dict[str, int]) -> np.ndarray:
     return labels
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"cannot read {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def central_face(detections: list, shape: tuple[int, ...]) -> int | None:
-    """Index of the detection nearest the image centre (LFW's subject is centred), weighted by size."""
-    if not detections:
-        return None
-    cy, cx = shape[0] / 2, shape[1] / 2
-    best, best_cost = None, float("inf")
-    for i, det in enumerate(detections):
-        x1, y1, x2, y2 = det.box
-        distance = np.hypot((x1 + x2) / 2 - cx, (y1 + y2) / 2 - cy)
-        cost = distance - 0.5 * np.sqrt(max(x2 - x1, 1) * max(y2 - y1, 1))
-        if cost < best_cost:
-            best, best_cost = i, cost
-    return best
+# Bump when the way an image becomes an embedding changes, so that no cache made by another path is reused
+# (v1, unversioned `embeddings-*.npz`: the central face, cv2 decoding, plain and mirrored crops).
+FACE_PATH_VERSION = "service-v2"
+EVAL_FACE_PATH = ("facelens.analysis.find_faces, as SearchFacesByImage and IndexFaces run it: the largest face "
+                  "of each image, QualityFilter NONE, embedded by the service's analyzer")
 
 
 @dataclass
 class Embeddings:
-    """Per-image embeddings of the central face (plain and mirrored, unnormalised), NaN where none found."""
+    """Per image: the embedding of its largest face exactly as the service computes it, that face's box and
+    detector confidence; zeros (vectors, boxes, confidence) and `found` False where no face was found."""
 
-    plain: np.ndarray
-    mirrored: np.ndarray
-    found: np.ndarray
-    scores: np.ndarray
-
-    def vectors(self, flip: bool = True) -> np.ndarray:
-        features = self.plain + self.mirrored if flip else self.plain.copy()
-        norms = np.linalg.norm(features, axis=1, keepdims=True)
-        return features / np.where(norms > 0, norms, 1)
+    vectors: np.ndarray  # (n, d) float32 unit vectors
+    boxes: np.ndarray  # (n, 4) float32 x1, y1, x2, y2 pixels of the upright image
+    found: np.ndarray  # (n,) bool
+    confidence: np.ndarray  # (n,) float32, Face.confidence (0..100)
 
 
 def _batches(items: list[Path], size: int) -> Iterator[list[Path]]:
@@ -135,60 +114,64 @@ def _batches(items: list[Path], size: int) -> Iterator[list[Path]]:
         yield items[start : start + size]
 
 
-def embed_dataset(dataset: Dataset, detector, embedder, cache_dir: Path | None = None,
+def cache_key(dataset: Dataset, analyzer: FaceAnalyzer) -> str:
+    """What an embedding cache depends on: the face path, the recognizer (+ augmentation), detector and files."""
+    key = f"{FACE_PATH_VERSION}-{analyzer.model_version}-{analyzer.detector.name}-{dataset.fingerprint()}"
+    return key.replace("/", "_")
+
+
+def embed_dataset(dataset: Dataset, analyzer: FaceAnalyzer, cache_dir: Path | None = None,
                   batch: int = 32, progress: bool = True) -> Embeddings:
-    """Embed the central face of every image (cached on disk per model and data set)."""
-    cache_dir = cache_dir or Path(os.environ.get("FACELENS_CACHE", Path.home() / ".cache" / "facelens"))
-    key = f"{embedder.name}-{detector.name}-{dataset.fingerprint()}"
-    cached = cache_dir / f"embeddings-{key}.npz"
+    """Embed every image's largest face through the service's own face path (`analysis.find_faces`), the file's
+    bytes in as a client would send them; cached on disk under `cache_key`. Changes no model state."""
+    from facelens.analysis import FaceSet, find_faces
+
+    cache_dir = cache_dir or EvalSettings.from_env().cache_dir
+    cached = cache_dir / f"embeddings-{cache_key(dataset, analyzer)}.npz"
     if cached.is_file():
-        data = np.load(cached)
-        return Embeddings(data["plain"], data["mirrored"], data["found"], data["scores"])
-    flip, embedder.flip = embedder.flip, False
+        with np.load(cached) as data:
+            return Embeddings(data["vectors"], data["boxes"], data["found"], data["confidence"])
     count = len(dataset.paths)
-    plain = np.zeros((count, embedder.dimension), dtype=np.float32)
-    mirrored = np.zeros_like(plain)
+    vectors: np.ndarray | None = None
+    boxes = np.zeros((count, 4), dtype=np.float32)
     found = np.zeros(count, dtype=bool)
-    scores = np.zeros(count, dtype=np.float32)
-    done = 0
+    confidence = np.zeros(count, dtype=np.float32)
     try:
         from tqdm import tqdm
 
         bar = tqdm(total=count, disable=not progress, unit="img")
     except ImportError:  # pragma: no cover
         bar = None
+    done = 0
     with ThreadPoolExecutor(2) as pool:
         for paths in _batches(dataset.paths, batch):
-            images = list(pool.map(_read_rgb, paths))
-            detections = detector.detect(images)
-            crops, slots = [], []
-            for offset, (image, dets) in enumerate(zip(images, detections, strict=True)):
-                chosen = central_face(dets, image.shape)
-                if chosen is None:
-                    continue
-                crops.append(align_face(image, dets[chosen].landmarks))
-                slots.append(done + offset)
-                scores[done + offset] = dets[chosen].score
-            if crops:
-                stack = np.stack(crops)
-                vectors = embedder.embed(np.concatenate([stack, stack[:, :, ::-1]]))
-                plain[slots] = vectors[: len(crops)]
-                mirrored[slots] = vectors[len(crops) :]
-                found[slots] = True
+            blobs = list(pool.map(Path.read_bytes, paths))
+            results = find_faces(analyzer, blobs, None, limit=1, max_bytes=MAX_S3_IMAGE_BYTES, embed=1)
+            for offset, result in enumerate(results):
+                if not isinstance(result, FaceSet) or not result.passed:
+                    continue  # undecodable or no face: left out, as the service would answer no face
+                face = result.passed[0]
+                if vectors is None:
+                    vectors = np.zeros((count, len(face.embedding)), dtype=np.float32)
+                vectors[done + offset] = face.embedding
+                boxes[done + offset] = face.box
+                confidence[done + offset] = face.confidence
+                found[done + offset] = True
             done += len(paths)
             if bar is not None:
                 bar.update(len(paths))
-    embedder.flip = flip
     if bar is not None:
         bar.close()
+    if vectors is None:
+        vectors = np.zeros((count, analyzer.embedder.dimension), dtype=np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(cached, plain=plain, mirrored=mirrored, found=found, scores=scores)
-    return Embeddings(plain, mirrored, found, scores)
+    np.savez(cached, vectors=vectors, boxes=boxes, found=found, confidence=confidence)
+    return Embeddings(vectors, boxes, found, confidence)
 
 
 @dataclass(frozen=True)
 class Embedded:
-    """A data set embedded by the default pipeline: what every evaluation starts from."""
+    """A data set embedded through the service's face path: what every evaluation starts from."""
 
     dataset: Dataset
     analyzer: FaceAnalyzer
@@ -196,17 +179,18 @@ class Embedded:
 
     @property
     def vectors(self) -> np.ndarray:
-        """Unit embeddings as the pipeline computes them (flip TTA as configured)."""
-        return self.embeddings.vectors(self.analyzer.flip)
+        """Unit embeddings, bit for bit those the service stores for these images."""
+        return self.embeddings.vectors
 
 
-def embed_with_pipeline(root: Path) -> Embedded:
-    """Load `<root>/<identity>/<image>` and embed it with the default pipeline (cached)."""
-    from facelens.pipeline import FaceAnalyzer
+def embed_with_pipeline(root: Path, analyzer: FaceAnalyzer | None = None) -> Embedded:
+    """Load `<root>/<identity>/<image>` and embed it with `analyzer` (default: the service's, `default_analyzer`),
+    cached."""
+    from facelens.pipeline import default_analyzer
 
     dataset = Dataset.from_folder(root)
-    analyzer = FaceAnalyzer()
-    return Embedded(dataset, analyzer, embed_dataset(dataset, analyzer.detector, analyzer.embedder))
+    analyzer = analyzer or default_analyzer()
+    return Embedded(dataset, analyzer, embed_dataset(dataset, analyzer))
 
 
 def embed_cli_dataset(root: Path) -> Embedded | None:

@@ -278,7 +278,8 @@ def render_html(summary: dict, images: dict[str, str] | None = None) -> str:
               f"<dt>model</dt><dd id='model'>{escape(model['version'])} (flip TTA "
               f"{'on' if meta.get('flip_tta') else 'off'}); calibration table fitted on "
               f"{escape(str(model['calibration_source']) or 'unknown')}</dd>"
-              f"<dt>data set</dt><dd>{escape(str(meta.get('dataset', '')))}: <span id='images'>{num(data['images'])}"
+              + (f"<dt>faces</dt><dd>{escape(str(meta['face_path']))}</dd>" if meta.get("face_path") else "")
+              + f"<dt>data set</dt><dd>{escape(str(meta.get('dataset', '')))}: <span id='images'>{num(data['images'])}"
               f"</span> images of <span id='people'>{num(data['people'])}</span> people; <span id='no-face'>"
               f"{num(data['images_without_face'])}</span> images without a detected face (left out)</dd>"
               f"<dt>date</dt><dd>{escape(str(meta.get('date', '')))}</dd>"

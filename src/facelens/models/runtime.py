@@ -1,8 +1,11 @@
-"""onnxruntime session factory: providers (CUDA when present), threads, and one place to tune them."""
+"""onnxruntime session factory: providers (CUDA when present), threads, and one place to tune them.
+
+Everything it applies comes from the `ModelConfig` the loaders pass down; nothing here reads the environment.
+"""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,43 +13,39 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
+from facelens.models.registry import ModelConfig
 
-def providers() -> list[str]:
-    """Execution providers to use, best first: CUDA when this onnxruntime build has it, then CPU."""
-    wanted = os.environ.get("FACELENS_ORT_PROVIDERS")
+
+def providers(wanted: Sequence[str] | None = None) -> list[str]:
+    """Execution providers to use, best first: those of `wanted` this onnxruntime build has (CPU if none of
+    them), else CUDA when this build has it, then CPU."""
     available = ort.get_available_providers()
     if wanted:
-        return [p for p in wanted.split(",") if p in available] or ["CPUExecutionProvider"]
+        return [p for p in wanted if p in available] or ["CPUExecutionProvider"]
     order = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return [p for p in order if p in available]
 
 
-def intra_op_threads() -> int:
-    """Threads per session: `FACELENS_THREADS`, else every core onnxruntime sees (0 = its default)."""
-    value = os.environ.get("FACELENS_THREADS", "0")
-    try:
-        return max(0, int(value))
-    except ValueError:
-        return 0
-
-
-def make_session(model: str | Path | onnx.ModelProto | bytes, threads: int | None = None) -> ort.InferenceSession:
-    """Build an inference session from a path, serialized bytes or an in-memory ONNX model."""
+def make_session(model: str | Path | onnx.ModelProto | bytes, config: ModelConfig | None = None,
+                 threads: int | None = None) -> ort.InferenceSession:
+    """Build an inference session from a path, serialized bytes or an in-memory ONNX model, with the providers,
+    threads and spinning of `config` (default: `ModelConfig()`); `threads` overrides `config.threads`."""
+    config = config or ModelConfig()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = intra_op_threads() if threads is None else threads
+    options.intra_op_num_threads = max(0, config.threads if threads is None else threads)
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    # Idle intra-op threads sleep instead of spinning (FACELENS_ORT_SPIN=1 restores onnxruntime's default).
-    # Batch work is unaffected (LFW detect+embed, 2 threads: 42.8 img/s without spinning, 43.5 with), while
-    # concurrent in-process callers gain (37.8 -> 49.2 req/s for one caller, 55 -> 75 for four).
-    if os.environ.get("FACELENS_ORT_SPIN", "0") != "1":
+    # Idle intra-op threads sleep instead of spinning (`spin`, FACELENS_ORT_SPIN=1, restores onnxruntime's
+    # default). Batch work is unaffected (LFW detect+embed, 2 threads: 42.8 img/s without spinning, 43.5 with),
+    # while concurrent in-process callers gain (37.8 -> 49.2 req/s for one caller, 55 -> 75 for four).
+    if not config.spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if isinstance(model, onnx.ModelProto):
         model = model.SerializeToString()
     elif isinstance(model, Path):
         model = str(model)
-    return ort.InferenceSession(model, sess_options=options, providers=providers())
+    return ort.InferenceSession(model, sess_options=options, providers=providers(config.providers))
 
 
 def set_batch_dim(model: onnx.ModelProto, name: str = "batch") -> None:

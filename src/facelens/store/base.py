@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facelens.accountability.audit import AuditRow
+from facelens.store.audit import AuditRow
 from facelens.store.jobs import JobsSession
 
 ADDED, DELETED = 1, -1  # change-log operations

@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED"
 LEASE_SECONDS = 60.0  # a running job's worker renews its claim while it works; an expired claim is taken over
-
-
-def lease_seconds() -> float:
-    """How long a claim lasts unrenewed: FACELENS_VIDEO_LEASE_SECONDS, default 60."""
-    return float(os.environ.get("FACELENS_VIDEO_LEASE_SECONDS") or LEASE_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -47,6 +41,10 @@ class JobResult:
 
 
 class JobsSession(abc.ABC):
+    # How long a claim lasts unrenewed (seconds): the store gives each session its constructor's `lease_seconds`
+    # (`StoreSettings.job_lease_seconds`, FACELENS_VIDEO_LEASE_SECONDS).
+    lease_seconds: float = LEASE_SECONDS
+
     @abc.abstractmethod
     def create_job(self, job_id: str, kind: str, request: dict[str, Any], key_id: str,
                    purpose: str | None) -> JobRecord: ...

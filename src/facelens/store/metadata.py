@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from facelens.accountability import audit
-from facelens.accountability.audit import AuditRow
+from facelens.store import audit
+from facelens.store.audit import AuditRow
 from facelens.store.base import (
     Change,
     CollectionRecord,
@@ -34,6 +34,7 @@ from facelens.store.base import (
     Session,
     UserRecord,
 )
+from facelens.store.jobs import LEASE_SECONDS
 from facelens.store.sqlite_jobs import SqliteJobs
 from facelens.store.sqlite_schema import SCHEMA_VERSION, migrate
 
@@ -59,8 +60,9 @@ class SqliteSession(SqliteJobs, Session):
     """One transaction on one connection. Its SQL is also PostgreSQL's (`?` placeholders aside: upserts with
     ON CONFLICT, RETURNING), so `facelens.store.postgres` overrides only what differs."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, lease_seconds: float = LEASE_SECONDS) -> None:
         self.db = connection
+        self.lease_seconds = lease_seconds
 
     # -- collections
     def _collection(self, row: tuple) -> CollectionRecord:
@@ -303,7 +305,8 @@ class SqliteSession(SqliteJobs, Session):
 class SqliteMetadataStore(MetadataStore):
     """The default store: one SQLite file under the data directory."""
 
-    def __init__(self, data_dir: str | Path, busy_timeout: float = 60.0) -> None:
+    def __init__(self, data_dir: str | Path, busy_timeout: float = 60.0, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.lease_seconds = lease_seconds  # video job claims (StoreSettings.job_lease_seconds)
         self.directory = Path(data_dir)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / DATABASE
@@ -348,7 +351,7 @@ class SqliteMetadataStore(MetadataStore):
         try:
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
-                yield SqliteSession(connection)
+                yield SqliteSession(connection, self.lease_seconds)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:

@@ -41,7 +41,7 @@ def client_uri(url: str) -> tuple[str, str]:
 
 
 class MilvusVectors:
-    """The vector store interface of `facelens.store.vectors.VectorCache`, backed by Milvus."""
+    """A `facelens.store.open.VectorIndex` (as `facelens.store.vectors.VectorCache` is one), backed by Milvus."""
 
     def __init__(self, store: MetadataStore, url: str) -> None:
         from pymilvus import MilvusClient
@@ -57,7 +57,7 @@ class MilvusVectors:
     def name(self, pk: int) -> str:
         return f"facelens_{self.namespace}_{pk}"
 
-    # -- the interface the backend uses
+    # -- VectorIndex: what the backend uses
     def search(self, pk: int, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, bool]:
         """Up to `k` candidates per query: sequence numbers (padded with -1), inner products (padded with -inf),
         and whether every vector of the collection was considered."""

@@ -24,7 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from facelens.store import schema
 from facelens.store.base import MetadataStore
-from facelens.store.jobs import QUEUED, RUNNING, JobRecord, lease_seconds
+from facelens.store.jobs import LEASE_SECONDS, QUEUED, RUNNING, JobRecord
 from facelens.store.metadata import SqliteSession
 
 WRITE_LOCK = 0x46616365  # pg_advisory_xact_lock key serializing writers ("Face")
@@ -168,8 +168,8 @@ class _Connection:
 class PostgresSession(SqliteSession):
     """One PostgreSQL transaction; the SQLite session's queries, with PostgreSQL's dialect where it differs."""
 
-    def __init__(self, connection: psycopg.Connection) -> None:
-        super().__init__(_Connection(connection))  # type: ignore[arg-type]
+    def __init__(self, connection: psycopg.Connection, lease_seconds: float = LEASE_SECONDS) -> None:
+        super().__init__(_Connection(connection), lease_seconds)  # type: ignore[arg-type]
 
     def high_water(self) -> int:
         row = self.db.execute("SELECT pg_sequence_last_value('changes_seq_seq')").fetchone()
@@ -186,15 +186,16 @@ class PostgresSession(SqliteSession):
         if row is None:
             return None
         self.db.execute("UPDATE video_jobs SET status = ?, attempts = attempts + 1, lease_until = ? "
-                        "WHERE job_id = ?", (RUNNING, time.time() + lease_seconds(), row[0]))
+                        "WHERE job_id = ?", (RUNNING, time.time() + self.lease_seconds, row[0]))
         return self.get_job(row[0])
 
 
 class PostgresMetadataStore(MetadataStore):
     """Metadata in a PostgreSQL database shared by any number of FaceLens processes."""
 
-    def __init__(self, url: str, min_size: int = 1, max_size: int = 16) -> None:
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 16, lease_seconds: float = LEASE_SECONDS) -> None:
         self.url = url
+        self.lease_seconds = lease_seconds  # video job claims (StoreSettings.job_lease_seconds)
         self.pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=True,
                                    kwargs={"autocommit": True})
         with self.pool.connection() as connection:
@@ -207,7 +208,7 @@ class PostgresMetadataStore(MetadataStore):
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             else:
                 connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield PostgresSession(connection)
+            yield PostgresSession(connection, self.lease_seconds)
 
     def reclaim(self) -> None:
         """PostgreSQL's autovacuum returns deleted rows' space; nothing to do per request."""

@@ -17,7 +17,6 @@ from facelens.store.jobs import (
     JobRecord,
     JobResult,
     JobsSession,
-    lease_seconds,
 )
 
 _COLUMNS = ("job_id, kind, status, status_message, request, key_id, purpose, created, attempts, metadata, "
@@ -57,12 +56,12 @@ class SqliteJobs(JobsSession):
         if row is None:
             return None
         self.db.execute("UPDATE video_jobs SET status = ?, attempts = attempts + 1, lease_until = ? "
-                        "WHERE job_id = ?", (RUNNING, time.time() + lease_seconds(), row[0]))
+                        "WHERE job_id = ?", (RUNNING, time.time() + self.lease_seconds, row[0]))
         return self.get_job(row[0])
 
     def renew_job(self, job_id: str) -> None:
         self.db.execute("UPDATE video_jobs SET lease_until = ? WHERE job_id = ? AND status = ?",
-                        (time.time() + lease_seconds(), job_id, RUNNING))
+                        (time.time() + self.lease_seconds, job_id, RUNNING))
 
     def requeue_interrupted(self, expired_only: bool = True) -> int:
         if not expired_only:

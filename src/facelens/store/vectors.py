@@ -1,6 +1,6 @@
 """FAISS vector index per collection: a rebuildable cache of the embeddings the metadata store holds.
 
-Choice of index (`FACELENS_VECTOR_INDEX`, FAISS's factory-string idea):
+Choice of index (`VectorConfig.parse` of `FACELENS_VECTOR_INDEX`, FAISS's factory-string idea):
 - `auto` (default, = `auto:50000:SQ8`): exact `Flat` inner product below 50,000 faces, then `SQ8`: still a scan of
   every face, over 8-bit scalar-quantized vectors (a quarter of Flat's memory, faster; the exact re-rank restores
   exact scores). Graph and cluster indexes (`HNSW32`, `IVF...`) are faster still but can miss a face outright:
@@ -8,8 +8,9 @@ Choice of index (`FACELENS_VECTOR_INDEX`, FAISS's factory-string idea):
   docs/benchmarks.md), so they are opt-in;
 - `auto:<faces>` or `auto:<faces>:<factory>`: another threshold and/or approximate index;
 - any FAISS factory string (`Flat`, `HNSW32`, `IVF1024,Flat`, ...): that index at every size.
-A search uses `FACELENS_FAISS_SEARCH_THREADS` OpenMP threads (default 1: requests run in parallel on the I/O pool,
-and one query split over cores measured slower under load, see docs/benchmarks.md); builds use every core.
+A search uses `search_threads` OpenMP threads (`FACELENS_FAISS_SEARCH_THREADS`, default 1: requests run in
+parallel on the I/O pool, and one query split over cores measured slower under load, see docs/benchmarks.md);
+builds use every core.
 Ids are the faces' integer sequence numbers (IVF keeps them natively, other indexes sit in an `IndexIDMap`);
 the metric is the inner product of L2-normalised embeddings, i.e. cosine. The index only proposes candidates:
 the backend re-ranks them exactly against the stored embeddings, so a Similarity is always an exact one.
@@ -30,7 +31,6 @@ rebuild, and on `flush()`/`close()` — but only while no tombstones remain.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -61,17 +61,26 @@ class VectorConfig:
     search_threads: int = 1  # OpenMP threads per search (FACELENS_FAISS_SEARCH_THREADS)
 
     @classmethod
-    def parse(cls, text: str | None = None, **overrides: object) -> VectorConfig:
-        """From a `FACELENS_VECTOR_INDEX` value (the environment's when None) and FACELENS_FAISS_SEARCH_THREADS."""
-        text = (os.environ.get("FACELENS_VECTOR_INDEX", "auto") if text is None else text).strip()
-        overrides.setdefault("search_threads", int(os.environ.get("FACELENS_FAISS_SEARCH_THREADS", "1")))
+    def parse(cls, text: str = "auto", search_threads: int = 1, **overrides: object) -> VectorConfig:
+        """From an index choice as `FACELENS_VECTOR_INDEX` writes it (`auto[:<faces>[:<factory>]]` or a factory
+        string) and the OpenMP threads per search; ValueError for a malformed choice."""
+        text = text.strip()
+        if not text:
+            raise ValueError("the vector index must be auto[:<faces>[:<factory>]] or a FAISS factory string")
+        if search_threads < 1:
+            raise ValueError(f"search threads must be at least 1, not {search_threads}")
         if text == "auto" or text.startswith("auto:"):
             parts = text.split(":", 2)
-            config = cls(exact_max=int(parts[1]) if len(parts) > 1 and parts[1] else cls.exact_max,
-                         approximate=parts[2] if len(parts) > 2 else cls.approximate)
+            try:
+                exact_max = int(parts[1]) if len(parts) > 1 and parts[1] else cls.exact_max
+            except ValueError:
+                raise ValueError(f"{text!r}: the face count after auto: must be an integer") from None
+            if len(parts) > 2 and not parts[2]:
+                raise ValueError(f"{text!r}: no factory string after the face count")
+            config = cls(exact_max=exact_max, approximate=parts[2] if len(parts) > 2 else cls.approximate)
         else:
             config = cls(forced=text)
-        return replace(config, **overrides)  # type: ignore[arg-type]
+        return replace(config, search_threads=search_threads, **overrides)  # type: ignore[arg-type]
 
     def factory_for(self, count: int) -> str:
         if self.forced:
@@ -143,14 +152,14 @@ class CollectionIndex:
 
 
 class VectorCache:
-    """The vector indexes of all collections of a data directory."""
+    """The vector indexes of all collections of a data directory: a `facelens.store.open.VectorIndex`."""
 
     def __init__(self, store: MetadataStore, directory: str | Path, config: VectorConfig | None = None,
                  background: bool = True) -> None:
         self.store = store
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.config = config or VectorConfig.parse()
+        self.config = config or VectorConfig()
         self.background = background
         self._entries: dict[int, CollectionIndex] = {}
         self._lock = threading.Lock()

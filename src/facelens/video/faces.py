@@ -1,4 +1,4 @@
-"""Faces in stored video: sampled frames batched through the face pipeline, and tracked across frames.
+"""Faces in stored video: sampled frames batched through the face path (`analysis.find_faces`), and tracked.
 
 `detect_in_video` is the engine of StartFaceDetection: every sampled frame's faces as Rekognition's
 `{"Timestamp": ms, "Face": FaceDetail}`, in time order, each with the index of its track (the same person across
@@ -11,24 +11,17 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from facelens.analysis import face_detail, largest
-from facelens.pipeline import Face
+from facelens.analysis import Analyzer, FaceSet, face_detail, find_faces
+from facelens.imaging import DecodedImage
 from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoMetadata, frames, probe
 from facelens.video.tracker import FaceTracker
 
 BATCH = 8  # frames per detector call
-
-
-class Analyzer(Protocol):
-    def detect(self, images: list[np.ndarray]) -> list[list[Face]]: ...
-
-    def embed(self, images: list[np.ndarray], faces: list[list[Face]]) -> None: ...
-
-    def describe(self, image: np.ndarray, faces: list[Face], fields: Collection[str]) -> None: ...
+FRAME_FORMAT = "VIDEO"  # DecodedImage.format of a video frame
 
 
 @dataclass(frozen=True)
@@ -55,15 +48,15 @@ def detect_in_video(path: str | Path, analyzer: Analyzer, fields: Collection[str
     tracker = FaceTracker()
     found: list[VideoFace] = []
     for batch in _batches(frames(path, interval_ms), BATCH):
-        images = [image for _, image in batch]
-        detected = [largest(faces) for faces in analyzer.detect(images)]
-        if any(detected):
-            analyzer.embed(images, detected)
-        for (timestamp, image), faces in zip(batch, detected, strict=True):
+        images = [DecodedImage(image, FRAME_FORMAT) for _, image in batch]
+        # the face path of still images: every face (the 100 largest) described and embedded, no quality filter
+        results = find_faces(analyzer, images, fields, embed=None)
+        for (timestamp, _), result in zip(batch, results, strict=True):
+            assert isinstance(result, FaceSet)  # frames are decoded already: nothing can fail to decode
+            faces = result.passed
             if not faces:
                 continue
-            analyzer.describe(image, faces, fields)
-            height, width = image.shape[:2]
+            width, height = result.image.width, result.image.height
             embeddings = np.stack([face.embedding for face in faces])
             tracks = tracker.update(timestamp, np.stack([face.box for face in faces]), embeddings)
             found += [VideoFace(timestamp, track, face_detail(face, width, height, fields), face.embedding)

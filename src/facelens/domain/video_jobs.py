@@ -5,7 +5,8 @@ JobId at once; worker threads claim queued jobs from the database, run them (`fa
 all results in the transaction that marks the job SUCCEEDED, or a message with FAILED. Jobs left running by a
 process that died are queued again at start and rerun from the beginning, so results appear exactly once.
 Face search searches each tracked person once per second of video, at the collection's policy floor, and the
-job is audited like an image search (`facelens.accountable`).
+job is audited like an image search (`facelens.accountability.gate`). `VideoService` owns its worker threads:
+`start()` runs them, `close()` stops them.
 
 Video sources (`Video.S3Object`): an S3 object, fetched by the `fetch` callable the service provides; or, as a
 FaceLens extension, a file under the video directory, named with the bucket `facelens-local`
@@ -16,18 +17,20 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from facelens import errors, paging
-from facelens.accountability import access
-from facelens.accountable import AccountableBackend
+from facelens.accountability.gate import Gate
+from facelens.context import RequestContext
+from facelens.domain.common import Records, check_model
+from facelens.domain.ports import Analyzer
+from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
 from facelens.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult
 from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoError, probe
@@ -41,68 +44,70 @@ SEARCH_INTERVAL_MS = 1000  # each tracked person is searched again after this mu
 VIDEO_MAX_MATCHES = 10  # FaceMatches per detection (before the policy's MaxResults cap)
 PAGE = 1000  # Get* MaxResults default and maximum
 Fetch = Callable[[str, str, str | None, Path, int], None]  # (bucket, key, version, destination, max bytes)
+KINDS = {"StartFaceDetection": "FaceDetection", "StartFaceSearch": "FaceSearch"}
 
 
-class VideoOperations(AccountableBackend):
-    """The four stored-video operations and the workers that run their jobs."""
+class VideoService:
+    """The four stored-video operations and the workers that run their jobs.
 
-    VIDEO_OPERATIONS = ("StartFaceDetection", "GetFaceDetection", "StartFaceSearch", "GetFaceSearch")
+    `video_dir`: local videos (bucket `facelens-local`); `downloads`: where S3 videos are fetched to while a job
+    runs; `fetch`: how (None: no S3 endpoint, such jobs fail); `webhook_url`: where completion notices go."""
 
-    def configure_video(self, video_dir: str | Path | None = None, fetch: Fetch | None = None,
-                        webhook_url: str | None = None, interval_ms: int = DEFAULT_INTERVAL_MS,
-                        max_bytes: int = MAX_VIDEO_BYTES) -> None:
-        """Where local videos live, how S3 videos are fetched, where completion notices go."""
-        self.video_dir = Path(video_dir) if video_dir else self.data_dir / "videos"
-        self.video_fetch, self.webhook_url = fetch, webhook_url
-        self.video_interval_ms, self.video_max_bytes = interval_ms, max_bytes
-
-    def _video_settings(self) -> None:
-        if not hasattr(self, "video_dir"):
-            self.configure_video(os.environ.get("FACELENS_VIDEO_DIR"))
+    def __init__(self, records: Records, analyzer: Analyzer, gate: Gate, search: SearchEngine, *,
+                 video_dir: Path, downloads: Path, fetch: Fetch | None = None, webhook_url: str | None = None,
+                 interval_ms: int = DEFAULT_INTERVAL_MS, max_bytes: int = MAX_VIDEO_BYTES) -> None:
+        self.records = records
+        self.store = records.store
+        self.analyzer = analyzer
+        self.gate = gate
+        self.search = search
+        self.video_dir = Path(video_dir)
+        self.downloads = Path(downloads)
+        self.fetch = fetch
+        self.webhook_url = webhook_url
+        self.interval_ms = interval_ms
+        self.max_bytes = max_bytes
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     # -- Start
-    KINDS: ClassVar[dict[str, str]] = {"StartFaceDetection": "FaceDetection", "StartFaceSearch": "FaceSearch"}
+    def start_face_detection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        return self._start("StartFaceDetection", params, context)
 
-    def start_face_detection(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return self._start("StartFaceDetection", request)
+    def start_face_search(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        return self._start("StartFaceSearch", params, context)
 
-    def start_face_search(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        return self._start("StartFaceSearch", request)
-
-    def _validated(self, operation: str, request: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(the request's parameters, what the job stores): refused now if the video, the collection or the
-        caller's purpose would make the job fail for certain."""
-        params = self._request(operation, request)
+    def _checked(self, operation: str, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        """What the job stores, refused now if the video, the collection or the caller's purpose would make the
+        job fail for certain."""
         self._check_source(params["Video"])
         if operation == "StartFaceSearch":
-            collection, _, _ = self._search_limits(operation, params, "FaceMatchThreshold", None)
-            self._check_model(collection)
-        return params, {k: v for k, v in params.items() if k != "ClientRequestToken"}
+            collection, _, _ = self.gate.admit_search(context, operation, params, "FaceMatchThreshold", None)
+            check_model(self.analyzer.model_version, collection)
+        return {k: v for k, v in params.items() if k != "ClientRequestToken"}
 
-    def _start(self, operation: str, request: Mapping[str, Any]) -> dict[str, Any]:
-        params, stored = self._validated(operation, request)
-        context = access.current()
+    def _start(self, operation: str, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        stored = self._checked(operation, params, context)
 
         def body(session: Any) -> tuple[dict[str, Any], None]:
             job_id = uuid.uuid4().hex
-            session.create_job(job_id, self.KINDS[operation], stored, context.key_id, context.purpose)
+            session.create_job(job_id, KINDS[operation], stored, context.key_id, context.purpose)
             return {"JobId": job_id}, None
 
-        response = self._idempotent(operation, params, body)
-        wake = getattr(self, "_video_wake", None)
-        if wake is not None:
-            wake.set()
+        response = self.records.idempotent(operation, params, body)
+        self._wake.set()
         return response
 
-    def run_video(self, operation: str, request: Mapping[str, Any],
-                  progress: Callable[[int], None] | None = None) -> str:
-        """A Start* request run to the end in this thread (the CLI): created and claimed in one transaction, so
-        no server worker sharing the data directory takes it; its JobId (read the results with Get*)."""
-        _, stored = self._validated(operation, request)
-        context = access.current()
+    def run_here(self, operation: str, params: dict[str, Any], context: RequestContext,
+                 progress: Callable[[int], None] | None = None) -> str:
+        """A validated Start* request run to the end in this thread (the CLI): created and claimed in one
+        transaction, so no server worker sharing the data directory takes it; its JobId (read the results with
+        Get*)."""
+        stored = self._checked(operation, params, context)
         with self.store.transaction(write=True) as session:
             job_id = uuid.uuid4().hex
-            session.create_job(job_id, self.KINDS[operation], stored, context.key_id, context.purpose)
+            session.create_job(job_id, KINDS[operation], stored, context.key_id, context.purpose)
             job = session.claim_job(job_id)
         assert job is not None
         self.run_job(job, progress)
@@ -111,16 +116,15 @@ class VideoOperations(AccountableBackend):
     def _check_source(self, video: Mapping[str, Any]) -> None:
         """Refuse at once what cannot work: no S3Object, a local path outside the video directory or missing,
         a local file over the size limit, S3 without a configured reader."""
-        self._video_settings()
         s3 = video.get("S3Object") or {}
         if not s3.get("Bucket") or not s3.get("Name"):
             raise errors.InvalidParameterException("Video.S3Object needs Bucket and Name")
         if s3["Bucket"] == LOCAL_BUCKET:
             path = self._local_path(s3["Name"])
-            if path.stat().st_size > self.video_max_bytes:
+            if path.stat().st_size > self.max_bytes:
                 raise errors.VideoTooLargeException(
-                    f"{s3['Name']} is {path.stat().st_size:,} bytes; the limit is {self.video_max_bytes:,}")
-        elif self.video_fetch is None:
+                    f"{s3['Name']} is {path.stat().st_size:,} bytes; the limit is {self.max_bytes:,}")
+        elif self.fetch is None:
             raise errors.InvalidS3ObjectException("this FaceLens has no S3 endpoint configured for videos")
 
     def _local_path(self, name: str) -> Path:
@@ -133,12 +137,10 @@ class VideoOperations(AccountableBackend):
         return path
 
     # -- Get
-    def get_face_detection(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        params = self._request("GetFaceDetection", request)
+    def get_face_detection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         return self._get("GetFaceDetection", "FaceDetection", "Faces", params, by_index=False)
 
-    def get_face_search(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        params = self._request("GetFaceSearch", request)
+    def get_face_search(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         return self._get("GetFaceSearch", "FaceSearch", "Persons", params,
                          by_index=params.get("SortBy", "TIMESTAMP") == "INDEX")
 
@@ -157,7 +159,7 @@ class VideoOperations(AccountableBackend):
                     return []
                 return list(enumerate(session.job_results(job.job_id, offset, limit, by_index), start=offset))
 
-            rows, token = self._page(operation, page, 0, filters, fetch, lambda row: row[0] + 1)
+            rows, token = self.records.page(operation, page, 0, filters, fetch, lambda row: row[0] + 1)
         response: dict[str, Any] = {"JobStatus": RUNNING if job.status in (QUEUED, RUNNING) else job.status,
                                     "JobId": job.job_id, "Video": job.request["Video"]}
         if job.status_message:
@@ -173,29 +175,27 @@ class VideoOperations(AccountableBackend):
         return response
 
     # -- workers
-    def start_video_jobs(self, workers: int = 1, poll_seconds: float = 2.0, shared: bool = False) -> None:
+    def start(self, workers: int = 1, poll_seconds: float = 2.0, shared: bool = False) -> None:
         """Queue again what a dead process left running, then run jobs on `workers` threads until close().
         `shared`: other servers use the same database, so only jobs whose claim expired are taken over."""
-        self._video_settings()
         with self.store.transaction(write=True) as session:
             requeued = session.requeue_interrupted(expired_only=shared)
         if requeued:
             log.info("video: %d interrupted jobs queued again", requeued)
-        self._video_stop, self._video_wake = threading.Event(), threading.Event()
-        self._video_threads = [threading.Thread(target=self._video_loop, args=(poll_seconds,), daemon=True,
-                                                name=f"facelens-video-{i}") for i in range(workers)]
-        for thread in self._video_threads:
+        self._threads = [threading.Thread(target=self._loop, args=(poll_seconds,), daemon=True,
+                                          name=f"facelens-video-{i}") for i in range(workers)]
+        for thread in self._threads:
             thread.start()
 
-    def _video_loop(self, poll_seconds: float) -> None:
-        while not self._video_stop.is_set():
+    def _loop(self, poll_seconds: float) -> None:
+        while not self._stop.is_set():
             with self.store.transaction(write=True) as session:
                 if session.requeue_interrupted(expired_only=True):  # a worker elsewhere died: take its job over
                     log.info("video: took over a job whose worker stopped")
                 job = session.claim_job()
             if job is None:
-                self._video_wake.wait(poll_seconds)
-                self._video_wake.clear()
+                self._wake.wait(poll_seconds)
+                self._wake.clear()
                 continue
             log.info("video job %s (%s) claimed, attempt %d", job.job_id, job.kind, job.attempts)
             self.run_job(job)
@@ -219,11 +219,11 @@ class VideoOperations(AccountableBackend):
             metadata = probe(source).to_wire()
             with self.store.transaction(write=True) as session:
                 session.set_job_metadata(job.job_id, metadata)
-            with access.acting_as(access.RequestContext(key_id=job.key_id, purpose=job.purpose)):
-                if job.kind == "FaceDetection":
-                    results = self._detect(job, source, progress)
-                else:
-                    results = self._search(job, source, progress)
+            context = RequestContext(key_id=job.key_id, purpose=job.purpose)
+            if job.kind == "FaceDetection":
+                results = self._detect(job, source, progress)
+            else:
+                results = self._search(job, source, progress, context)
         except (VideoError, errors.FaceLensError) as exc:
             status, message = FAILED, str(exc) if isinstance(exc, VideoError) else exc.message
         except Exception as exc:  # a job ends, whatever happens: FAILED with the reason, and the server goes on
@@ -243,11 +243,11 @@ class VideoOperations(AccountableBackend):
         s3 = job.request["Video"]["S3Object"]
         if s3["Bucket"] == LOCAL_BUCKET:
             return self.video_dir.resolve() / s3["Name"], False
-        destination = self.data_dir / "video-downloads" / job.job_id
+        destination = self.downloads / job.job_id
         try:
-            if self.video_fetch is None:
+            if self.fetch is None:
                 raise errors.InvalidS3ObjectException("no S3 endpoint is configured for videos")
-            self.video_fetch(s3["Bucket"], s3["Name"], s3.get("Version"), destination, self.video_max_bytes)
+            self.fetch(s3["Bucket"], s3["Name"], s3.get("Version"), destination, self.max_bytes)
         except errors.FaceLensError as exc:  # the job fails with that message (probe() sees no file)
             log.info("video job %s: %s", job.job_id, exc.message)
             destination = destination.with_suffix(".missing")
@@ -255,22 +255,22 @@ class VideoOperations(AccountableBackend):
 
     def _detect(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None) -> list[JobResult]:
         fields = resolve_attributes([job.request.get("FaceAttributes", "DEFAULT")])
-        _, faces = detect_in_video(source, self.analyzer, fields, self.video_interval_ms, progress)
+        _, faces = detect_in_video(source, self.analyzer, fields, self.interval_ms, progress)
         return [JobResult(face.timestamp_ms, 0, face.to_wire()) for face in faces]
 
-    def _search(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None) -> list[JobResult]:
-        collection, threshold, limit = self._search_limits("StartFaceSearch", job.request, "FaceMatchThreshold",
-                                                           None)
-        self._check_model(collection)
-        _, faces = detect_in_video(source, self.analyzer, resolve_attributes(None), self.video_interval_ms,
-                                   progress)
+    def _search(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None,
+                context: RequestContext) -> list[JobResult]:
+        collection, threshold, limit = self.gate.admit_search(context, "StartFaceSearch", job.request,
+                                                              "FaceMatchThreshold", None)
+        check_model(self.analyzer.model_version, collection)
+        _, faces = detect_in_video(source, self.analyzer, resolve_attributes(None), self.interval_ms, progress)
         last: dict[int, tuple[int, list[dict[str, Any]]]] = {}
         best: dict[str, dict[str, Any]] = {}
         results = []
         for face in faces:
             seen = last.get(face.track)
             if seen is None or face.timestamp_ms - seen[0] >= SEARCH_INTERVAL_MS:
-                matches = self._face_matches(collection, face.embedding[None, :], threshold.effective,
+                matches = self.search.face_matches(collection, face.embedding[None, :], threshold.effective,
                                              min(limit, VIDEO_MAX_MATCHES))
                 seen = last[face.track] = (face.timestamp_ms, matches)
                 for match in matches:
@@ -281,8 +281,8 @@ class VideoOperations(AccountableBackend):
             results.append(JobResult(face.timestamp_ms, face.track,
                                      {"Timestamp": face.timestamp_ms, "Person": person, "FaceMatches": seen[1]}))
         ranked = sorted(best.values(), key=lambda m: -m["Similarity"])
-        self._audit_search("StartFaceSearch", collection, threshold, ranked, job_id=job.job_id,
-                           video=job.request["Video"]["S3Object"]["Name"], persons=len(last))
+        self.gate.record_search(context, "StartFaceSearch", collection, threshold, ranked, job_id=job.job_id,
+                                video=job.request["Video"]["S3Object"]["Name"], persons=len(last))
         return results
 
     def _notify(self, job: JobRecord, status: str) -> None:
@@ -305,11 +305,9 @@ class VideoOperations(AccountableBackend):
             log.warning("video job %s: webhook %s failed: %s", job.job_id, self.webhook_url, exc)
 
     def close(self) -> None:
-        stop = getattr(self, "_video_stop", None)
-        if stop is not None:
-            stop.set()
-            self._video_wake.set()
-            for thread in self._video_threads:
-                thread.join(60)
-        super().close()
+        """Stop the workers (a job in progress is finished first)."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(60)
 

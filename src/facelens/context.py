@@ -1,26 +1,17 @@
-"""Who is asking and for what: access-key scopes, and the context an operation records in the audit log.
+"""Who is asking and for what: an access key's scope, and the context every operation is called with.
 
-The HTTP layer builds a `RequestContext` (access key id, its scope, the `x-facelens-purpose` header) and runs the
-backend operation inside `acting_as(context)`; the backend reads it with `current()`, checks it, audits it, and
-leaves what the caller should be told (effective threshold, false-match probability) in `context.disclosures`.
-Code that calls the backend directly (the CLI, benchmarks) acts as a local, unscoped operator.
+The HTTP layer builds a `RequestContext` from the verified access key, its scope and the `x-facelens-purpose`
+header; the CLI and the Python API build one for the local operator. Services receive it as an argument (never
+from a global), check it, audit it, and leave what the caller must be told (the effective threshold and the
+false-match probability) in `disclosures`, which the HTTP layer sends as `x-facelens-<name>` headers.
 """
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from facelens import errors
-
-# Operations that only read: a read-only key may call these and nothing else.
-READ_ONLY_OPERATIONS = frozenset({
-    "DetectFaces", "CompareFaces", "ListCollections", "DescribeCollection", "ListFaces", "ListUsers",
-    "SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage", "GetCollectionPolicy",
-})
-ADMIN_OPERATIONS = frozenset({"PutCollectionPolicy", "ListAuditRecords"})
+from facelens.operations import ADMIN_OPERATIONS, READ_ONLY_OPERATIONS
 
 
 @dataclass(frozen=True)
@@ -49,33 +40,18 @@ class KeyScope:
         return self.collections is None or collection_id in self.collections
 
 
-UNRESTRICTED = KeyScope(admin=True)
+UNSCOPED = KeyScope()  # an HTTP key without a scope entry: every non-admin operation
+UNRESTRICTED = KeyScope(admin=True)  # the local operator (CLI, Python API)
 
 
 @dataclass
 class RequestContext:
-    """One request as the audit log sees it."""
+    """One call as the audit log sees it. `max_image_bytes`: the byte limit of the call's images (None: the
+    5 MiB of `Image.Bytes`; the HTTP layer raises it for images read from S3)."""
 
     key_id: str = "local"
     scope: KeyScope = UNRESTRICTED
     purpose: str | None = None
     request_id: str | None = None
+    max_image_bytes: int | None = None
     disclosures: dict[str, str] = field(default_factory=dict)  # told to the caller (x-facelens-<name> headers)
-
-
-_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("facelens_request", default=None)
-
-
-def current() -> RequestContext:
-    """The context of the operation running now (a local, unscoped operator outside any request)."""
-    context = _current.get()
-    return RequestContext() if context is None else context
-
-
-@contextmanager
-def acting_as(context: RequestContext) -> Iterator[RequestContext]:
-    token = _current.set(context)
-    try:
-        yield context
-    finally:
-        _current.reset(token)

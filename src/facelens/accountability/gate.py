@@ -1,0 +1,129 @@
+"""The accountability gate: every comparison, search and identification passes it, whatever the entry point.
+
+`Gate(store, policy)` is made once by the composition root (`facelens.service.build`) and given to each service
+that compares or identifies faces. It decides the threshold a search or comparison is answered at (the policy's
+floors, `facelens.accountability.policy`), refuses a search without a purpose where the collection requires one
+(and audits the refusal), tells the caller the effective threshold (`RequestContext.disclosures`), and appends
+the audit record: a write's in the transaction that makes it, a search's or comparison's before its answer is
+returned. The HTTP service, the CLI and the Python API all reach the services through the same gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from facelens import errors, service_model
+from facelens.accountability.policy import Policy, Threshold, capped, compare_threshold, search_threshold
+from facelens.context import RequestContext
+from facelens.store.base import CollectionRecord, MetadataStore, Session
+
+EFFECTIVE_THRESHOLD = "effective-threshold"  # disclosed to the caller (the API sends x-facelens-<name>)
+FALSE_MATCH_PROBABILITY = "false-match-probability"
+COMPARE_DEFAULT_THRESHOLD = 80.0  # Rekognition's CompareFaces default (stated in its API reference, not the model)
+
+
+def rounded(value: float) -> float:
+    """Six significant digits: how similarities and thresholds are written to the audit log."""
+    return float(f"{value:.6g}")
+
+
+def _require(session: Session, collection_id: str) -> CollectionRecord:
+    found = session.get_collection(collection_id)
+    if found is None:
+        raise errors.ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
+    return found
+
+
+class Gate:
+    """Floors, purpose rule and audit trail over one store, under the server-wide `policy`."""
+
+    def __init__(self, store: MetadataStore | None, policy: Policy) -> None:
+        """`store` None: no audit log (an in-process `facelens.compare()` without a data directory): floors
+        still apply and comparisons are still disclosed, but nothing is recorded."""
+        self.store = store
+        self.policy = policy  # server-wide; collections may set their own over it
+
+    @property
+    def _log(self) -> MetadataStore:
+        if self.store is None:
+            raise errors.InvalidParameterException("this FaceLens has no data directory: collections, searches "
+                                                   "and the audit log need one")
+        return self.store
+
+    def policy_for(self, session: Session, collection: CollectionRecord) -> Policy:
+        """The collection's own settings over the server's."""
+        return self.policy.updated(session.get_policy(collection.pk) or {})
+
+    def record(self, session: Session, context: RequestContext, operation: str, collection_id: str | None,
+               **fields: Any) -> None:
+        """Append a record of `operation` in `session`'s (write) transaction."""
+        session.append_audit({"operation": operation, "collection": collection_id, "key": context.key_id,
+                              "purpose": context.purpose, "request_id": context.request_id, "outcome": "ok",
+                              **{k: v for k, v in fields.items() if v is not None}})
+
+    @staticmethod
+    def _disclose(context: RequestContext, threshold: Threshold) -> dict[str, Any]:
+        """Tell the caller the threshold it is answered at; the fields its audit record holds about it."""
+        context.disclosures[EFFECTIVE_THRESHOLD] = f"{threshold.effective:.2f}"
+        context.disclosures[FALSE_MATCH_PROBABILITY] = f"{threshold.false_match_probability:.3g}"
+        return {"requested_threshold": threshold.requested, "effective_threshold": rounded(threshold.effective),
+                "false_match_probability": rounded(threshold.false_match_probability)}
+
+    # -- 1:N searches
+    def admit_search(self, context: RequestContext, operation: str, params: Mapping[str, Any],
+                     threshold_member: str, limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:
+        """The collection, the threshold the search is answered at, and its result cap; refuses (and audits the
+        refusal) a search without a purpose where the policy requires one."""
+        with self._log.transaction() as session:
+            collection = _require(session, params["CollectionId"])
+            policy = self.policy_for(session, collection)
+            gallery = session.count_faces(collection.pk)
+        if policy.require_purpose and not context.purpose:
+            reason = (f"collection {collection.collection_id} requires a purpose for searches: send the case or "
+                      "ticket reference in the x-facelens-purpose header")
+            with self._log.transaction(write=True) as session:
+                self.record(session, context, operation, collection.collection_id, outcome="denied", reason=reason)
+            raise errors.AccessDeniedException(reason)
+        default = float(service_model.documented_default(operation, threshold_member))
+        requested = params.get(threshold_member)
+        threshold = search_threshold(policy, None if requested is None else float(requested), default, gallery)
+        most = service_model.limit("SearchFaces", "MaxFaces")  # operations without a limit member (video search)
+        limit = capped(policy, (params.get(limit_member) or service_model.limit(operation, limit_member))
+                       if limit_member else most)
+        self._disclose(context, threshold)
+        return collection, threshold, limit
+
+    def record_search(self, context: RequestContext, operation: str, collection: CollectionRecord,
+                      threshold: Threshold, matches: Sequence[Mapping[str, Any]], **fields: Any) -> None:
+        """Record a search and what it returned; the answer is given only once this has committed."""
+        found: dict[str, Any] = {}
+        if matches and "Face" in matches[0]:
+            found["matches"] = [{"FaceId": m["Face"]["FaceId"], "Similarity": rounded(m["Similarity"])}
+                                for m in matches]
+        elif matches:
+            found["users"] = [{"UserId": m["User"]["UserId"], "Similarity": rounded(m["Similarity"])}
+                              for m in matches]
+        else:
+            found["matches"] = []
+        with self._log.transaction(write=True) as session:
+            self.record(session, context, operation, collection.collection_id,
+                        face_model=collection.face_model_version, **self._disclose(context, threshold),
+                        gallery=threshold.gallery, **fields, **found)
+
+    # -- 1:1 comparisons
+    def admit_compare(self, context: RequestContext, requested: float | None) -> Threshold:
+        """The threshold a CompareFaces is answered at: the request's (80 by default), raised to the server's
+        `min_compare_similarity`."""
+        threshold = compare_threshold(self.policy, requested, COMPARE_DEFAULT_THRESHOLD)
+        self._disclose(context, threshold)
+        return threshold
+
+    def record_compare(self, context: RequestContext, threshold: Threshold, model_version: str,
+                       similarities: Sequence[float]) -> None:
+        """Record a comparison and the similarities it returned (nowhere, without an audit log)."""
+        if self.store is None:
+            return
+        with self.store.transaction(write=True) as session:
+            self.record(session, context, "CompareFaces", None, face_model=model_version,
+                        **self._disclose(context, threshold), similarities=[rounded(s) for s in similarities])

@@ -1,0 +1,325 @@
+"""Collections and their faces: create, describe, list, delete; IndexFaces (one image or a bulk batch);
+ListFaces, DeleteFaces; SearchFaces and SearchFacesByImage.
+
+Faces are found through the one face path (`facelens.analysis.find_faces`); a write is stored in one
+transaction with its audit record (all faces of an image, or none); searches pass the gate, which sets their
+threshold and records them before they are answered.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facelens import errors, paging, service_model
+from facelens.accountability.gate import Gate
+from facelens.analysis import FaceSet, bounding_box, face_detail, find_faces, find_faces_in
+from facelens.context import RequestContext
+from facelens.domain.common import (
+    Records,
+    check_model,
+    default,
+    face_shape,
+    image_bytes,
+    require_collection,
+    with_token,
+)
+from facelens.domain.ports import Analyzer
+from facelens.domain.search import SearchEngine
+from facelens.imaging import MAX_S3_IMAGE_BYTES
+from facelens.pipeline import Face, resolve_attributes
+from facelens.store.base import CollectionRecord, NewFace, Session
+
+if TYPE_CHECKING:
+    from facelens.store.open import VectorIndex
+
+
+def max_faces_per_image() -> int:
+    """The most faces IndexFaces indexes from one image (documented in the service model: 100)."""
+    return service_model.documented_number("IndexFaces", "MaxFaces", r"no more than (\d+) detected faces")
+
+
+def _select(found: FaceSet, max_faces: int) -> tuple[list[Face], list[tuple[Face, list[str]]]]:
+    """The faces to index and the others with their reasons (largest first: the smallest go over MaxFaces)."""
+    kept: list[Face] = []
+    unindexed: list[tuple[Face, list[str]]] = []
+    for face, reasons in found.faces:
+        if not reasons and len(kept) >= max_faces:
+            reasons = ["EXCEEDS_MAX_FACES"]
+        if reasons:
+            unindexed.append((face, reasons))
+        else:
+            kept.append(face)
+    return kept, unindexed
+
+
+class CollectionService:
+    """Collections, faces and face searches over one store, vector index and analyzer."""
+
+    def __init__(self, records: Records, vectors: VectorIndex, analyzer: Analyzer, gate: Gate,
+                 search: SearchEngine, region: str, account: str) -> None:
+        self.records = records
+        self.store = records.store
+        self.vectors = vectors
+        self.analyzer = analyzer
+        self.gate = gate
+        self.search = search
+        self.region = region
+        self.account = account
+
+    # -- collections
+    def create_collection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        collection_id = params["CollectionId"]
+        arn = f"aws:rekognition:{self.region}:{self.account}:collection/{collection_id}"
+        version = self.analyzer.model_version
+        with self.store.transaction(write=True) as session:
+            created = session.create_collection(collection_id, arn, version, dict(params.get("Tags", {})))
+            if created is not None:
+                self.gate.record(session, context, "CreateCollection", collection_id, face_model=version)
+        if created is None:
+            raise errors.ResourceAlreadyExistsException(f"The collection id: {collection_id} already exists")
+        return {"StatusCode": 200, "CollectionArn": arn, "FaceModelVersion": version}
+
+    def delete_collection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        with self.store.transaction(write=True) as session:
+            collection = require_collection(session, params["CollectionId"])
+            faces = session.count_faces(collection.pk)
+            session.delete_collection(collection.pk)
+            self.gate.record(session, context, "DeleteCollection", collection.collection_id, faces_deleted=faces)
+        self.vectors.drop(collection.pk)
+        self.store.reclaim()
+        return {"StatusCode": 200}
+
+    def list_collections(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        """Collections the caller's key may see (all, for an unscoped key)."""
+        scope = context.scope
+
+        def visible(session: Session, after: int, limit: int) -> list[CollectionRecord]:
+            found: list[CollectionRecord] = []
+            while len(found) < limit:
+                batch = session.list_collections(after, limit)
+                found += [c for c in batch if scope.sees(c.collection_id)]
+                if len(batch) < limit:
+                    break
+                after = batch[-1].pk
+            return found[:limit]
+
+        with self.store.transaction() as session:
+            rows, token = self.records.page("ListCollections", params, 0, "", lambda a, n: visible(session, a, n),
+                                            lambda c: c.pk)
+        return with_token({"CollectionIds": [c.collection_id for c in rows],
+                           "FaceModelVersions": [c.face_model_version for c in rows]}, token)
+
+    def describe_collection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        with self.store.transaction() as session:
+            collection = require_collection(session, params["CollectionId"])
+            faces, users = session.count_faces(collection.pk), session.count_users(collection.pk)
+        return {"FaceCount": faces, "FaceModelVersion": collection.face_model_version,
+                "CollectionARN": collection.arn, "CreationTimestamp": collection.created, "UserCount": users}
+
+    def _collection(self, collection_id: str) -> CollectionRecord:
+        with self.store.transaction() as session:
+            return require_collection(session, collection_id)
+
+    # -- indexing
+    def index_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        """Detect, filter (QualityFilter, MaxFaces) and store the faces of one image, all or none."""
+        collection = self._collection(params["CollectionId"])
+        check_model(self.analyzer.model_version, collection)
+        max_faces = min(params.get("MaxFaces", max_faces_per_image()), max_faces_per_image())
+        level = default("IndexFaces", params, "QualityFilter")
+        fields = resolve_attributes(params.get("DetectionAttributes"))
+        found = find_faces_in(self.analyzer, image_bytes(params["Image"]), fields, max_faces_per_image(),
+                              context.max_image_bytes, quality_filter=level, embed=max_faces)
+        kept, unindexed = _select(found, max_faces)
+        new = self._new_faces(collection, found, kept, params.get("ExternalImageId"))
+        self._store_faces(context, collection.collection_id, new,
+                          audit={"image_id": new[0].image_id if new else None,
+                                 "external_image_id": params.get("ExternalImageId")})
+        return self._indexed(collection, found, kept, new, unindexed, fields)
+
+    def index_images(self, collection_id: str, images: Sequence[tuple[str, bytes, str | None]],
+                     quality_filter: str = "AUTO", max_faces: int | None = None, *,
+                     context: RequestContext | None = None) -> list[dict[str, Any] | None]:
+        """Bulk IndexFaces: (source key, image bytes, ExternalImageId) triples, batched through the models and
+        stored in one transaction that also records each source as imported. Sources already imported are
+        skipped (None in their place); an image that cannot be decoded raises nothing here: its slot holds
+        `{"Error": FaceLensError}`. Audited as IndexFaces under `context` (default: the local operator)."""
+        context = context or RequestContext()
+        if quality_filter not in service_model.enum("QualityFilter"):
+            raise errors.InvalidParameterException(f"QualityFilter must be one of "
+                                                   f"{', '.join(service_model.enum('QualityFilter'))}")
+        if max_faces is not None and max_faces < 1:
+            raise errors.InvalidParameterException(f"MaxFaces must be at least 1, not {max_faces}")
+        with self.store.transaction() as session:
+            collection = require_collection(session, collection_id)
+            done = session.imported(collection.pk, [source for source, _, _ in images])
+        check_model(self.analyzer.model_version, collection)
+        most = min(max_faces or max_faces_per_image(), max_faces_per_image())
+        fields = resolve_attributes(None)
+        results: list[dict[str, Any] | None] = [None] * len(images)
+        wanted = [i for i, (source, _, _) in enumerate(images) if source not in done]
+        todo: list[tuple[int, FaceSet]] = []
+        for i, result in zip(wanted, find_faces(self.analyzer, [images[i][1] for i in wanted], fields,
+                                                   max_faces_per_image(), MAX_S3_IMAGE_BYTES,
+                                                   quality_filter=quality_filter, embed=most), strict=True):
+            if isinstance(result, errors.FaceLensError):
+                results[i] = {"Error": result}
+            else:
+                todo.append((i, result))
+        plans = [_select(found, most) for _, found in todo]
+        stored = [self._new_faces(collection, found, kept, images[i][2])
+                  for (i, found), (kept, _) in zip(todo, plans, strict=True)]
+        self._store_faces(context, collection_id, [face for new in stored for face in new],
+                          [(images[i][0], new[0].image_id if new else "") for (i, _), new in zip(todo, stored,
+                                                                                                 strict=True)])
+        for (i, found), (kept, unindexed), new in zip(todo, plans, stored, strict=True):
+            results[i] = self._indexed(collection, found, kept, new, unindexed, fields)
+        return results
+
+    @staticmethod
+    def _new_faces(collection: CollectionRecord, found: FaceSet, kept: Sequence[Face],
+                   external: str | None) -> list[NewFace]:
+        image_id = str(uuid.uuid4())
+        image = found.image
+        return [NewFace(str(uuid.uuid4()), image_id, external, bounding_box(face.box, image.width, image.height),
+                        float(face.confidence), collection.face_model_version,
+                        np.asarray(face.embedding, np.float32))
+                for face in kept]
+
+    @staticmethod
+    def _indexed(collection: CollectionRecord, found: FaceSet, kept: Sequence[Face], new: Sequence[NewFace],
+                 unindexed: Sequence[tuple[Face, list[str]]], fields: frozenset[str]) -> dict[str, Any]:
+        """IndexFaces' response."""
+        width, height = found.image.width, found.image.height
+        records = []
+        for face, stored in zip(kept, new, strict=True):
+            shaped = {"FaceId": stored.face_id, "BoundingBox": stored.bounding_box, "ImageId": stored.image_id}
+            if stored.external_image_id is not None:
+                shaped["ExternalImageId"] = stored.external_image_id
+            shaped["Confidence"] = stored.confidence
+            records.append({"Face": shaped, "FaceDetail": face_detail(face, width, height, fields)})
+        return {
+            "FaceRecords": records,
+            "FaceModelVersion": collection.face_model_version,
+            "UnindexedFaces": [{"Reasons": reasons, "FaceDetail": face_detail(face, width, height, fields)}
+                               for face, reasons in unindexed],
+        }
+
+    def add_embeddings(self, collection_id: str, embeddings: np.ndarray, *, external_image_id: str | None = None,
+                       boxes: Sequence[Mapping[str, float]] | None = None,
+                       confidences: Sequence[float] | None = None,
+                       context: RequestContext | None = None) -> list[str]:
+        """Store faces with known embeddings as if indexed from one image (tests, benchmarks, imports); their
+        FaceIds. Embeddings are L2-normalised here. Audited as IndexFaces under `context` (default: local)."""
+        context = context or RequestContext()
+        vectors = np.atleast_2d(np.asarray(embeddings, np.float32))
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        collection = self._collection(collection_id)
+        image_id = str(uuid.uuid4())
+        new = [NewFace(str(uuid.uuid4()), image_id, external_image_id,
+                       dict(boxes[i]) if boxes else {"Width": 0.25, "Height": 0.25, "Left": 0.375, "Top": 0.375},
+                       float(confidences[i]) if confidences else 99.9, collection.face_model_version, vector)
+               for i, vector in enumerate(vectors)]
+        self._store_faces(context, collection_id, new)
+        return [face.face_id for face in new]
+
+    def _store_faces(self, context: RequestContext, collection_id: str, faces: list[NewFace],
+                     imported: Sequence[tuple[str, str]] = (), audit: Mapping[str, Any] | None = None) -> None:
+        """One transaction for all faces of an image, or of a bulk batch with the record of its sources
+        (the collection may have gone meanwhile), and the audit record of the indexing."""
+        if not faces and not imported:
+            return
+        with self.store.transaction(write=True) as session:
+            collection = require_collection(session, collection_id)
+            session.add_faces(collection.pk, faces)
+            if imported:
+                session.mark_imported(collection.pk, imported)
+            self.gate.record(session, context, "IndexFaces", collection_id, face_model=collection.face_model_version,
+                             indexed=[face.face_id for face in faces], images=len(imported) or None,
+                             **(audit or {}))
+        self.vectors.sync(collection.pk)
+
+    # -- listing and deleting faces
+    def list_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        face_ids = params.get("FaceIds")
+        filters = paging.digest({"UserId": params.get("UserId"), "FaceIds": face_ids})
+        with self.store.transaction() as session:
+            collection = require_collection(session, params["CollectionId"])
+            user_pk = None
+            if "UserId" in params:
+                user = session.get_user(collection.pk, params["UserId"])
+                user_pk = user.pk if user is not None else -1  # an unknown user has no faces
+
+            def fetch(after: int, limit: int) -> list:
+                return session.list_faces(collection.pk, after, limit, user_pk, face_ids)
+
+            rows, token = self.records.page("ListFaces", params, collection.pk, filters, fetch, lambda f: f.seq)
+        response = with_token({"Faces": [face_shape(face) for face in rows]}, token)
+        response["FaceModelVersion"] = collection.face_model_version
+        return response
+
+    def delete_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        """Delete faces (not those associated with a user, as in Rekognition); they leave the disk."""
+        deleted, failed, seqs = [], [], []
+        with self.store.transaction(write=True) as session:
+            collection = require_collection(session, params["CollectionId"])
+            face_ids = list(dict.fromkeys(params["FaceIds"]))
+            found = {face.face_id: face for face in session.faces_by_id(collection.pk, face_ids)}
+            for face_id in face_ids:
+                face = found.get(face_id)
+                if face is None:
+                    failed.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
+                elif face.user_id is not None:
+                    failed.append({"FaceId": face_id, "UserId": face.user_id,
+                                   "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]})
+                else:
+                    deleted.append(face_id)
+                    seqs.append(face.seq)
+            session.delete_faces(collection.pk, seqs)
+            if seqs:
+                self.gate.record(session, context, "DeleteFaces", collection.collection_id, deleted=deleted)
+        if seqs:
+            self.vectors.sync(collection.pk)  # drops the vectors (and the index file holding them)
+            self.store.reclaim()
+        return {"DeletedFaces": deleted, "UnsuccessfulFaceDeletions": failed}
+
+    # -- search
+    def search_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        """Faces matching a stored face (the face itself excluded)."""
+        collection, threshold, limit = self.gate.admit_search(context, "SearchFaces", params, "FaceMatchThreshold",
+                                                              "MaxFaces")
+        with self.store.transaction() as session:
+            found = session.faces_by_id(collection.pk, [params["FaceId"]], embeddings=True)
+        if not found:
+            raise errors.InvalidParameterException(f"faceId {params['FaceId']} was not found in the collection")
+        matches = self.search.face_matches(collection, found[0].embedding, threshold.effective, limit,
+                                           exclude=[found[0].seq])
+        self.gate.record_search(context, "SearchFaces", collection, threshold, matches,
+                                searched_face_id=params["FaceId"])
+        return {"SearchedFaceId": params["FaceId"], "FaceMatches": matches,
+                "FaceModelVersion": collection.face_model_version}
+
+    def search_faces_by_image(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        """Faces matching the largest face of an image (which must pass the QualityFilter)."""
+        collection, threshold, limit = self.gate.admit_search(context, "SearchFacesByImage", params,
+                                                              "FaceMatchThreshold", "MaxFaces")
+        check_model(self.analyzer.model_version, collection)
+        level = default("SearchFacesByImage", params, "QualityFilter")
+        found = find_faces_in(self.analyzer, image_bytes(params["Image"]), None, 1, context.max_image_bytes,
+                              quality_filter=level, embed=1)
+        if not found.passed:
+            raise errors.InvalidParameterException("Request has invalid parameters: no face found in the image")
+        face = found.passed[0]
+        matches = self.search.face_matches(collection, np.asarray(face.embedding, np.float32)[None, :],
+                                           threshold.effective, limit)
+        self.gate.record_search(context, "SearchFacesByImage", collection, threshold, matches)
+        return {
+            "SearchedFaceBoundingBox": bounding_box(face.box, found.image.width, found.image.height),
+            "SearchedFaceConfidence": float(face.confidence),
+            "FaceMatches": matches,
+            "FaceModelVersion": collection.face_model_version,
+        }

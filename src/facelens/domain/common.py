@@ -1,0 +1,108 @@
+"""What the collection services share: collection lookup, the model check, idempotent writes, pagination.
+
+`Records(store, tokens)` is one small object, made once by the composition root and given to every service
+that reads or writes collections; it holds no other state. Rule kept by every service: no database
+transaction is held while calling into the vector index (the index opens its own).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from facelens import errors, paging, service_model
+from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, Session
+
+IDEMPOTENCY_TTL = dt.timedelta(hours=24)  # how long a ClientRequestToken is remembered
+
+
+def require_collection(session: Session, collection_id: str) -> CollectionRecord:
+    """The collection, or ResourceNotFoundException."""
+    found = session.get_collection(collection_id)
+    if found is None:
+        raise errors.ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
+    return found
+
+
+def check_model(model_version: str, collection: CollectionRecord) -> None:
+    """InvalidParameterException when the collection's embeddings come from another face model."""
+    if model_version != collection.face_model_version:
+        raise errors.InvalidParameterException(
+            f"collection {collection.collection_id} holds face model {collection.face_model_version} "
+            f"embeddings; this server runs {model_version}")
+
+
+def default(operation: str, params: Mapping[str, Any], name: str) -> Any:
+    """A member's value, or its default as documented in the service model."""
+    value = params.get(name)
+    return service_model.documented_default(operation, name) if value is None else value
+
+
+def image_bytes(image: Any) -> bytes:
+    """The bytes of an `Image` member: `{"Bytes": ...}` (the HTTP layer has fetched `S3Object`s into it)."""
+    if isinstance(image, Mapping) and image.get("Bytes") is not None:
+        return bytes(image["Bytes"])
+    raise errors.InvalidParameterException("Image must be given as Bytes here (S3 objects are fetched by the "
+                                           "HTTP service)")
+
+
+def face_shape(face: FaceRecord) -> dict[str, Any]:
+    """Rekognition's `Face` for a stored face."""
+    shaped: dict[str, Any] = {"FaceId": face.face_id, "BoundingBox": face.bounding_box, "ImageId": face.image_id}
+    if face.external_image_id is not None:
+        shaped["ExternalImageId"] = face.external_image_id
+    shaped["Confidence"] = face.confidence
+    shaped["IndexFacesModelVersion"] = face.model_version
+    if face.user_id is not None:
+        shaped["UserId"] = face.user_id
+    return shaped
+
+
+class Records:
+    """Idempotent writes and signed pagination over one metadata store."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+        with store.transaction() as session:
+            self.tokens = paging.PageTokens(session.secret())
+
+    def idempotent(self, operation: str, params: Mapping[str, Any],
+                   body: Callable[[Session], tuple[dict[str, Any], int | None]]) -> dict[str, Any]:
+        """Run a write once per ClientRequestToken: a repeat with the same parameters gets the first response
+        (and changes nothing); one with other parameters is refused. All in one transaction."""
+        field = service_model.idempotency_member(operation)
+        token = params.get(field) if field else None
+        digest = paging.digest(params, leave_out=(field,) if field else ())
+        with self.store.transaction(write=True) as session:
+            if token is not None:
+                seen = session.recall(operation, token)
+                if seen is not None:
+                    if seen[0] != digest:
+                        raise errors.IdempotentParameterMismatchException(
+                            f"ClientRequestToken {token} was used with other parameters")
+                    return json.loads(seen[1])
+            response, pk = body(session)
+            if token is not None:
+                session.forget_tokens_before(dt.datetime.now(dt.UTC) - IDEMPOTENCY_TTL)
+                session.remember(operation, token, digest, json.dumps(response), pk)
+        return response
+
+    def page(self, operation: str, params: Mapping[str, Any], scope: int, filters: str,
+             fetch: Callable[[int, int], Sequence[Any]], key: Callable[[Any], int]) -> tuple[list[Any], str | None]:
+        """One page of `fetch(after_key, limit)` and the NextToken of the next (None when none)."""
+        size = paging.page_size(operation, params.get("MaxResults"))
+        after = self.tokens.read(params.get("NextToken"), operation, scope, filters)
+        rows = list(fetch(after, size + 1))
+        if len(rows) <= size:
+            return rows, None
+        rows = rows[:size]
+        return rows, self.tokens.issue(operation, scope, filters, key(rows[-1]))
+
+
+def with_token(response: dict[str, Any], token: str | None) -> dict[str, Any]:
+    """`response` with its NextToken when there is a next page."""
+    if token:
+        response["NextToken"] = token
+    return response

@@ -1,0 +1,172 @@
+"""The composition root: `build(settings) -> Backend` makes every part of FaceLens once.
+
+`facelens serve` (through `create_app(settings, backend)`), every CLI command and the Python API build their
+backend here, so a floor, a purpose rule or an audit record cannot depend on the entry point:
+
+    store (SQLite | PostgreSQL) ─┬─ Records (idempotency, page tokens)
+    vectors (FAISS | Milvus) ────┼─ SearchEngine (exact re-rank, calibrated Similarity)
+    analyzer (the face path) ────┤
+    Gate (policy floors, purpose, audit) ── FaceService, CollectionService, UserService, VideoService,
+                                            AdminService, Retention
+
+Operations reach the services only through the registry (`facelens.operations`): `Backend.run` for parameters
+already validated at the wire (the HTTP layer), `Backend.call` for in-process callers (validated here, once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from facelens import calibration, errors, operations, service_model, validation
+from facelens.accountability.admin import AdminService
+from facelens.accountability.gate import Gate
+from facelens.accountability.policy import Policy
+from facelens.accountability.retention import Retention
+from facelens.config import ServerSettings
+from facelens.context import RequestContext
+from facelens.domain.collections import CollectionService
+from facelens.domain.common import Records
+from facelens.domain.faces import FaceService
+from facelens.domain.ports import Analyzer
+from facelens.domain.search import SearchEngine
+from facelens.domain.users import UserService
+from facelens.domain.video_jobs import VideoService
+from facelens.s3 import S3Reader
+from facelens.store.base import MetadataStore
+
+if TYPE_CHECKING:
+    from facelens.store.open import VectorIndex
+    from facelens.store.vectors import VectorConfig
+
+CalibrationFor = Callable[[str], calibration.Calibration]
+
+
+class Backend:
+    """Every service of one FaceLens, and the one way to run an operation on them. Services other than
+    `faces` are None for a backend without a data directory (`build_faces`)."""
+
+    def __init__(self, settings: ServerSettings, analyzer: Analyzer, gate: Gate, faces: FaceService, *,
+                 store: MetadataStore | None = None, vectors: VectorIndex | None = None,
+                 search: SearchEngine | None = None, collections: CollectionService | None = None,
+                 users: UserService | None = None, video: VideoService | None = None,
+                 admin: AdminService | None = None, retention: Retention | None = None,
+                 s3: S3Reader | None = None) -> None:
+        self.settings = settings
+        self.analyzer = analyzer
+        self.gate = gate
+        self.faces = faces
+        self.store = store
+        self.vectors = vectors
+        self.search = search
+        self.collections = collections
+        self.users = users
+        self.video = video
+        self.admin = admin
+        self.retention = retention
+        self.s3 = s3 or S3Reader(settings.s3)  # `Image.S3Object` and `Video.S3Object` are read through it
+
+    def run(self, operation: str, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+        """Answer a registered operation whose parameters were validated at the wire, for `context`."""
+        entry = operations.get(operation)
+        if entry is None:
+            raise errors.InvalidParameterException(f"FaceLens has no operation {operation}")
+        context.scope.check(operation, params.get("CollectionId"))
+        try:
+            handler = entry.handler(self)
+        except AttributeError:  # its service is None: a backend without a data directory
+            raise errors.InvalidParameterException(
+                f"{operation} needs a data directory (collections, jobs and the audit log live there)") from None
+        return handler(params, context)
+
+    @staticmethod
+    def validate(operation: str, request: dict[str, Any] | None = None,
+                 max_image_bytes: int | None = None) -> dict[str, Any]:
+        """An in-process request checked against the service model (once), as the wire checks one from HTTP; an
+        image member may be given as its bytes."""
+        entry = operations.get(operation)
+        if entry is None:
+            raise errors.InvalidParameterException(f"FaceLens has no operation {operation}")
+        request = dict(request or {})
+        for name in entry.images:  # an image given as its bytes stands for {"Bytes": ...}
+            if isinstance(request.get(name), bytes | bytearray | memoryview):
+                request[name] = {"Bytes": bytes(request[name])}
+        model = service_model.admin_model() if entry.facelens else service_model.model()
+        return validation.checked(model.operation_model(operation), request, max_image_bytes)
+
+    def call(self, operation: str, request: dict[str, Any] | None = None,
+             context: RequestContext | None = None) -> dict[str, Any]:
+        """An operation called in process (CLI, Python API, tests): the request is validated against the
+        service model, then answered like one that came over HTTP; `context` defaults to the local operator."""
+        context = context or RequestContext()
+        return self.run(operation, self.validate(operation, request, context.max_image_bytes), context)
+
+    def start(self) -> None:
+        """Start the background work a server runs: the retention sweep and the video job workers."""
+        if self.retention is not None:
+            self.retention.start(self.settings.retention_interval)
+        if self.video is not None:
+            self.video.start(self.settings.video_workers, shared=self.settings.store.shared)
+
+    def close(self) -> None:
+        """Stop the background work, save the vector indexes, close the database."""
+        for part in (self.video, self.retention, self.vectors, self.store):
+            if part is not None:
+                part.close()
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def default_analyzer(settings: ServerSettings) -> Analyzer:
+    """The real face pipeline with the configured models, one per model configuration in a process."""
+    from facelens.pipeline import analyzer_for
+
+    return analyzer_for(settings.models)
+
+
+def build_faces(settings: ServerSettings, *, analyzer: Analyzer | None = None,
+                calibration_for: CalibrationFor = calibration.for_model) -> Backend:
+    """A backend for DetectFaces and CompareFaces only, without a data directory: floors apply and comparisons
+    are disclosed, but there is no audit log, so nothing is recorded."""
+    analyzer = analyzer or default_analyzer(settings)
+    gate = Gate(None, settings.policy)  # no audit log
+    return Backend(settings, analyzer, gate, FaceService(analyzer, gate, calibration_for))
+
+
+def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
+          calibration_for: CalibrationFor = calibration.for_model, store: MetadataStore | None = None,
+          vectors: VectorIndex | None = None, vector_config: VectorConfig | None = None,
+          background_rebuilds: bool = True,
+          gate_factory: Callable[[MetadataStore, Policy], Gate] = Gate) -> Backend:
+    """Every part of FaceLens for `settings`, made once. `analyzer`, `calibration_for`, `store`, `vectors` and
+    `gate_factory` replace the configured ones, `vector_config` the FAISS index settings (tests pass fakes; the
+    server always runs `Gate`)."""
+    from facelens.store.open import open_store, open_vectors
+
+    analyzer = analyzer or default_analyzer(settings)
+    store = store or open_store(settings.store.database_url, settings.collections_dir,
+                                settings.store.job_lease_seconds)
+    if vectors is None:
+        vectors = open_vectors(settings.store.vector_url, store, settings.collections_dir / "vectors",
+                               vector_config or settings.store.vector_config(), background_rebuilds)
+    s3 = S3Reader(settings.s3, pool_size=max(4, settings.workers))
+    gate = gate_factory(store, settings.policy)
+    records = Records(store)
+    search = SearchEngine(store, vectors, calibration_for)
+    return Backend(
+        settings, analyzer, gate, FaceService(analyzer, gate, calibration_for),
+        store=store, vectors=vectors, search=search,
+        collections=CollectionService(records, vectors, analyzer, gate, search, settings.arn_region,
+                                      settings.account),
+        users=UserService(records, analyzer, gate, search),
+        video=VideoService(records, analyzer, gate, search, video_dir=settings.videos_dir,
+                           downloads=settings.data_dir / "video-downloads", fetch=s3.download,
+                           webhook_url=settings.video_webhook_url, interval_ms=settings.video_interval_ms),
+        admin=AdminService(records, gate),
+        retention=Retention(store, vectors, gate),
+        s3=s3,
+    )
