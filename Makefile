@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+TEST_WORKERS ?= 2  # pytest-xdist processes (the suite is measured on 2 cores; TEST_WORKERS=0 runs it in one)
+
 .PHONY: install serve test lint bench clean chromium postgres
 
 $(STAMP): pyproject.toml
@@ -19,7 +21,7 @@ serve: $(STAMP)
 
 test: $(STAMP) chromium postgres
 	$(VENV)/bin/ruff check src tests benchmarks
-	FACELENS_REQUIRE_POSTGRES=1 $(PY) -m pytest -q tests
+	FACELENS_REQUIRE_POSTGRES=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 # the report tests render with a real headless Chromium (Debian's package); installed when missing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -101,8 +101,8 @@ class ScriptedAnalyzer:
 
 class RequestedThresholdGate(Gate):
     """A gate that answers every search at the threshold it asks for: for tests of the search engine below the
-    policy layer, passed in with `make_backend(..., floors=False)`. Floors have their own tests
-    (tests/test_accountability.py, tests/test_api_accountability.py); purpose and audit work as in `Gate`."""
+    policy layer, passed in with `make_backend(..., floors=False)`. Floors have their own tests (tests/api/
+    test_entry_points.py, tests/integration/test_api_accountability.py); purpose and audit work as in `Gate`."""
 
     def admit_search(self, context: RequestContext, operation: str, params: Mapping[str, Any],
                      threshold_member: str, limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:

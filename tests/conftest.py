@@ -12,6 +12,12 @@ from PIL import Image
 from tests.milvus_fixtures import milvus  # noqa: F401 - the session's Milvus Lite server, for any test
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `long` (tens of seconds each) run first, so that with pytest-xdist (`make test`) they start at
+    once on one worker while the others share the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def encode(pixels: np.ndarray, fmt: str = "JPEG", **options: object) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format=fmt, **options)

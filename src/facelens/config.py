@@ -64,7 +64,7 @@ DEFAULT_DATA_DIR = "./data"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_ARN_REGION = "us-east-1"
-DEFAULT_JOB_LEASE_SECONDS = 60.0  # = facelens.store.jobs.LEASE_SECONDS (checked by tests/test_config.py)
+DEFAULT_JOB_LEASE_SECONDS = 60.0  # = facelens.store.jobs.LEASE_SECONDS (checked by tests/unit/test_config.py)
 
 
 class ConfigError(ValueError):

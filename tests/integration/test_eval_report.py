@@ -272,7 +272,7 @@ def test_chromium_renders_the_report(tmp_path: Path, lenient: calibration.Calibr
     check_rendered(out / "report.html", summary, tmp_path)
 
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @needs_chromium

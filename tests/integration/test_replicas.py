@@ -30,8 +30,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, milvus: str, astronaut: np
             cameraman: np.ndarray) -> Iterator[list[Server]]:
     root = tmp_path_factory.mktemp("replicas")
     videos = root / "videos"
-    # long enough that the job is still running when its worker is killed (it took 1.1 s for 20 s of this clip)
-    two_people(videos / "long.mp4", default_analyzer(), astronaut, cameraman, seconds=60)
+    # long enough that the job is still running when its worker is killed (20 s of this clip took 1.1 s)
+    two_people(videos / "long.mp4", default_analyzer(), astronaut, cameraman, seconds=40)
     with contextlib.ExitStack() as stack:
         env = {"FACELENS_ACCESS_KEYS": KEYS, "FACELENS_DATABASE_URL": stack.enter_context(fresh_database()),
                "FACELENS_VECTOR_URL": milvus, "FACELENS_VIDEO_DIR": str(videos), "FACELENS_WORKERS": "1",

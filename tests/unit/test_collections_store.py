@@ -332,7 +332,7 @@ for batch in range(100000):
 
 
 def test_a_killed_writer_leaves_whole_images_and_a_consistent_cache(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     writer = subprocess.Popen([sys.executable, "-c", CRASHING_WRITER, str(tmp_path)], cwd=root,
                               stdout=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert writer.stdout is not None and writer.stdout.readline().strip() == b"ready"

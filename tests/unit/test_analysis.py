@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import facelens
-from facelens import analysis, errors
+from facelens import analysis, cli, errors
 from tests.conftest import encode
 
 SERVICE = botocore.session.get_session().get_service_model("rekognition")
@@ -93,8 +93,10 @@ def test_compare_without_a_source_face_is_invalid_parameter(astronaut_jpeg: byte
     ],
 )
 def test_cli_reports_bad_input_on_one_line(tmp_path: Path, astronaut_jpeg: bytes, content: bytes | str,
-                                           error: str) -> None:
-    from tests.test_imaging import png_claiming
+                                           error: str, capsys: pytest.CaptureFixture) -> None:
+    """`facelens detect|compare` in process (the exit status `facelens` exits with is `main`'s return value;
+    test_cli_detect_prints_rekognition_json runs the real process)."""
+    from tests.unit.test_imaging import png_claiming
 
     data = {
         "truncated": astronaut_jpeg[: len(astronaut_jpeg) // 2],
@@ -104,10 +106,10 @@ def test_cli_reports_bad_input_on_one_line(tmp_path: Path, astronaut_jpeg: bytes
     path = tmp_path / "input.jpg"
     path.write_bytes(data)
     for args in (["detect", str(path)], ["compare", str(path), str(path)]):
-        result = subprocess.run([sys.executable, "-m", "facelens", *args], capture_output=True, text=True, timeout=120)
-        assert result.returncode == 2
-        assert result.stdout == ""
-        lines = result.stderr.strip().splitlines()
+        assert cli.main(args) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"{error}: ")
 
 
