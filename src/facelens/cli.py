@@ -77,15 +77,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Measure the Similarity scale of the configured models (FACELENS_RECOGNIZER_MODEL, FACELENS_FLIP_TTA, ...)."""
     from facelens.eval.calibrate import main as calibrate_main
+    from facelens.service import default_analyzer
 
-    return calibrate_main(args)
+    return calibrate_main(args, default_analyzer(_settings(args)))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """The model card of the configured models, through the service's own face path."""
     from facelens.eval.report import main as eval_main
+    from facelens.service import default_analyzer
 
-    return eval_main(args)
+    return eval_main(args, default_analyzer(_settings(args)))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

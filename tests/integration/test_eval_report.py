@@ -257,7 +257,7 @@ def test_chromium_renders_the_report(tmp_path: Path, lenient: calibration.Calibr
     embedded = SimpleNamespace(dataset=folder, analyzer=SimpleNamespace(model_version="lenient", flip=False),
                                embeddings=Embeddings(vectors, vectors, found, found.astype(np.float32)),
                                vectors=vectors)
-    monkeypatch.setattr(dataset_module, "embed_with_pipeline", lambda _root: embedded)
+    monkeypatch.setattr(dataset_module, "embed_with_pipeline", lambda _root, _analyzer=None: embedded)
     monkeypatch.setattr(calibration, "for_model", lambda _model: lenient)
     labels = tmp_path / "labels.csv"
     labels.write_text("image,sex\n" + "".join(f"{NAMES[i]}/{label}.jpg,{'F' if i % 2 else 'M'}\n"

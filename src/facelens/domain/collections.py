@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facelens import errors, paging, service_model
-from facelens.accountability.gate import Gate
 from facelens.analysis import FaceSet, bounding_box, face_detail, find_faces, find_faces_in
 from facelens.context import RequestContext
 from facelens.domain.common import (
@@ -27,7 +26,7 @@ from facelens.domain.common import (
     require_collection,
     with_token,
 )
-from facelens.domain.ports import Analyzer
+from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.imaging import MAX_S3_IMAGE_BYTES
 from facelens.pipeline import Face, resolve_attributes

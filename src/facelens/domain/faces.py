@@ -10,11 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from facelens import analysis
-from facelens.accountability.gate import Gate
 from facelens.calibration import Calibration
 from facelens.context import RequestContext
 from facelens.domain.common import image_bytes
-from facelens.domain.ports import Analyzer
+from facelens.domain.ports import Analyzer, Gate
 
 
 class FaceService:

@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 
 from facelens import errors, service_model
-from facelens.accountability.gate import Gate
 from facelens.analysis import face_detail, find_faces_in
 from facelens.context import RequestContext
 from facelens.domain.common import Records, check_model, default, image_bytes, require_collection, with_token
-from facelens.domain.ports import Analyzer
+from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
 from facelens.store.base import CollectionRecord, FaceRecord, Session, UserRecord

@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from facelens import errors, paging
-from facelens.accountability.gate import Gate
 from facelens.context import RequestContext
 from facelens.domain.common import Records, check_model
-from facelens.domain.ports import Analyzer
+from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
 from facelens.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult

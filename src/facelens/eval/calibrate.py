@@ -24,12 +24,16 @@ import math
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facelens import calibration
 from facelens.eval.dataset import embed_cli_dataset, lfw_root
 from facelens.eval.verification import BINS, PairScores, all_pair_scores
+
+if TYPE_CHECKING:
+    from facelens.pipeline import FaceAnalyzer
 
 MIN_COUNT = 50  # impostor pairs above a score needed to trust its empirical FMR
 TAIL_K = MIN_COUNT  # the tail is fitted to exactly the pairs beyond the empirical part
@@ -140,10 +144,11 @@ def build_table(scores: PairScores, model: str, labels: list[str] | None = None,
     return table
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, analyzer: FaceAnalyzer | None = None) -> int:
+    """The command; `analyzer`: the configured one (`facelens.service.default_analyzer`), default models if None."""
     root = Path(args.dataset) if args.dataset else lfw_root()
     started = time.perf_counter()
-    embedded = embed_cli_dataset(root)
+    embedded = embed_cli_dataset(root, analyzer)
     if embedded is None:
         return 2
     dataset, analyzer = embedded.dataset, embedded.analyzer

@@ -193,12 +193,13 @@ def embed_with_pipeline(root: Path, analyzer: FaceAnalyzer | None = None) -> Emb
     return Embedded(dataset, analyzer, embed_dataset(dataset, analyzer))
 
 
-def embed_cli_dataset(root: Path) -> Embedded | None:
-    """`embed_with_pipeline` for a command's `--dataset DIR`; None, after saying why, when there is no such folder."""
+def embed_cli_dataset(root: Path, analyzer: FaceAnalyzer | None = None) -> Embedded | None:
+    """`embed_with_pipeline` for a command's `--dataset DIR` (with the command's configured analyzer); None,
+    after saying why, when there is no such folder."""
     if not root.is_dir():
         print(f"data set not found at {root}; pass --dataset DIR (<identity>/<image> folders)")
         return None
-    return embed_with_pipeline(root)
+    return embed_with_pipeline(root, analyzer)
 
 
 def benchmark_dataset(description: str | None) -> Path | None:

@@ -16,6 +16,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from facelens.eval.calibrate import DUPLICATE_COSINE, TAIL_K, fit_tail, label_no
 from facelens.eval.demographics import differentials, female_male, read_group_labels
 from facelens.eval.identification import false_match_experiment, names_overlap
 from facelens.eval.verification import BINS, PairScores, all_pair_scores, tenfold_accuracy
+
+if TYPE_CHECKING:
+    from facelens.pipeline import FaceAnalyzer
 
 FARS = (1e-3, 1e-4, 1e-5, 1e-6)
 CHECK_SIMILARITIES = (50.0, 60.0, 70.0, 80.0, 90.0)
@@ -235,12 +239,13 @@ def write_report(summary: dict, out: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
-def main(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace, analyzer: FaceAnalyzer | None = None) -> int:
+    """The command; `analyzer`: the configured one (`facelens.service.default_analyzer`), default models if None."""
     from facelens.eval.dataset import EVAL_FACE_PATH, embed_cli_dataset, lfw_genders, lfw_pairs
 
     root = Path(args.dataset)
     started = time.perf_counter()
-    embedded = embed_cli_dataset(root)
+    embedded = embed_cli_dataset(root, analyzer)
     if embedded is None:
         return 2
     dataset, embeddings = embedded.dataset, embedded.embeddings
