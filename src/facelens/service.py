@@ -16,6 +16,7 @@ already validated at the wire (the HTTP layer), `Backend.call` for in-process ca
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from facelens import calibration, errors, operations, service_model, validation
@@ -42,29 +43,29 @@ if TYPE_CHECKING:
 CalibrationFor = Callable[[str], calibration.Calibration]
 
 
+@dataclass(eq=False)
 class Backend:
     """Every service of one FaceLens, and the one way to run an operation on them. Services other than
     `faces` are None for a backend without a data directory (`build_faces`)."""
 
-    def __init__(self, settings: ServerSettings, analyzer: Analyzer, gate: Gate, faces: FaceService, *,
-                 store: MetadataStore | None = None, vectors: VectorIndex | None = None,
-                 search: SearchEngine | None = None, collections: CollectionService | None = None,
-                 users: UserService | None = None, video: VideoService | None = None,
-                 admin: AdminService | None = None, retention: Retention | None = None,
-                 s3: S3Reader | None = None) -> None:
-        self.settings = settings
-        self.analyzer = analyzer
-        self.gate = gate
-        self.faces = faces
-        self.store = store
-        self.vectors = vectors
-        self.search = search
-        self.collections = collections
-        self.users = users
-        self.video = video
-        self.admin = admin
-        self.retention = retention
-        self.s3 = s3 or S3Reader(settings.s3)  # `Image.S3Object` and `Video.S3Object` are read through it
+    settings: ServerSettings
+    analyzer: Analyzer
+    gate: Gate
+    faces: FaceService
+    _: KW_ONLY
+    store: MetadataStore | None = None
+    vectors: VectorIndex | None = None
+    search: SearchEngine | None = None
+    collections: CollectionService | None = None
+    users: UserService | None = None
+    video: VideoService | None = None
+    admin: AdminService | None = None
+    retention: Retention | None = None
+    s3: S3Reader | None = None  # `Image.S3Object` and `Video.S3Object` are read through it
+
+    def __post_init__(self) -> None:
+        if self.s3 is None:
+            self.s3 = S3Reader(self.settings.s3)
 
     def run(self, operation: str, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         """Answer a registered operation whose parameters were validated at the wire, for `context`."""

@@ -39,6 +39,16 @@ def faces_per_user() -> int:
         "AssociateFaces", None, r"faces that can be associated with a single UserID is also limited to (\d+)")
 
 
+def _faces_of_request(session: Session, params: dict[str, Any], embeddings: bool = False,
+                      ) -> tuple[CollectionRecord, UserRecord, list[str], dict[str, FaceRecord]]:
+    """An (Dis)AssociateFaces request's collection, user, FaceIds (unique, in order) and the faces found."""
+    collection = require_collection(session, params["CollectionId"])
+    user = _user(session, collection, params["UserId"])
+    face_ids = list(dict.fromkeys(params["FaceIds"]))
+    found = {f.face_id: f for f in session.faces_by_id(collection.pk, face_ids, embeddings=embeddings)}
+    return collection, user, face_ids, found
+
+
 def _user(session: Session, collection: CollectionRecord, user_id: str) -> UserRecord:
     user = session.get_user(collection.pk, user_id)
     if user is None:
@@ -93,10 +103,7 @@ class UserService:
         reason = "UnsuccessfulFaceAssociationReason"
 
         def body(session: Session) -> tuple[dict[str, Any], int]:
-            collection = require_collection(session, params["CollectionId"])
-            user = _user(session, collection, params["UserId"])
-            face_ids = list(dict.fromkeys(params["FaceIds"]))
-            found = {f.face_id: f for f in session.faces_by_id(collection.pk, face_ids, embeddings=True)}
+            collection, user, face_ids, found = _faces_of_request(session, params, embeddings=True)
             current = session.list_faces(collection.pk, 0, faces_per_user() + 1, user.pk, embeddings=True)
             reference = np.stack([f.embedding for f in current]) if current else None
             model = self.search.calibration(collection)
@@ -135,10 +142,7 @@ class UserService:
         reason = "UnsuccessfulFaceDisassociationReason"
 
         def body(session: Session) -> tuple[dict[str, Any], int]:
-            collection = require_collection(session, params["CollectionId"])
-            user = _user(session, collection, params["UserId"])
-            face_ids = list(dict.fromkeys(params["FaceIds"]))
-            found = {f.face_id: f for f in session.faces_by_id(collection.pk, face_ids)}
+            collection, user, face_ids, found = _faces_of_request(session, params)
             removed: list[FaceRecord] = []
             failed: list[dict[str, Any]] = []
             for face_id in face_ids:
