@@ -14,7 +14,7 @@ from facelens.cli import main
 from facelens.config import ServerSettings, StoreSettings
 from facelens.service import Backend
 from facelens.store.milvus import MilvusVectors, client_uri
-from facelens.store.postgres import PostgresMetadataStore
+from facelens.store.sql.postgres import PostgresMetadataStore
 from tests.collections_fakes import DIM, make_backend, unit
 from tests.pg_fixtures import postgres_url  # noqa: F401 - fixture
 

@@ -17,7 +17,7 @@ import pytest
 from facelens.accountability import audit
 from facelens.service import Backend
 from facelens.store.jobs import QUEUED, RUNNING, SUCCEEDED
-from facelens.store.postgres import SCHEMA_VERSION, PostgresMetadataStore
+from facelens.store.sql.postgres import SCHEMA_VERSION, PostgresMetadataStore
 from tests.collections_fakes import DIM, make_backend, unit
 from tests.pg_fixtures import postgres_url  # noqa: F401 - fixture
 

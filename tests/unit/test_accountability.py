@@ -19,7 +19,7 @@ from facelens.accountability.policy import (
 )
 from facelens.cli import main
 from facelens.context import KeyScope, RequestContext
-from facelens.store.metadata import DATABASE
+from facelens.store.sql.sqlite import DATABASE
 from tests.collections_fakes import DIM, make_backend, unit
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from facelens import errors
 from facelens.service import Backend
-from facelens.store.metadata import SCHEMA_VERSION, SqliteMetadataStore
+from facelens.store.sql.sqlite import SCHEMA_VERSION, SqliteMetadataStore
 from facelens.store.vectors import VectorConfig
 from tests.collections_fakes import CALIBRATION, identities, unit
 from tests.collections_fakes import make_backend as fake_backend
@@ -252,7 +252,7 @@ def test_schema_is_versioned(tmp_path: Path) -> None:
 def test_an_older_data_dir_is_upgraded_in_place(tmp_path: Path) -> None:
     """A data directory written by the previous release (schema 2: collections, faces, users, imports) opens
     with this one: migrated to the current schema, its faces kept and searchable, the new tables usable."""
-    from facelens.store.sqlite_schema import MIGRATIONS
+    from facelens.store.sql.sqlite import MIGRATIONS
 
     (tmp_path / "collections").mkdir()
     with sqlite3.connect(tmp_path / "collections" / "facelens.db", isolation_level=None) as db:

@@ -1,7 +1,7 @@
 """Durable storage of collections, faces and users: the metadata store (source of truth) and the vector cache."""
 
 from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, NewFace, Session, UserRecord
-from facelens.store.metadata import SqliteMetadataStore
+from facelens.store.sql.sqlite import SqliteMetadataStore
 from facelens.store.vectors import VectorCache, VectorConfig
 
 __all__ = [

@@ -77,10 +77,10 @@ def open_store(url: str | None, data_dir: str | Path, lease_seconds: float = LEA
     """The metadata store of `url`; None (or `sqlite:`) means SQLite under `data_dir`. `lease_seconds`: how long
     a video job's claim lasts unrenewed (`StoreSettings.job_lease_seconds`)."""
     if database_kind(url) == "postgresql":
-        from facelens.store.postgres import PostgresMetadataStore
+        from facelens.store.sql.postgres import PostgresMetadataStore
 
         return PostgresMetadataStore(url, lease_seconds=lease_seconds)  # type: ignore[arg-type]
-    from facelens.store.metadata import SqliteMetadataStore
+    from facelens.store.sql.sqlite import SqliteMetadataStore
 
     directory = url.removeprefix("sqlite://") if url and url.startswith("sqlite:///") else data_dir
     return SqliteMetadataStore(directory, lease_seconds=lease_seconds)

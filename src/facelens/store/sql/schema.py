@@ -1,6 +1,6 @@
 """Table definitions both metadata stores share, in SQL that SQLite and PostgreSQL read alike (BIGINT, DOUBLE
 PRECISION and TEXT columns; SQLite maps them to its INTEGER, REAL and TEXT affinities). Dialect-specific parts
-(identity columns, triggers) stay in `sqlite_schema` and `postgres`."""
+(identity columns, triggers) stay in `sqlite.py` and `postgres.py`."""
 
 from __future__ import annotations
 

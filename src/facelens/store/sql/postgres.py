@@ -1,31 +1,31 @@
 """PostgreSQL metadata store (psycopg 3 with a connection pool): the same schema and operations as the SQLite
 store, for several `facelens serve` replicas sharing one database.
 
-The session reuses the SQLite session's queries through a small adapter (`?` placeholders become `%s`) and
-overrides the statements whose dialect differs. Concurrency: every write transaction first takes one
-transaction-scoped advisory lock, so writes are serialized across all replicas exactly as SQLite serializes
-them: the change log's sequence numbers commit in order (a replica's vector cache that has read up to change n
-has seen every change before n), and the audit chain stays linear. Reads run at REPEATABLE READ: one snapshot.
-Video jobs are claimed with `FOR UPDATE SKIP LOCKED`. The change log is shared by every replica's vector cache,
-so it is not pruned here.
+Each transaction is one `SqlSession` in the PostgreSQL dialect (`facelens.store.sql.dialect.POSTGRESQL`: `%s`
+placeholders, the change log's sequence for the high-water mark, no pruning, jobs claimed `FOR UPDATE SKIP
+LOCKED`). Concurrency: every write transaction first takes one transaction-scoped advisory lock, so writes are
+serialized across all replicas exactly as SQLite serializes them: the change log's sequence numbers commit in
+order (a replica's vector cache that has read up to change n has seen every change before n), and the audit
+chain stays linear. Reads run at REPEATABLE READ: one snapshot. The change log is shared by every replica's
+vector cache, so it is not pruned here.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from facelens.store import schema
 from facelens.store.base import MetadataStore
-from facelens.store.jobs import LEASE_SECONDS, QUEUED, RUNNING, JobRecord
-from facelens.store.metadata import SqliteSession
+from facelens.store.jobs import LEASE_SECONDS
+from facelens.store.sql import schema
+from facelens.store.sql.dialect import POSTGRESQL
+from facelens.store.sql.session import SqlSession
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "PostgresMetadataStore", "migrate"]
 
 WRITE_LOCK = 0x46616365  # pg_advisory_xact_lock key serializing writers ("Face")
 MIGRATION_LOCK = 0x46616366
@@ -130,66 +130,6 @@ def migrate(connection: psycopg.Connection) -> int:
     return version
 
 
-class _Cursor:
-    """What SqliteSession reads of a sqlite3 cursor."""
-
-    def __init__(self, cursor: psycopg.Cursor) -> None:
-        self._cursor = cursor
-        self.rowcount = cursor.rowcount
-
-    def fetchone(self) -> tuple | None:
-        return self._cursor.fetchone() if self._cursor.description else None
-
-    def fetchall(self) -> list[tuple]:
-        return self._cursor.fetchall() if self._cursor.description else []
-
-    def __iter__(self) -> Iterator[tuple]:
-        return iter(self.fetchall())
-
-
-_PLACEHOLDER = re.compile(r"\?")
-
-
-class _Connection:
-    """sqlite3-style `execute` / `executemany` with `?` placeholders over a psycopg connection."""
-
-    def __init__(self, connection: psycopg.Connection) -> None:
-        self.connection = connection
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
-        return _Cursor(self.connection.execute(_PLACEHOLDER.sub("%s", sql), tuple(params)))
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            with self.connection.cursor() as cursor:
-                cursor.executemany(_PLACEHOLDER.sub("%s", sql), [tuple(row) for row in rows])
-
-
-class PostgresSession(SqliteSession):
-    """One PostgreSQL transaction; the SQLite session's queries, with PostgreSQL's dialect where it differs."""
-
-    def __init__(self, connection: psycopg.Connection, lease_seconds: float = LEASE_SECONDS) -> None:
-        super().__init__(_Connection(connection), lease_seconds)  # type: ignore[arg-type]
-
-    def high_water(self) -> int:
-        row = self.db.execute("SELECT pg_sequence_last_value('changes_seq_seq')").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
-
-    def prune_changes(self, pk: int, upto_seq: int) -> None:
-        """Kept: every replica's vector cache catches up from the one shared change log."""
-
-    def claim_job(self, job_id: str | None = None) -> JobRecord | None:
-        where, params = ("status = ?", [QUEUED]) if job_id is None else ("status = ? AND job_id = ?",
-                                                                         [QUEUED, job_id])
-        row = self.db.execute(f"SELECT job_id FROM video_jobs WHERE {where} ORDER BY created LIMIT 1 "
-                              "FOR UPDATE SKIP LOCKED", params).fetchone()
-        if row is None:
-            return None
-        self.db.execute("UPDATE video_jobs SET status = ?, attempts = attempts + 1, lease_until = ? "
-                        "WHERE job_id = ?", (RUNNING, time.time() + self.lease_seconds, row[0]))
-        return self.get_job(row[0])
-
-
 class PostgresMetadataStore(MetadataStore):
     """Metadata in a PostgreSQL database shared by any number of FaceLens processes."""
 
@@ -202,13 +142,13 @@ class PostgresMetadataStore(MetadataStore):
             migrate(connection)
 
     @contextmanager
-    def transaction(self, write: bool = False) -> Iterator[PostgresSession]:
+    def transaction(self, write: bool = False) -> Iterator[SqlSession]:
         with self.pool.connection() as connection, connection.transaction():
             if write:
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             else:
                 connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield PostgresSession(connection, self.lease_seconds)
+            yield SqlSession(connection, POSTGRESQL, self.lease_seconds)
 
     def reclaim(self) -> None:
         """PostgreSQL's autovacuum returns deleted rows' space; nothing to do per request."""

@@ -1,10 +1,34 @@
-"""The SQLite store's schema: versioned migrations (`PRAGMA user_version`), applied in one transaction."""
+"""SQLite metadata store: one file under the data directory, its connections and its migrations.
+
+Durability: WAL journal with `synchronous=FULL` (a committed transaction survives power loss), foreign keys on,
+`secure_delete` on (freed pages are zeroed) and `auto_vacuum=INCREMENTAL` (`reclaim()` returns them to the file
+system), so a deleted face's embedding leaves the disk. Every face insert and delete appends to the change log
+through triggers, inside the same transaction, so no writer, not even a hand-written SQL statement, can change
+faces without the vector cache learning of it.
+
+Concurrency: a pool of connections, one per concurrent caller; write transactions are `BEGIN IMMEDIATE` (SQLite
+serializes them; the busy timeout queues the others), read transactions see one WAL snapshot. Each transaction is
+one `SqlSession` in the SQLite dialect.
+
+Schema: versioned migrations (`PRAGMA user_version`), applied in one transaction when the store opens.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from facelens.store import schema
+from facelens.store.base import MetadataStore
+from facelens.store.jobs import LEASE_SECONDS
+from facelens.store.sql import schema
+from facelens.store.sql.dialect import SQLITE
+from facelens.store.sql.session import SqlSession
+
+DATABASE = "facelens.db"
+__all__ = ["DATABASE", "MIGRATIONS", "SCHEMA_VERSION", "SqliteMetadataStore", "migrate"]
 
 # MIGRATIONS[v] takes the schema from version v to v + 1 (`PRAGMA user_version`).
 MIGRATIONS: list[list[str]] = [
@@ -97,3 +121,77 @@ def migrate(connection: sqlite3.Connection) -> int:
         raise
     connection.execute("COMMIT")
     return version
+
+
+class SqliteMetadataStore(MetadataStore):
+    """The default store: one SQLite file under the data directory."""
+
+    def __init__(self, data_dir: str | Path, busy_timeout: float = 60.0, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.lease_seconds = lease_seconds  # video job claims (StoreSettings.job_lease_seconds)
+        self.directory = Path(data_dir)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / DATABASE
+        self.busy_timeout = busy_timeout
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        connection = self._acquire()
+        try:
+            migrate(connection)
+        finally:
+            self._release(connection)
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                     check_same_thread=False)
+        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")  # takes effect on a new, empty database only
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA secure_delete = ON")
+        return connection
+
+    def _acquire(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the metadata store is closed")
+            if self._idle:
+                return self._idle.pop()
+        return self._connect()
+
+    def _release(self, connection: sqlite3.Connection) -> None:
+        with self._lock:
+            if self._closed:
+                connection.close()
+            else:
+                self._idle.append(connection)
+
+    @contextmanager
+    def transaction(self, write: bool = False) -> Iterator[SqlSession]:
+        connection = self._acquire()
+        try:
+            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield SqlSession(connection, SQLITE, self.lease_seconds)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        finally:
+            self._release(connection)
+
+    def reclaim(self) -> None:
+        connection = self._acquire()
+        try:
+            connection.executescript("PRAGMA incremental_vacuum;")  # run to the end (execute() frees one page)
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            self._release(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
