@@ -71,17 +71,7 @@ class Dialect:
         return sql if self.paramstyle == "qmark" else format_placeholders(sql)
 
 
-SQLITE = Dialect(
-    name="sqlite",
-    paramstyle="qmark",
-    high_water_sql="SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
-    prunes_changes=True,
-    claim_lock="",
-)
-POSTGRESQL = Dialect(
-    name="postgresql",
-    paramstyle="format",
-    high_water_sql="SELECT pg_sequence_last_value('changes_seq_seq')",
-    prunes_changes=False,
-    claim_lock=" FOR UPDATE SKIP LOCKED",
-)
+SQLITE = Dialect("sqlite", paramstyle="qmark", prunes_changes=True, claim_lock="",
+                 high_water_sql="SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+POSTGRESQL = Dialect("postgresql", paramstyle="format", prunes_changes=False, claim_lock=" FOR UPDATE SKIP LOCKED",
+                     high_water_sql="SELECT pg_sequence_last_value('changes_seq_seq')")
