@@ -16,7 +16,9 @@ from typing import Any
 from facelens import errors, service_model
 from facelens.accountability.policy import Policy, Threshold, capped, compare_threshold, search_threshold
 from facelens.context import RequestContext
-from facelens.store.base import CollectionRecord, MetadataStore, Session
+from facelens.domain.common import require_collection
+from facelens.store.base import CollectionRecord, MetadataStore
+from facelens.store.repos import AuditLog, Policies
 
 EFFECTIVE_THRESHOLD = "effective-threshold"  # disclosed to the caller (the API sends x-facelens-<name>)
 FALSE_MATCH_PROBABILITY = "false-match-probability"
@@ -26,13 +28,6 @@ COMPARE_DEFAULT_THRESHOLD = 80.0  # Rekognition's CompareFaces default (stated i
 def rounded(value: float) -> float:
     """Six significant digits: how similarities and thresholds are written to the audit log."""
     return float(f"{value:.6g}")
-
-
-def _require(session: Session, collection_id: str) -> CollectionRecord:
-    found = session.get_collection(collection_id)
-    if found is None:
-        raise errors.ResourceNotFoundException(f"The collection id: {collection_id} does not exist")
-    return found
 
 
 class Gate:
@@ -51,11 +46,11 @@ class Gate:
                                                    "and the audit log need one")
         return self.store
 
-    def policy_for(self, session: Session, collection: CollectionRecord) -> Policy:
+    def policy_for(self, session: Policies, collection: CollectionRecord) -> Policy:
         """The collection's own settings over the server's."""
         return self.policy.updated(session.get_policy(collection.pk) or {})
 
-    def record(self, session: Session, context: RequestContext, operation: str, collection_id: str | None,
+    def record(self, session: AuditLog, context: RequestContext, operation: str, collection_id: str | None,
                **fields: Any) -> None:
         """Append a record of `operation` in `session`'s (write) transaction."""
         session.append_audit({"operation": operation, "collection": collection_id, "key": context.key_id,
@@ -76,7 +71,7 @@ class Gate:
         """The collection, the threshold the search is answered at, and its result cap; refuses (and audits the
         refusal) a search without a purpose where the policy requires one."""
         with self._log.transaction() as session:
-            collection = _require(session, params["CollectionId"])
+            collection = require_collection(session, params["CollectionId"])
             policy = self.policy_for(session, collection)
             gallery = session.count_faces(collection.pk)
         if policy.require_purpose and not context.purpose:

@@ -14,11 +14,12 @@ from typing import Any
 
 from facelens import errors, paging, service_model
 from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, Session
+from facelens.store.repos import Collections
 
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)  # how long a ClientRequestToken is remembered
 
 
-def require_collection(session: Session, collection_id: str) -> CollectionRecord:
+def require_collection(session: Collections, collection_id: str) -> CollectionRecord:
     """The collection, or ResourceNotFoundException."""
     found = session.get_collection(collection_id)
     if found is None:

@@ -10,7 +10,8 @@ import numpy as np
 
 from facelens.context import RequestContext
 from facelens.pipeline import Face
-from facelens.store.base import CollectionRecord, Session
+from facelens.store.base import CollectionRecord
+from facelens.store.repos import AuditLog
 
 
 class Analyzer(Protocol):
@@ -38,7 +39,7 @@ class Gate(Protocol):
     comparison is admitted by it (floors, purpose rule) and recorded through it; writes record themselves in
     their own transaction. The domain depends on this protocol, not on the accountability layer."""
 
-    def record(self, session: Session, context: RequestContext, operation: str, collection_id: str | None,
+    def record(self, session: AuditLog, context: RequestContext, operation: str, collection_id: str | None,
                **fields: Any) -> None: ...
 
     def admit_search(self, context: RequestContext, operation: str, params: Mapping[str, Any],

@@ -19,6 +19,7 @@ from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
 from facelens.store.base import CollectionRecord, FaceRecord, Session, UserRecord
+from facelens.store.repos import Users
 
 
 def _status(name: str) -> str:
@@ -49,7 +50,7 @@ def _faces_of_request(session: Session, params: dict[str, Any], embeddings: bool
     return collection, user, face_ids, found
 
 
-def _user(session: Session, collection: CollectionRecord, user_id: str) -> UserRecord:
+def _user(session: Users, collection: CollectionRecord, user_id: str) -> UserRecord:
     user = session.get_user(collection.pk, user_id)
     if user is None:
         raise errors.ResourceNotFoundException(
