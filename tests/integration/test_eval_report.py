@@ -240,10 +240,11 @@ def test_json_and_html_agree(tmp_path: Path, lenient: calibration.Calibration) -
 
 
 @needs_chromium
-def test_chromium_renders_the_report(tmp_path: Path, lenient: calibration.Calibration, monkeypatch) -> None:
-    """Through the CLI, with the embedding step replaced by synthetic vectors of a folder of (empty) images."""
+def test_chromium_renders_the_report(tmp_path: Path, lenient: calibration.Calibration) -> None:
+    """`facelens eval`'s report step (its own command-line arguments), given synthetic vectors of a folder of
+    (empty) images and a lenient calibration in place of the embedding step and the shipped table."""
     from facelens import cli
-    from facelens.eval import dataset as dataset_module
+    from facelens.eval.report import report
 
     vectors, ids = synthetic(noise=0.7)
     root = tmp_path / "faces"
@@ -257,13 +258,12 @@ def test_chromium_renders_the_report(tmp_path: Path, lenient: calibration.Calibr
     embedded = SimpleNamespace(dataset=folder, analyzer=SimpleNamespace(model_version="lenient", flip=False),
                                embeddings=Embeddings(vectors, vectors, found, found.astype(np.float32)),
                                vectors=vectors)
-    monkeypatch.setattr(dataset_module, "embed_with_pipeline", lambda _root, _analyzer=None: embedded)
-    monkeypatch.setattr(calibration, "for_model", lambda _model: lenient)
     labels = tmp_path / "labels.csv"
     labels.write_text("image,sex\n" + "".join(f"{NAMES[i]}/{label}.jpg,{'F' if i % 2 else 'M'}\n"
                                              for i, label in zip(ids, image_labels(ids, NAMES), strict=True)))
     out = tmp_path / "report"
-    assert cli.main(["eval", "--dataset", str(root), "--labels", str(labels), "--out", str(out)]) == 0
+    args = cli.build_parser().parse_args(["eval", "--dataset", str(root), "--labels", str(labels), "--out", str(out)])
+    assert report(args, embedded, lambda _model: lenient) == 0  # type: ignore[arg-type]
     summary = json.loads((out / "report.json").read_text())
     assert summary["dataset"]["images_without_face"] == 1
     assert summary["demographics"]["attributes"]["sex"]["female_over_male"] is not None

@@ -11,7 +11,6 @@ import pytest
 
 from facelens import bulk, cli
 from facelens.config import ServerSettings
-from facelens.domain.collections import CollectionService
 from facelens.service import build
 from tests.conftest import encode
 
@@ -77,23 +76,18 @@ def test_glob_and_external_ids(folder: Path, tmp_path: Path, capsys: pytest.Capt
 
 
 def test_an_interrupted_run_resumes_without_duplicates(folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       ) -> None:
     data = str(tmp_path / "data")
-    real = CollectionService.index_images
-    calls = []
 
-    def interrupted(self: CollectionService, *args: object, **kwargs: object) -> list:
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt  # Ctrl-C during the second batch, before it is stored
-        return real(self, *args, **kwargs)
+    def interrupt(done: int) -> None:
+        raise KeyboardInterrupt  # Ctrl-C once the first batch is stored, before the second
 
-    monkeypatch.setattr(CollectionService, "index_images", interrupted)
-    assert cli.main(["index", "r", str(folder), "--batch", "2", "--data-dir", data]) == 130
-    capsys.readouterr()
+    with build(ServerSettings(data_dir=tmp_path / "data")) as backend:
+        backend.call("CreateCollection", {"CollectionId": "r"})
+        with pytest.raises(KeyboardInterrupt):
+            bulk.index_files(backend.collections, "r", bulk.image_files(str(folder)), batch=2, progress=interrupt)
     first = faces_of(tmp_path / "data", "r")
     assert 0 < len(first) <= 2  # the first batch (two files) is stored, the second is not
-    monkeypatch.setattr(CollectionService, "index_images", real)
     code, report = run(capsys, "index", "r", str(folder), "--batch", "2", "--data-dir", data)
     assert code == 0 and report["SkippedAlreadyIndexed"] == 2 and report["CollectionFaceCount"] == 5
     faces = faces_of(tmp_path / "data", "r")

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from facelens.eval.identification import false_match_experiment, names_overlap
 from facelens.eval.verification import BINS, PairScores, all_pair_scores, tenfold_accuracy
 
 if TYPE_CHECKING:
+    from facelens.eval.dataset import Embedded
     from facelens.pipeline import FaceAnalyzer
 
 FARS = (1e-3, 1e-4, 1e-5, 1e-6)
@@ -241,15 +243,25 @@ def write_report(summary: dict, out: Path) -> tuple[Path, Path]:
 
 def main(args: argparse.Namespace, analyzer: FaceAnalyzer | None = None) -> int:
     """The command; `analyzer`: the configured one (`facelens.service.default_analyzer`), default models if None."""
-    from facelens.eval.dataset import EVAL_FACE_PATH, embed_cli_dataset, lfw_genders, lfw_pairs
+    from facelens.eval.dataset import embed_cli_dataset
 
-    root = Path(args.dataset)
     started = time.perf_counter()
-    embedded = embed_cli_dataset(root, analyzer)
+    embedded = embed_cli_dataset(Path(args.dataset), analyzer)
     if embedded is None:
         return 2
+    return report(args, embedded, calibration.for_model, started)
+
+
+def report(args: argparse.Namespace, embedded: Embedded, calibration_for: Callable[[str], calibration.Calibration],
+           started: float | None = None) -> int:
+    """The report of an embedded data set (`facelens eval`'s arguments), with the model's calibration from
+    `calibration_for`: writes the JSON and HTML, prints a summary line."""
+    from facelens.eval.dataset import EVAL_FACE_PATH, lfw_genders, lfw_pairs
+
+    root = Path(args.dataset)
+    started = time.perf_counter() if started is None else started
     dataset, embeddings = embedded.dataset, embedded.embeddings
-    model = calibration.for_model(embedded.analyzer.model_version)
+    model = calibration_for(embedded.analyzer.model_version)
     images = dataset.paths[0].parent.parent
     keys = [path.relative_to(images).as_posix() for path in dataset.paths]
     index = dataset.index_of()
