@@ -3,28 +3,21 @@ fake in tests) and the accountability gate (`facelens.accountability.gate.Gate`)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-import numpy as np
-
+from facelens.analysis import Analyzer as FacePath
 from facelens.context import RequestContext
-from facelens.pipeline import Face
 from facelens.store.base import CollectionRecord
 from facelens.store.repos import AuditLog
 
 
-class Analyzer(Protocol):
-    """Detect, embed and describe faces (`facelens.pipeline.FaceAnalyzer` is the real one)."""
+class Analyzer(FacePath, Protocol):
+    """The face path's analyzer (detect, describe, embed: `facelens.analysis.Analyzer`) and the version of its
+    recognizer, which decides whether two embeddings are comparable (`facelens.pipeline.FaceAnalyzer`)."""
 
     @property
     def model_version(self) -> str: ...
-
-    def detect(self, images: Sequence[np.ndarray]) -> list[list[Face]]: ...
-
-    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Sequence[Face]]) -> None: ...
-
-    def describe(self, image: np.ndarray, faces: Sequence[Face], fields: Collection[str]) -> None: ...
 
 
 class Ruling(Protocol):
