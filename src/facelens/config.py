@@ -40,6 +40,7 @@ below this one reads the environment.
 | ORT providers    |              | FACELENS_ORT_PROVIDERS       | CUDA if present, CPU |
 | ORT spinning     |              | FACELENS_ORT_SPIN            | 0             |
 | flip TTA         |              | FACELENS_FLIP_TTA            | 0             |
+| caches           |              | FACELENS_CACHE               | ~/.cache/facelens (prepared models, eval embeddings) |
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
         threads=_int(env, "FACELENS_THREADS", 0),
         spin=_flag(env, "FACELENS_ORT_SPIN", False),
         flip=_flag(env, "FACELENS_FLIP_TTA", False),
+        cache_dir=EvalSettings.from_env(env).cache_dir / "models",
     )
 
 

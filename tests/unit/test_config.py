@@ -20,9 +20,11 @@ def test_an_empty_environment_gives_the_defaults() -> None:
     assert (settings.store.database_url, settings.store.vector_url) == (None, None)
     assert (settings.store.vector_index, settings.store.faiss_search_threads) == ("auto", 1)
     assert settings.store.job_lease_seconds == 60 and not settings.store.shared
-    assert settings.models == ModelConfig(threads=1)  # the service's one thread per session
+    cache = Path.home() / ".cache" / "facelens" / "models"  # prepared graphs are kept beside the eval cache
+    assert settings.models == ModelConfig(threads=1, cache_dir=cache)  # the service's one thread per session
     assert (settings.region, settings.arn_region, settings.account) == (None, "us-east-1", "000000000000")
-    assert models_from_env({}) == ModelConfig()  # outside `serve`: onnxruntime's default threads
+    assert models_from_env({}) == ModelConfig(cache_dir=cache)  # outside `serve`: onnxruntime's default threads
+    assert models_from_env({"FACELENS_CACHE": "/var/cache/fl"}).cache_dir == Path("/var/cache/fl/models")
     assert ModelConfig().threads == 0 and ModelConfig().providers is None
 
 
@@ -59,7 +61,7 @@ def test_each_nested_setting_is_parsed(tmp_path: Path) -> None:
     assert (vectors.exact_max, vectors.approximate, vectors.search_threads) == (100, "HNSW32", 4)
     assert settings.models == ModelConfig(detector=detector, recognizer=recognizer,
                                           providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
-                                          threads=3, spin=True, flip=True)
+                                          threads=3, spin=True, flip=True, cache_dir=settings.models.cache_dir)
     assert settings.threads == settings.models.threads == 3
     assert (settings.region, settings.arn_region, settings.account) == ("eu-west-1", "eu-west-1", "123456789012")
     assert settings.policy.min_compare_similarity == 90

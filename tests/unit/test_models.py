@@ -171,3 +171,18 @@ def test_session_options_come_from_the_model_config(tmp_path: Path) -> None:
     assert spinning.intra_op_num_threads == 0  # onnxruntime's default
     with pytest.raises(RuntimeError, match="does not have"):  # not set: onnxruntime's default (spinning) applies
         spinning.get_session_config_entry("session.intra_op.allow_spinning")
+
+
+def test_the_prepared_recognizer_is_kept_between_processes_and_rebuilt_when_damaged(tmp_path: Path) -> None:
+    from facelens.models.embedder import SFaceEmbedder
+    from facelens.models.registry import ModelConfig
+
+    crops = np.random.default_rng(0).integers(0, 255, (3, 112, 112, 3), dtype=np.uint8)
+    plain = SFaceEmbedder(config=ModelConfig()).embed(crops)
+    cached = ModelConfig(cache_dir=tmp_path / "models")
+    assert np.array_equal(SFaceEmbedder(config=cached).embed(crops), plain)  # prepared, then kept
+    (kept,) = (tmp_path / "models").iterdir()
+    assert np.array_equal(SFaceEmbedder(config=cached).embed(crops), plain)  # read back
+    kept.write_bytes(b"torn")
+    assert np.array_equal(SFaceEmbedder(config=cached).embed(crops), plain)  # rebuilt
+    assert kept.stat().st_size > 1_000_000

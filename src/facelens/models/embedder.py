@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 
 from facelens.models import registry
-from facelens.models.runtime import fold_dequantize, make_session, prune_inputs, set_batch_dim
+from facelens.models.runtime import fold_dequantize, make_session, prepared, prune_inputs, set_batch_dim
 
 
 class OnnxEmbedder:
@@ -19,7 +19,7 @@ class OnnxEmbedder:
     mean: float
     std: float
 
-    def __init__(self, model: onnx.ModelProto, name: str, flip: bool, batch_size: int = 8,
+    def __init__(self, model: onnx.ModelProto | bytes, name: str, flip: bool, batch_size: int = 8,
                  config: registry.ModelConfig | None = None) -> None:
         self.name = name
         self.flip = flip
@@ -58,6 +58,12 @@ def _normalise(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
+def _prepare_sface(model: onnx.ModelProto) -> None:
+    prune_inputs(model)
+    fold_dequantize(model)
+    set_batch_dim(model)
+
+
 class SFaceEmbedder(OnnxEmbedder):
     """SFace (2021dec, int8 block-quantized): 128-d. Its graph normalises the RGB input itself.
 
@@ -72,10 +78,7 @@ class SFaceEmbedder(OnnxEmbedder):
     def __init__(self, path: Path | None = None, flip: bool = False,
                  config: registry.ModelConfig | None = None) -> None:
         path = path or registry.bundled(*registry.SFACE)
-        model = onnx.load(str(path))
-        prune_inputs(model)
-        fold_dequantize(model)
-        set_batch_dim(model)
+        model = prepared(path, "pruned-folded-batch-v1", _prepare_sface, (config or registry.ModelConfig()).cache_dir)
         super().__init__(model, name="sface-2021dec-int8bq", flip=flip, config=config)
 
 

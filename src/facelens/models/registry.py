@@ -58,6 +58,7 @@ class ModelConfig:
     threads: int = 0  # intra-op threads per session; 0: onnxruntime's default (every core)
     spin: bool = False  # let idle intra-op threads spin (onnxruntime's default) instead of sleeping
     flip: bool = False  # mirror-image test-time augmentation in the recognizer
+    cache_dir: Path | None = None  # where prepared (converted) graphs are kept between processes; None: not kept
 
 
 def existing_model(path: str | Path, kind: str) -> Path:
