@@ -40,7 +40,7 @@ below this one reads the environment.
 | ORT providers    |              | FACELENS_ORT_PROVIDERS       | CUDA if present, CPU |
 | ORT spinning     |              | FACELENS_ORT_SPIN            | 0             |
 | flip TTA         |              | FACELENS_FLIP_TTA            | 0             |
-| caches           |              | FACELENS_CACHE               | ~/.cache/facelens (prepared models, eval embeddings) |
+| caches           |              | FACELENS_CACHE               | ~/.cache/facelens (prepared models, embeddings) |
 """
 
 from __future__ import annotations
