@@ -1,0 +1,1 @@
+"""The services that answer operations: faces, collections, users, video jobs; and what they share."""
