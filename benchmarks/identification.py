@@ -65,9 +65,9 @@ def top_matches(backend: Backend, vectors: np.ndarray, probes: list[int]) -> tup
     names, similarities = [], np.full(len(probes), -1.0)
     for row, position in enumerate(probes):
         matches = backend.search.by_embedding(COLLECTION, vectors[position], threshold=0.0, max_faces=1)
-        names.append(matches[0]["Face"].get("ExternalImageId", "") if matches else "")
+        names.append((matches[0].face.external_image_id or "") if matches else "")
         if matches:
-            similarities[row] = matches[0]["Similarity"]
+            similarities[row] = matches[0].similarity
     return names, similarities
 
 

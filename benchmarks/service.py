@@ -4,7 +4,7 @@
 
 Starts `facelens serve` on a free port (access key from the environment, models warmed before it listens), then
 for each concurrency level C runs the same fixed number of DetectFaces requests
-  * in process: C threads calling `facelens.analysis.detect_faces(image_bytes)` directly, and
+  * in process: C threads calling `facelens.domain.faces.detect(analyzer, image_bytes)` directly, and
   * through the service: C threads, each with its own `boto3.client("rekognition", endpoint_url=...)`,
 on the same images (JPEG bytes, rotated), in the same run. Reports requests/s, p50/p99 latency and the ratio
 service/in-process. Both sides use the same model settings, those `facelens serve` reads from this environment
@@ -141,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-requests", type=int, default=2000, help="requests for the memory check")
     args = parser.parse_args(argv)
     levels = [int(level) for level in args.levels.split(",")]
-    from facelens import analysis
     from facelens.config import ServerSettings
+    from facelens.domain import faces
     from facelens.pipeline import FaceAnalyzer
 
     # Same model settings on both sides: what `facelens serve` reads from this environment (by default
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 client().detect_faces(Image={"Bytes": images[i % len(images)]})
 
             def local_call(i: int) -> None:
-                analysis.detect_faces(images[i % len(images)], analyzer=analyzer)
+                faces.detect(analyzer, images[i % len(images)])
 
             run_load(local_call, 2, 30)
             run_load(service_call, 2, 30)

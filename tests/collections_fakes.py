@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,10 +104,11 @@ class RequestedThresholdGate(Gate):
     policy layer, passed in with `make_backend(..., floors=False)`. Floors have their own tests (tests/api/
     test_entry_points.py, tests/integration/test_api_accountability.py); purpose and audit work as in `Gate`."""
 
-    def admit_search(self, context: RequestContext, operation: str, params: Mapping[str, Any],
-                     threshold_member: str, limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:
-        collection, real, limit = super().admit_search(context, operation, params, threshold_member, limit_member)
-        requested = params.get(threshold_member)
+    def admit_search(self, context: RequestContext, operation: str, collection_id: str, requested: float | None,
+                     max_results: int | None, threshold_member: str,
+                     limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:
+        collection, real, limit = super().admit_search(context, operation, collection_id, requested, max_results,
+                                                       threshold_member, limit_member)
         effective = float(service_model.documented_default(operation, threshold_member)) if requested is None \
             else float(requested)
         return collection, Threshold(requested, effective, 0.0, real.gallery,

@@ -1,4 +1,4 @@
-"""The face path (`find_faces`), and DetectFaces and CompareFaces on it: image bytes in, Rekognition shapes out.
+"""The face path (`find_faces`): image bytes in, faces (with their attributes and embeddings) out.
 
 `find_faces` is the only way from an image to faces and embeddings: DetectFaces, CompareFaces, the collection
 operations (IndexFaces, Search*ByImage, bulk indexing), stored video and `facelens eval` all go through it, so
@@ -13,42 +13,11 @@ from typing import Protocol
 
 import numpy as np
 
-from facelens import calibration as calibration_tables
-from facelens import errors, filtering, geometry
-from facelens.calibration import Calibration
+from facelens import errors, filtering
 from facelens.imaging import MAX_IMAGE_BYTES, DecodedImage, decode_image
-from facelens.pipeline import Face, FaceAnalyzer, default_analyzer, resolve_attributes
+from facelens.pipeline import Face
 
 MAX_FACES = 100  # Rekognition: DetectFaces reports, and CompareFaces compares, the 100 largest faces
-
-
-def bounding_box(box: np.ndarray, width: int, height: int) -> dict[str, float]:
-    """Rekognition's BoundingBox: ratios of the image size (may reach slightly outside 0..1, as AWS's do)."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return {"Width": (x2 - x1) / width, "Height": (y2 - y1) / height, "Left": x1 / width, "Top": y1 / height}
-
-
-def face_detail(face: Face, width: int, height: int, fields: frozenset[str]) -> dict:
-    """One FaceDetail with the requested fields that FaceLens computes (others are omitted, never invented)."""
-    detail: dict = {"BoundingBox": bounding_box(face.box, width, height)}
-    if face.age_gender is not None and "AgeRange" in fields:
-        detail["AgeRange"] = {"Low": face.age_gender.age_low, "High": face.age_gender.age_high}
-    if face.age_gender is not None and "Gender" in fields:
-        detail["Gender"] = {"Value": face.age_gender.gender, "Confidence": face.age_gender.gender_confidence}
-    if face.eyes_open is not None:
-        detail["EyesOpen"] = {"Value": face.eyes_open[0], "Confidence": face.eyes_open[1]}
-    if face.mouth_open is not None:
-        detail["MouthOpen"] = {"Value": face.mouth_open[0], "Confidence": face.mouth_open[1]}
-    detail["Landmarks"] = geometry.rekognition_landmarks(
-        face.landmarks, face.landmarks68 if "AllLandmarks" in fields else None, width, height
-    )
-    if face.pose is not None:
-        roll, yaw, pitch = face.pose
-        detail["Pose"] = {"Roll": roll, "Yaw": yaw, "Pitch": pitch}
-    if face.quality is not None:
-        detail["Quality"] = {"Brightness": face.quality[0], "Sharpness": face.quality[1]}
-    detail["Confidence"] = face.confidence
-    return detail
 
 
 def largest(faces: list[Face], limit: int = MAX_FACES) -> list[Face]:
@@ -139,70 +108,11 @@ def find_faces_in(analyzer: Analyzer, image: bytes | DecodedImage, fields: Colle
                   embed: int | None = 0) -> FaceSet:
     """`find_faces` of one image; its decoding error raised."""
     (result,) = find_faces(analyzer, [image], fields, limit, max_bytes, quality_filter=quality_filter, embed=embed)
-    return _raised(result)
+    return raised(result)
 
 
-def _raised(result: FaceSet | errors.FaceLensError) -> FaceSet:
+def raised(result: FaceSet | errors.FaceLensError) -> FaceSet:
+    """The face set, or its decoding error raised."""
     if isinstance(result, errors.FaceLensError):
         raise result
     return result
-
-
-def detect_faces(image: bytes, attributes: Sequence[str] | None = None,
-                 analyzer: FaceAnalyzer | None = None, max_bytes: int | None = None) -> dict:
-    """The DetectFaces response for one image (`max_bytes`: the byte limit, 5 MiB unless given)."""
-    fields = resolve_attributes(attributes)
-    found = find_faces_in(analyzer or default_analyzer(), image, fields, max_bytes=max_bytes)
-    width, height = found.image.width, found.image.height
-    return {"FaceDetails": [face_detail(face, width, height, fields) for face, _ in found.faces]}
-
-
-def compared_face(face: Face, width: int, height: int) -> dict:
-    """Rekognition's ComparedFace (BoundingBox, Confidence, Landmarks, and Pose/Quality when computed)."""
-    shaped = {
-        "BoundingBox": bounding_box(face.box, width, height),
-        "Confidence": face.confidence,
-        "Landmarks": geometry.rekognition_landmarks(face.landmarks, None, width, height),
-    }
-    if face.pose is not None:
-        shaped["Pose"] = dict(zip(("Roll", "Yaw", "Pitch"), face.pose, strict=True))
-    if face.quality is not None:
-        shaped["Quality"] = dict(zip(("Brightness", "Sharpness"), face.quality, strict=True))
-    return shaped
-
-
-COMPARE_DEFAULT_THRESHOLD = 80.0  # Rekognition's CompareFaces default (stated in its API reference, not the model)
-
-
-def compare_faces(source: bytes, target: bytes, similarity_threshold: float | None = None,
-                  quality_filter: str | None = None, analyzer: FaceAnalyzer | None = None,
-                  max_bytes: int | None = None, calibration: Calibration | None = None) -> dict:
-    """The CompareFaces response: the largest source face (it must pass the quality filter) against every target
-    face that passes it, scored on `calibration` (default: the shipped table of the analyzer's model)."""
-    analyzer = analyzer or default_analyzer()
-    threshold = COMPARE_DEFAULT_THRESHOLD if similarity_threshold is None else float(similarity_threshold)
-    # Pose and Quality always: ComparedFace reports them
-    found = find_faces(analyzer, [source, target], FILTER_FIELDS, (1, MAX_FACES), max_bytes,
-                       quality_filter=quality_filter or "NONE", embed=None)
-    source_set, target_set = (_raised(result) for result in found)
-    if not source_set.passed:
-        raise errors.InvalidParameterException("Request has invalid parameters: no face found in the source image")
-    src, targets = source_set.passed[0], target_set.passed
-    model = calibration or calibration_tables.for_model(analyzer.model_version)
-    matches, unmatched = [], []
-    if targets:
-        similarities = model.similarity(np.stack([face.embedding for face in targets]) @ src.embedding)
-        width, height = target_set.image.width, target_set.image.height
-        for face, similarity in zip(targets, similarities, strict=True):
-            shaped = compared_face(face, width, height)
-            if similarity >= threshold:
-                matches.append({"Similarity": float(similarity), "Face": shaped})
-            else:
-                unmatched.append(shaped)
-    matches.sort(key=lambda match: match["Similarity"], reverse=True)
-    return {
-        "SourceImageFace": {"BoundingBox": bounding_box(src.box, source_set.image.width, source_set.image.height),
-                            "Confidence": src.confidence},
-        "FaceMatches": matches,
-        "UnmatchedFaces": unmatched,
-    }

@@ -88,14 +88,13 @@ def index_files(collections: CollectionService, collection_id: str, files: Seque
         for (path, _, _), result in zip(items, results, strict=True):
             if result is None:
                 report.skipped += 1
-            elif "Error" in result:
-                error = result["Error"]
-                report.failed.append((path, f"{error.code}: {error.message}"))
+            elif isinstance(result, errors.FaceLensError):
+                report.failed.append((path, f"{result.code}: {result.message}"))
             else:
                 report.indexed_images += 1
-                report.faces += len(result["FaceRecords"])
-                report.unindexed_faces += len(result["UnindexedFaces"])
-                if not result["FaceRecords"]:
+                report.faces += len(result.indexed)
+                report.unindexed_faces += len(result.unindexed)
+                if not result.indexed:
                     report.no_face.append(path)
         if progress is not None:
             progress(len(chunk))

@@ -167,3 +167,10 @@ def rekognition_landmarks(landmarks5: np.ndarray, landmarks68: np.ndarray | None
             x, y = points[list(indices)].mean(axis=0) / scale
             entries.append({"Type": name, "X": float(x), "Y": float(y)})
     return entries
+
+
+def relative_box(box: np.ndarray, width: int, height: int) -> dict[str, float]:
+    """A pixel box (x1, y1, x2, y2) as ratios of the image size, in the form the store keeps a face's box
+    (`NewFace.bounding_box`, Rekognition's BoundingBox keys); may reach slightly outside 0..1, as AWS's do."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return {"Width": (x2 - x1) / width, "Height": (y2 - y1) / height, "Left": x1 / width, "Top": y1 / height}

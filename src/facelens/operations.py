@@ -1,6 +1,7 @@
 """The operation registry: every operation FaceLens answers, declared once.
 
-Each entry names the operation, the service method that answers it, and how it may be called: whether it only
+Each entry names the operation, the wire adapter that answers it (`facelens.api.wire`: parameters -> a typed
+service call -> `facelens.api.shapes`), and how it may be called: whether it only
 reads (a read-only key may call it), whether it needs an admin key, and which of its members are images (such an
 operation runs on the inference pool; the others on the I/O pool). Routing (`facelens.service.Backend.run`),
 key scopes (`facelens.context.KeyScope`), the HTTP layer's NotImplemented answer and the scope sets are all
@@ -17,20 +18,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from facelens import service_model
+from facelens.api import wire
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
     from facelens.service import Backend
 
-Handler = Callable[[dict[str, Any], "RequestContext"], dict[str, Any]]
+Handler = Callable[["Backend", dict[str, Any], "RequestContext"], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Operation:
-    """One operation: `handler(backend)` is the bound service method that answers it."""
+    """One operation: `handler(backend, params, context)` is its wire adapter (`facelens.api.wire`): validated
+    parameters -> a typed service call -> the response's shape."""
 
     name: str
-    handler: Callable[[Backend], Handler]
+    handler: Handler
     read_only: bool = False
     admin: bool = False
     facelens: bool = False  # FaceLens's own operation (target prefix FaceLens), not Rekognition's
@@ -52,35 +55,35 @@ def _registry(*operations: Operation) -> Mapping[str, Operation]:
 
 OPERATIONS: Mapping[str, Operation] = _registry(
     # images: detection and 1:1 comparison
-    Operation("DetectFaces", lambda b: b.faces.detect_faces, read_only=True),
-    Operation("CompareFaces", lambda b: b.faces.compare_faces, read_only=True),
+    Operation("DetectFaces", wire.detect_faces, read_only=True),
+    Operation("CompareFaces", wire.compare_faces, read_only=True),
     # collections and faces
-    Operation("CreateCollection", lambda b: b.collections.create_collection),
-    Operation("DeleteCollection", lambda b: b.collections.delete_collection),
-    Operation("ListCollections", lambda b: b.collections.list_collections, read_only=True),
-    Operation("DescribeCollection", lambda b: b.collections.describe_collection, read_only=True),
-    Operation("IndexFaces", lambda b: b.collections.index_faces),
-    Operation("ListFaces", lambda b: b.collections.list_faces, read_only=True),
-    Operation("DeleteFaces", lambda b: b.collections.delete_faces),
-    Operation("SearchFaces", lambda b: b.collections.search_faces, read_only=True),
-    Operation("SearchFacesByImage", lambda b: b.collections.search_faces_by_image, read_only=True),
+    Operation("CreateCollection", wire.create_collection),
+    Operation("DeleteCollection", wire.delete_collection),
+    Operation("ListCollections", wire.list_collections, read_only=True),
+    Operation("DescribeCollection", wire.describe_collection, read_only=True),
+    Operation("IndexFaces", wire.index_faces),
+    Operation("ListFaces", wire.list_faces, read_only=True),
+    Operation("DeleteFaces", wire.delete_faces),
+    Operation("SearchFaces", wire.search_faces, read_only=True),
+    Operation("SearchFacesByImage", wire.search_faces_by_image, read_only=True),
     # users
-    Operation("CreateUser", lambda b: b.users.create_user),
-    Operation("DeleteUser", lambda b: b.users.delete_user),
-    Operation("ListUsers", lambda b: b.users.list_users, read_only=True),
-    Operation("AssociateFaces", lambda b: b.users.associate_faces),
-    Operation("DisassociateFaces", lambda b: b.users.disassociate_faces),
-    Operation("SearchUsers", lambda b: b.users.search_users, read_only=True),
-    Operation("SearchUsersByImage", lambda b: b.users.search_users_by_image, read_only=True),
+    Operation("CreateUser", wire.create_user),
+    Operation("DeleteUser", wire.delete_user),
+    Operation("ListUsers", wire.list_users, read_only=True),
+    Operation("AssociateFaces", wire.associate_faces),
+    Operation("DisassociateFaces", wire.disassociate_faces),
+    Operation("SearchUsers", wire.search_users, read_only=True),
+    Operation("SearchUsersByImage", wire.search_users_by_image, read_only=True),
     # stored video
-    Operation("StartFaceDetection", lambda b: b.video.start_face_detection),
-    Operation("GetFaceDetection", lambda b: b.video.get_face_detection, read_only=True),
-    Operation("StartFaceSearch", lambda b: b.video.start_face_search),
-    Operation("GetFaceSearch", lambda b: b.video.get_face_search, read_only=True),
+    Operation("StartFaceDetection", wire.start_face_detection),
+    Operation("GetFaceDetection", wire.get_face_detection, read_only=True),
+    Operation("StartFaceSearch", wire.start_face_search),
+    Operation("GetFaceSearch", wire.get_face_search, read_only=True),
     # FaceLens's own: policies and the audit log
-    Operation("PutCollectionPolicy", lambda b: b.admin.put_collection_policy, admin=True, facelens=True),
-    Operation("GetCollectionPolicy", lambda b: b.admin.get_collection_policy, read_only=True, facelens=True),
-    Operation("ListAuditRecords", lambda b: b.admin.list_audit_records, read_only=True, admin=True,
+    Operation("PutCollectionPolicy", wire.put_collection_policy, admin=True, facelens=True),
+    Operation("GetCollectionPolicy", wire.get_collection_policy, read_only=True, facelens=True),
+    Operation("ListAuditRecords", wire.list_audit_records, read_only=True, admin=True,
               facelens=True),
 )
 

@@ -9,7 +9,8 @@ backend here, so a floor, a purpose rule or an audit record cannot depend on the
     Gate (policy floors, purpose, audit) ── FaceService, CollectionService, UserService, VideoService,
                                             AdminService, Retention
 
-Operations reach the services only through the registry (`facelens.operations`): `Backend.run` for parameters
+Operations reach the services only through the registry (`facelens.operations`) and its wire adapters
+(`facelens.api.wire`: parameters -> a typed service call -> `facelens.api.shapes`): `Backend.run` for parameters
 already validated at the wire (the HTTP layer), `Backend.call` for in-process callers (validated here, once).
 """
 
@@ -24,6 +25,7 @@ from facelens.accountability.admin import AdminService
 from facelens.accountability.gate import Gate
 from facelens.accountability.policy import Policy
 from facelens.accountability.retention import Retention
+from facelens.api import shapes
 from facelens.config import ServerSettings
 from facelens.context import RequestContext
 from facelens.domain.collections import CollectionService
@@ -73,12 +75,7 @@ class Backend:
         if entry is None:
             raise errors.InvalidParameterException(f"FaceLens has no operation {operation}")
         context.scope.check(operation, params.get("CollectionId"))
-        try:
-            handler = entry.handler(self)
-        except AttributeError:  # its service is None: a backend without a data directory
-            raise errors.InvalidParameterException(
-                f"{operation} needs a data directory (collections, jobs and the audit log live there)") from None
-        return handler(params, context)
+        return entry.handler(self, params, context)
 
     @staticmethod
     def validate(operation: str, request: dict[str, Any] | None = None,
@@ -164,9 +161,10 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
         collections=CollectionService(records, vectors, analyzer, gate, search, settings.arn_region,
                                       settings.account),
         users=UserService(records, analyzer, gate, search),
-        video=VideoService(records, analyzer, gate, search, video_dir=settings.videos_dir,
-                           downloads=settings.data_dir / "video-downloads", fetch=s3.download,
-                           webhook_url=settings.video_webhook_url, interval_ms=settings.video_interval_ms),
+        video=VideoService(records, analyzer, gate, search, persist=shapes.video_result,
+                           video_dir=settings.videos_dir, downloads=settings.data_dir / "video-downloads",
+                           fetch=s3.download, webhook_url=settings.video_webhook_url,
+                           interval_ms=settings.video_interval_ms),
         admin=AdminService(records, gate),
         retention=Retention(store, vectors, gate),
         s3=s3,

@@ -45,7 +45,7 @@ def test_replicas_share_one_milvus(replicas: list[Backend]) -> None:
     face_ids = second.collections.add_embeddings("c", people)
     for backend in replicas:
         for i in (0, 17, 49):
-            assert [m["Face"]["FaceId"] for m in backend.search.by_embedding("c", people[i], threshold=90)] == [
+            assert [m.face.face_id for m in backend.search.by_embedding("c", people[i], threshold=90)] == [
                 face_ids[i]]
     third.call("DeleteFaces", {"CollectionId": "c", "FaceIds": face_ids[:10]})
     for backend in replicas:
@@ -55,7 +55,7 @@ def test_replicas_share_one_milvus(replicas: list[Backend]) -> None:
     # a vector Milvus holds but the database does not (written behind FaceLens's back) is never returned
     first.vectors.client.upsert(first.vectors.name(1), [{"id": 10**9, "vector": people[20].tolist()}])
     found = second.search.by_embedding("c", people[20], threshold=50)
-    assert [m["Face"]["FaceId"] for m in found] == [face_ids[20]]
+    assert [m.face.face_id for m in found] == [face_ids[20]]
 
 
 def test_reindex_refills_a_collection_lost_from_milvus(replicas: list[Backend], postgres_url: str,  # noqa: F811
@@ -67,13 +67,13 @@ def test_reindex_refills_a_collection_lost_from_milvus(replicas: list[Backend], 
     face_ids = first.collections.add_embeddings("kept", people)
     assert second.search.by_embedding("kept", people[4], threshold=90)
     first.vectors.client.drop_collection(first.vectors.name(1))  # Milvus lost it (a new cluster, a mistake)
-    assert [m["Face"]["FaceId"] for m in second.search.by_embedding("kept", people[5], threshold=90)] == [
+    assert [m.face.face_id for m in second.search.by_embedding("kept", people[5], threshold=90)] == [
         face_ids[5]]  # a search finds the collection gone and refills it from the database
     first.vectors.client.drop_collection(first.vectors.name(1))
     monkeypatch.setenv("FACELENS_DATABASE_URL", postgres_url)
     assert main(["reindex", "--data-dir", str(tmp_path / "cli")]) == 0
     for backend in replicas:
-        assert [m["Face"]["FaceId"] for m in backend.search.by_embedding("kept", people[4], threshold=90)] == [
+        assert [m.face.face_id for m in backend.search.by_embedding("kept", people[4], threshold=90)] == [
             face_ids[4]]
     assert main(["reindex", "nope", "--data-dir", str(tmp_path / "cli")]) == 2
 
@@ -86,4 +86,4 @@ def test_embedded_milvus_lite_beside_sqlite(tmp_path: Path) -> None:
         people = unit(np.random.default_rng(7).standard_normal((5, DIM)))
         face_ids = backend.collections.add_embeddings("c", people)
         assert isinstance(backend.vectors, MilvusVectors)
-        assert [m["Face"]["FaceId"] for m in backend.search.by_embedding("c", people[1], threshold=90)] == [face_ids[1]]
+        assert [m.face.face_id for m in backend.search.by_embedding("c", people[1], threshold=90)] == [face_ids[1]]

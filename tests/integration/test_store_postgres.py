@@ -40,7 +40,7 @@ def test_a_face_written_through_one_replica_is_found_through_the_others(replicas
     face_ids = second.collections.add_embeddings("c", people)
     for backend in replicas:
         found = backend.search.by_embedding("c", people[2], threshold=90)
-        assert [m["Face"]["FaceId"] for m in found] == [face_ids[2]]
+        assert [m.face.face_id for m in found] == [face_ids[2]]
     third.call("DeleteFaces", {"CollectionId": "c", "FaceIds": [face_ids[2]]})
     for backend in replicas:  # a deleted face is never returned, whatever a cache still holds
         assert backend.search.by_embedding("c", people[2], threshold=90) == []

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 import facelens
-from facelens import analysis, cli, errors
+from facelens import calibration, cli, errors
+from facelens.domain import faces
+from facelens.pipeline import default_analyzer
 from tests.conftest import encode
 
 SERVICE = botocore.session.get_session().get_service_model("rekognition")
@@ -59,8 +61,10 @@ def test_compare_same_person_matches_and_different_person_does_not(
     variant = cv2.convertScaleAbs(cv2.resize(astronaut, (360, 360)), alpha=1.15, beta=12)
     same = facelens.compare(astronaut_jpeg, encode(variant), threshold=0)
     assert same["FaceMatches"][0]["Similarity"] >= 80
-    different = analysis.compare_faces(astronaut_jpeg, cameraman_jpeg, similarity_threshold=0)  # the engine
-    assert different["FaceMatches"][0]["Similarity"] < 50
+    analyzer = default_analyzer()  # the engine, below the gate's floor
+    different = faces.compare(analyzer, astronaut_jpeg, cameraman_jpeg, 0,
+                              calibration.for_model(analyzer.model_version))
+    assert different.matches[0].similarity < 50
     floored = facelens.compare(astronaut_jpeg, cameraman_jpeg, threshold=0)  # raised to the compare floor, 70
     assert floored["FaceMatches"] == [] and len(floored["UnmatchedFaces"]) == 1
     strict = facelens.compare(astronaut_jpeg, cameraman_jpeg, threshold=80)

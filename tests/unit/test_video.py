@@ -118,11 +118,11 @@ def test_faces_are_found_at_the_right_times_and_places_and_tracked(tmp_path: Pat
     progress: list[int] = []
     meta, faces = detect_in_video(path, analyzer, resolve_attributes(None), progress=progress.append)
     assert meta.width == width and progress[-1] == 2800
-    left = [f for f in faces if f.detail["BoundingBox"]["Left"] < 0.5]
-    right = [f for f in faces if f.detail["BoundingBox"]["Left"] >= 0.5]
+    left = [f for f in faces if f.box["Left"] < 0.5]
+    right = [f for f in faces if f.box["Left"] >= 0.5]
     assert [f.timestamp_ms for f in left] == EILEEN_MS and [f.timestamp_ms for f in right] == OTHER_MS
     for face in left:  # the face box lies inside the pasted square
-        assert_inside(face.detail["BoundingBox"], EILEEN_AT)
+        assert_inside(face.box, EILEEN_AT)
     assert {f.track for f in left} == {0} and {f.track for f in right} == {1}  # two people, two indices
     assert faces == sorted(faces, key=lambda f: f.timestamp_ms)
 

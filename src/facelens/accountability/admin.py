@@ -2,17 +2,23 @@
 
 A policy change is audited in the transaction that makes it, with the settings before and after. The audit log
 is read in chain order, filtered by collection, time or FaceId (the subject-access query).
+Methods take typed keyword arguments and the `RequestContext` and return `facelens.domain.model` results; the
+wire adapters (`facelens.api.wire`) shape them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
-from facelens import errors, paging, validation
+from facelens import errors, paging
 from facelens.accountability.gate import Gate, rounded
 from facelens.accountability.policy import WIRE_NAMES, PolicyError, size_floor
 from facelens.context import RequestContext
-from facelens.domain.common import Records, require_collection, with_token
+from facelens.domain.common import Records, require_collection
+from facelens.domain.model import CollectionPolicy, Page
+from facelens.store.audit import AuditRow
 from facelens.store.base import CollectionRecord, Session
 
 _SNAKE = {wire: name for name, wire in WIRE_NAMES.items()}
@@ -26,15 +32,17 @@ class AdminService:
         self.store = records.store
         self.gate = gate
 
-    def put_collection_policy(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        """Set some of a collection's policy settings (the others keep their value); audited."""
-        if "MinCompareSimilarity" in params["Policy"]:
+    def put_collection_policy(self, *, collection_id: str, policy: Mapping[str, Any],
+                              context: RequestContext) -> CollectionPolicy:
+        """Set some of a collection's policy settings (`policy`, in wire names; the others keep their value);
+        audited."""
+        if "MinCompareSimilarity" in policy:
             raise errors.InvalidParameterException(
                 "MinCompareSimilarity is server-wide (FACELENS_MIN_COMPARE_SIMILARITY): CompareFaces has no collection")
         with self.store.transaction(write=True) as session:
-            collection = require_collection(session, params["CollectionId"])
+            collection = require_collection(session, collection_id)
             before = session.get_policy(collection.pk) or {}
-            own = {**before, **{_SNAKE[name]: value for name, value in params["Policy"].items()}}
+            own = {**before, **{_SNAKE[name]: value for name, value in policy.items()}}
             try:
                 self.gate.policy.updated(own)  # the combination must be valid
             except PolicyError as exc:
@@ -42,31 +50,28 @@ class AdminService:
             session.put_policy(collection.pk, own)
             self.gate.record(session, context, "PutCollectionPolicy", collection.collection_id, previous=before,
                              policy=own)
-            return self._policy_response(session, collection)
+            return self._policy(session, collection)
 
-    def get_collection_policy(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def get_collection_policy(self, *, collection_id: str, context: RequestContext) -> CollectionPolicy:
         with self.store.transaction() as session:
-            return self._policy_response(session, require_collection(session, params["CollectionId"]))
+            return self._policy(session, require_collection(session, collection_id))
 
-    def _policy_response(self, session: Session, collection: CollectionRecord) -> dict[str, Any]:
+    def _policy(self, session: Session, collection: CollectionRecord) -> CollectionPolicy:
         own = session.get_policy(collection.pk) or {}
         effective = self.gate.policy.updated(own)
         faces = session.count_faces(collection.pk)
         floor = max(effective.min_search_similarity, size_floor(faces, effective.max_false_match_probability))
-        return {"CollectionId": collection.collection_id, "Policy": {WIRE_NAMES[k]: v for k, v in own.items()},
-                "EffectivePolicy": effective.to_wire(), "FaceCount": faces, "SearchFloor": rounded(min(floor, 100.0))}
+        return CollectionPolicy(collection.collection_id, own, effective, faces, rounded(min(floor, 100.0)))
 
-    def list_audit_records(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def list_audit_records(self, *, collection_id: str | None, face_id: str | None, since: dt.datetime | None,
+                           max_results: int | None, next_token: str | None,
+                           context: RequestContext) -> Page[AuditRow]:
         """Audit records in chain order: of one collection, from a time on, or naming one FaceId."""
-        since = validation.timestamp(params["Since"]) if params.get("Since") is not None else None
-        filters = {"CollectionId": params.get("CollectionId"), "FaceId": params.get("FaceId"),
-                   "Since": since.timestamp() if since else None}
+        start = since
+        filters = {"CollectionId": collection_id, "FaceId": face_id, "Since": start.timestamp() if start else None}
         with self.store.transaction() as session:
-            def fetch(after: int, limit: int) -> list:
-                return session.audit_rows(after, limit, since, params.get("CollectionId"), params.get("FaceId"))
+            def fetch(after: int, limit: int) -> list[AuditRow]:
+                return session.audit_rows(after, limit, start, collection_id, face_id)
 
-            rows, token = self.records.page("ListAuditRecords", params, 0, paging.digest(filters), fetch,
-                                            lambda r: r.seq)
-        return with_token({"AuditRecords": [
-            {"Sequence": row.seq, "Record": row.text, "PreviousHash": row.prev_hash, "Hash": row.hash}
-            for row in rows]}, token)
+            return self.records.page("ListAuditRecords", max_results, next_token, 0, paging.digest(filters), fetch,
+                                     lambda r: r.seq)

@@ -10,13 +10,14 @@ returned. The HTTP service, the CLI and the Python API all reach the services th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from facelens import errors, service_model
 from facelens.accountability.policy import Policy, Threshold, capped, compare_threshold, search_threshold
 from facelens.context import RequestContext
 from facelens.domain.common import require_collection
+from facelens.domain.model import FaceMatch, UserMatch
 from facelens.store.base import CollectionRecord, MetadataStore
 from facelens.store.repos import AuditLog, Policies
 
@@ -66,12 +67,14 @@ class Gate:
                 "false_match_probability": rounded(threshold.false_match_probability)}
 
     # -- 1:N searches
-    def admit_search(self, context: RequestContext, operation: str, params: Mapping[str, Any],
-                     threshold_member: str, limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:
-        """The collection, the threshold the search is answered at, and its result cap; refuses (and audits the
-        refusal) a search without a purpose where the policy requires one."""
+    def admit_search(self, context: RequestContext, operation: str, collection_id: str, requested: float | None,
+                     max_results: int | None, threshold_member: str,
+                     limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:
+        """The collection, the threshold the search is answered at (`requested`, or `threshold_member`'s
+        documented default, raised to the floors), and its result cap (`max_results`, or `limit_member`'s
+        limit); refuses (and audits the refusal) a search without a purpose where the policy requires one."""
         with self._log.transaction() as session:
-            collection = require_collection(session, params["CollectionId"])
+            collection = require_collection(session, collection_id)
             policy = self.policy_for(session, collection)
             gallery = session.count_faces(collection.pk)
         if policy.require_purpose and not context.purpose:
@@ -81,24 +84,25 @@ class Gate:
                 self.record(session, context, operation, collection.collection_id, outcome="denied", reason=reason)
             raise errors.AccessDeniedException(reason)
         default = float(service_model.documented_default(operation, threshold_member))
-        requested = params.get(threshold_member)
         threshold = search_threshold(policy, None if requested is None else float(requested), default, gallery)
         most = service_model.limit("SearchFaces", "MaxFaces")  # operations without a limit member (video search)
-        limit = capped(policy, (params.get(limit_member) or service_model.limit(operation, limit_member))
+        limit = capped(policy, (max_results or service_model.limit(operation, limit_member))
                        if limit_member else most)
         self._disclose(context, threshold)
         return collection, threshold, limit
 
     def record_search(self, context: RequestContext, operation: str, collection: CollectionRecord,
-                      threshold: Threshold, matches: Sequence[Mapping[str, Any]], **fields: Any) -> None:
-        """Record a search and what it returned; the answer is given only once this has committed."""
+                      threshold: Threshold, matches: Sequence[FaceMatch] | Sequence[UserMatch],
+                      **fields: Any) -> None:
+        """Record a search and what it returned (FaceIds or UserIds with their Similarity); the answer is given
+        only once this has committed."""
         found: dict[str, Any] = {}
-        if matches and "Face" in matches[0]:
-            found["matches"] = [{"FaceId": m["Face"]["FaceId"], "Similarity": rounded(m["Similarity"])}
-                                for m in matches]
+        if matches and isinstance(matches[0], FaceMatch):
+            found["matches"] = [{"FaceId": m.face.face_id, "Similarity": rounded(m.similarity)}
+                                for m in matches if isinstance(m, FaceMatch)]
         elif matches:
-            found["users"] = [{"UserId": m["User"]["UserId"], "Similarity": rounded(m["Similarity"])}
-                              for m in matches]
+            found["users"] = [{"UserId": m.user.user_id, "Similarity": rounded(m.similarity)}
+                              for m in matches if isinstance(m, UserMatch)]
         else:
             found["matches"] = []
         with self._log.transaction(write=True) as session:

@@ -2,5 +2,6 @@
 
 Modules: `app` (ASGI app and request flow), `protocol` (service model, validation, encoding), `auth` (SigV4),
 `credentials` (access keys), `errors` (wire errors), `workers` (bounded pool), `s3` (S3Object reads),
-`operations` (one module per operation family), `server` (uvicorn and graceful shutdown).
+`wire` (one adapter per operation: parameters -> typed service call), `shapes` (every Rekognition dict),
+`dispatch` (pools, S3 images), `server` (uvicorn and graceful shutdown).
 """

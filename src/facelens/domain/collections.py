@@ -4,6 +4,8 @@ ListFaces, DeleteFaces; SearchFaces and SearchFacesByImage.
 Faces are found through the one face path (`facelens.analysis.find_faces`); a write is stored in one
 transaction with its audit record (all faces of an image, or none); searches pass the gate, which sets their
 threshold and records them before they are answered.
+Methods take typed keyword arguments and the `RequestContext` and return `facelens.domain.model` results; the
+wire adapters (`facelens.api.wire`) shape them.
 """
 
 from __future__ import annotations
@@ -15,16 +17,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facelens import errors, paging, service_model
-from facelens.analysis import FaceSet, bounding_box, face_detail, find_faces, find_faces_in
+from facelens.analysis import FaceSet, find_faces, find_faces_in
 from facelens.context import RequestContext
-from facelens.domain.common import (
-    Records,
-    check_model,
-    default,
-    face_shape,
-    image_bytes,
-    require_collection,
-    with_token,
+from facelens.domain.common import Records, check_model, default, require_collection
+from facelens.domain.model import (
+    CollectionDescription,
+    CreatedCollection,
+    FaceDeletion,
+    FaceList,
+    FaceSearch,
+    FoundFace,
+    IndexedFace,
+    Indexing,
+    Page,
+    Refusal,
+    UnindexedFace,
+    relative_box,
 )
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
@@ -70,29 +78,29 @@ class CollectionService:
         self.account = account
 
     # -- collections
-    def create_collection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        collection_id = params["CollectionId"]
+    def create_collection(self, *, collection_id: str, tags: Mapping[str, str] | None,
+                          context: RequestContext) -> CreatedCollection:
         arn = f"aws:rekognition:{self.region}:{self.account}:collection/{collection_id}"
         version = self.analyzer.model_version
         with self.store.transaction(write=True) as session:
-            created = session.create_collection(collection_id, arn, version, dict(params.get("Tags", {})))
+            created = session.create_collection(collection_id, arn, version, dict(tags or {}))
             if created is not None:
                 self.gate.record(session, context, "CreateCollection", collection_id, face_model=version)
         if created is None:
             raise errors.ResourceAlreadyExistsException(f"The collection id: {collection_id} already exists")
-        return {"StatusCode": 200, "CollectionArn": arn, "FaceModelVersion": version}
+        return CreatedCollection(arn, version)
 
-    def delete_collection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def delete_collection(self, *, collection_id: str, context: RequestContext) -> None:
         with self.store.transaction(write=True) as session:
-            collection = require_collection(session, params["CollectionId"])
+            collection = require_collection(session, collection_id)
             faces = session.count_faces(collection.pk)
             session.delete_collection(collection.pk)
             self.gate.record(session, context, "DeleteCollection", collection.collection_id, faces_deleted=faces)
         self.vectors.drop(collection.pk)
         self.store.reclaim()
-        return {"StatusCode": 200}
 
-    def list_collections(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def list_collections(self, *, max_results: int | None, next_token: str | None,
+                         context: RequestContext) -> Page[CollectionRecord]:
         """Collections the caller's key may see (all, for an unscoped key)."""
         scope = context.scope
 
@@ -107,46 +115,45 @@ class CollectionService:
             return found[:limit]
 
         with self.store.transaction() as session:
-            rows, token = self.records.page("ListCollections", params, 0, "", lambda a, n: visible(session, a, n),
-                                            lambda c: c.pk)
-        return with_token({"CollectionIds": [c.collection_id for c in rows],
-                           "FaceModelVersions": [c.face_model_version for c in rows]}, token)
+            return self.records.page("ListCollections", max_results, next_token, 0, "",
+                                     lambda a, n: visible(session, a, n), lambda c: c.pk)
 
-    def describe_collection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def describe_collection(self, *, collection_id: str, context: RequestContext) -> CollectionDescription:
         with self.store.transaction() as session:
-            collection = require_collection(session, params["CollectionId"])
-            faces, users = session.count_faces(collection.pk), session.count_users(collection.pk)
-        return {"FaceCount": faces, "FaceModelVersion": collection.face_model_version,
-                "CollectionARN": collection.arn, "CreationTimestamp": collection.created, "UserCount": users}
+            collection = require_collection(session, collection_id)
+            return CollectionDescription(collection, session.count_faces(collection.pk),
+                                         session.count_users(collection.pk))
 
     def _collection(self, collection_id: str) -> CollectionRecord:
         with self.store.transaction() as session:
             return require_collection(session, collection_id)
 
     # -- indexing
-    def index_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def index_faces(self, *, collection_id: str, image: bytes, external_image_id: str | None,
+                    detection_attributes: Sequence[str] | None, max_faces: int | None, quality_filter: str | None,
+                    context: RequestContext) -> Indexing:
         """Detect, filter (QualityFilter, MaxFaces) and store the faces of one image, all or none."""
-        collection = self._collection(params["CollectionId"])
+        collection = self._collection(collection_id)
         check_model(self.analyzer.model_version, collection)
-        max_faces = min(params.get("MaxFaces", max_faces_per_image()), max_faces_per_image())
-        level = default("IndexFaces", params, "QualityFilter")
-        fields = resolve_attributes(params.get("DetectionAttributes"))
-        found = find_faces_in(self.analyzer, image_bytes(params["Image"]), fields, max_faces_per_image(),
-                              context.max_image_bytes, quality_filter=level, embed=max_faces)
-        kept, unindexed = _select(found, max_faces)
-        new = self._new_faces(collection, found, kept, params.get("ExternalImageId"))
+        most = min(max_faces_per_image() if max_faces is None else max_faces, max_faces_per_image())
+        level = default("IndexFaces", "QualityFilter", quality_filter)
+        fields = resolve_attributes(detection_attributes)
+        found = find_faces_in(self.analyzer, image, fields, max_faces_per_image(),
+                              context.max_image_bytes, quality_filter=level, embed=most)
+        kept, unindexed = _select(found, most)
+        new = self._new_faces(collection, found, kept, external_image_id)
         self._store_faces(context, collection.collection_id, new,
                           audit={"image_id": new[0].image_id if new else None,
-                                 "external_image_id": params.get("ExternalImageId")})
+                                 "external_image_id": external_image_id})
         return self._indexed(collection, found, kept, new, unindexed, fields)
 
     def index_images(self, collection_id: str, images: Sequence[tuple[str, bytes, str | None]],
                      quality_filter: str = "AUTO", max_faces: int | None = None, *,
-                     context: RequestContext | None = None) -> list[dict[str, Any] | None]:
+                     context: RequestContext | None = None) -> list[Indexing | errors.FaceLensError | None]:
         """Bulk IndexFaces: (source key, image bytes, ExternalImageId) triples, batched through the models and
         stored in one transaction that also records each source as imported. Sources already imported are
         skipped (None in their place); an image that cannot be decoded raises nothing here: its slot holds
-        `{"Error": FaceLensError}`. Audited as IndexFaces under `context` (default: the local operator)."""
+        its `FaceLensError`. Audited as IndexFaces under `context` (default: the local operator)."""
         context = context or RequestContext()
         if quality_filter not in service_model.enum("QualityFilter"):
             raise errors.InvalidParameterException(f"QualityFilter must be one of "
@@ -159,14 +166,14 @@ class CollectionService:
         check_model(self.analyzer.model_version, collection)
         most = min(max_faces or max_faces_per_image(), max_faces_per_image())
         fields = resolve_attributes(None)
-        results: list[dict[str, Any] | None] = [None] * len(images)
+        results: list[Indexing | errors.FaceLensError | None] = [None] * len(images)
         wanted = [i for i, (source, _, _) in enumerate(images) if source not in done]
         todo: list[tuple[int, FaceSet]] = []
         for i, result in zip(wanted, find_faces(self.analyzer, [images[i][1] for i in wanted], fields,
                                                    max_faces_per_image(), MAX_S3_IMAGE_BYTES,
                                                    quality_filter=quality_filter, embed=most), strict=True):
             if isinstance(result, errors.FaceLensError):
-                results[i] = {"Error": result}
+                results[i] = result
             else:
                 todo.append((i, result))
         plans = [_select(found, most) for _, found in todo]
@@ -184,29 +191,20 @@ class CollectionService:
                    external: str | None) -> list[NewFace]:
         image_id = str(uuid.uuid4())
         image = found.image
-        return [NewFace(str(uuid.uuid4()), image_id, external, bounding_box(face.box, image.width, image.height),
+        return [NewFace(str(uuid.uuid4()), image_id, external, relative_box(face.box, image.width, image.height),
                         float(face.confidence), collection.face_model_version,
                         np.asarray(face.embedding, np.float32))
                 for face in kept]
 
     @staticmethod
     def _indexed(collection: CollectionRecord, found: FaceSet, kept: Sequence[Face], new: Sequence[NewFace],
-                 unindexed: Sequence[tuple[Face, list[str]]], fields: frozenset[str]) -> dict[str, Any]:
-        """IndexFaces' response."""
+                 unindexed: Sequence[tuple[Face, list[str]]], fields: frozenset[str]) -> Indexing:
         width, height = found.image.width, found.image.height
-        records = []
-        for face, stored in zip(kept, new, strict=True):
-            shaped = {"FaceId": stored.face_id, "BoundingBox": stored.bounding_box, "ImageId": stored.image_id}
-            if stored.external_image_id is not None:
-                shaped["ExternalImageId"] = stored.external_image_id
-            shaped["Confidence"] = stored.confidence
-            records.append({"Face": shaped, "FaceDetail": face_detail(face, width, height, fields)})
-        return {
-            "FaceRecords": records,
-            "FaceModelVersion": collection.face_model_version,
-            "UnindexedFaces": [{"Reasons": reasons, "FaceDetail": face_detail(face, width, height, fields)}
-                               for face, reasons in unindexed],
-        }
+        return Indexing(collection.face_model_version,
+                        [IndexedFace(stored, FoundFace(face, width, height, fields))
+                         for face, stored in zip(kept, new, strict=True)],
+                        [UnindexedFace(FoundFace(face, width, height, fields), reasons)
+                         for face, reasons in unindexed])
 
     def add_embeddings(self, collection_id: str, embeddings: np.ndarray, *, external_image_id: str | None = None,
                        boxes: Sequence[Mapping[str, float]] | None = None,
@@ -243,38 +241,38 @@ class CollectionService:
         self.vectors.sync(collection.pk)
 
     # -- listing and deleting faces
-    def list_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        face_ids = params.get("FaceIds")
-        filters = paging.digest({"UserId": params.get("UserId"), "FaceIds": face_ids})
+    def list_faces(self, *, collection_id: str, user_id: str | None, face_ids: Sequence[str] | None,
+                   max_results: int | None, next_token: str | None, context: RequestContext) -> FaceList:
+        filters = paging.digest({"UserId": user_id, "FaceIds": face_ids})
         with self.store.transaction() as session:
-            collection = require_collection(session, params["CollectionId"])
+            collection = require_collection(session, collection_id)
             user_pk = None
-            if "UserId" in params:
-                user = session.get_user(collection.pk, params["UserId"])
+            if user_id is not None:
+                user = session.get_user(collection.pk, user_id)
                 user_pk = user.pk if user is not None else -1  # an unknown user has no faces
 
             def fetch(after: int, limit: int) -> list:
                 return session.list_faces(collection.pk, after, limit, user_pk, face_ids)
 
-            rows, token = self.records.page("ListFaces", params, collection.pk, filters, fetch, lambda f: f.seq)
-        response = with_token({"Faces": [face_shape(face) for face in rows]}, token)
-        response["FaceModelVersion"] = collection.face_model_version
-        return response
+            page = self.records.page("ListFaces", max_results, next_token, collection.pk, filters, fetch,
+                                     lambda f: f.seq)
+        return FaceList(page, collection.face_model_version)
 
-    def delete_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def delete_faces(self, *, collection_id: str, face_ids: Sequence[str], context: RequestContext) -> FaceDeletion:
         """Delete faces (not those associated with a user, as in Rekognition); they leave the disk."""
-        deleted, failed, seqs = [], [], []
+        deleted: list[str] = []
+        failed: list[Refusal] = []
+        seqs: list[int] = []
         with self.store.transaction(write=True) as session:
-            collection = require_collection(session, params["CollectionId"])
-            face_ids = list(dict.fromkeys(params["FaceIds"]))
-            found = {face.face_id: face for face in session.faces_by_id(collection.pk, face_ids)}
-            for face_id in face_ids:
+            collection = require_collection(session, collection_id)
+            unique = list(dict.fromkeys(face_ids))
+            found = {face.face_id: face for face in session.faces_by_id(collection.pk, unique)}
+            for face_id in unique:
                 face = found.get(face_id)
                 if face is None:
-                    failed.append({"FaceId": face_id, "Reasons": ["FACE_NOT_FOUND"]})
+                    failed.append(Refusal(face_id, ["FACE_NOT_FOUND"]))
                 elif face.user_id is not None:
-                    failed.append({"FaceId": face_id, "UserId": face.user_id,
-                                   "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]})
+                    failed.append(Refusal(face_id, ["ASSOCIATED_TO_AN_EXISTING_USER"], face.user_id))
                 else:
                     deleted.append(face_id)
                     seqs.append(face.seq)
@@ -284,41 +282,38 @@ class CollectionService:
         if seqs:
             self.vectors.sync(collection.pk)  # drops the vectors (and the index file holding them)
             self.store.reclaim()
-        return {"DeletedFaces": deleted, "UnsuccessfulFaceDeletions": failed}
+        return FaceDeletion(deleted, failed)
 
     # -- search
-    def search_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def search_faces(self, *, collection_id: str, face_id: str, threshold: float | None, max_faces: int | None,
+                     context: RequestContext) -> FaceSearch:
         """Faces matching a stored face (the face itself excluded)."""
-        collection, threshold, limit = self.gate.admit_search(context, "SearchFaces", params, "FaceMatchThreshold",
-                                                              "MaxFaces")
+        collection, ruling, limit = self.gate.admit_search(context, "SearchFaces", collection_id, threshold,
+                                                           max_faces, "FaceMatchThreshold", "MaxFaces")
         with self.store.transaction() as session:
-            found = session.faces_by_id(collection.pk, [params["FaceId"]], embeddings=True)
+            found = session.faces_by_id(collection.pk, [face_id], embeddings=True)
         if not found:
-            raise errors.InvalidParameterException(f"faceId {params['FaceId']} was not found in the collection")
-        matches = self.search.face_matches(collection, found[0].embedding, threshold.effective, limit,
+            raise errors.InvalidParameterException(f"faceId {face_id} was not found in the collection")
+        matches = self.search.face_matches(collection, found[0].embedding, ruling.effective, limit,
                                            exclude=[found[0].seq])
-        self.gate.record_search(context, "SearchFaces", collection, threshold, matches,
-                                searched_face_id=params["FaceId"])
-        return {"SearchedFaceId": params["FaceId"], "FaceMatches": matches,
-                "FaceModelVersion": collection.face_model_version}
+        self.gate.record_search(context, "SearchFaces", collection, ruling, matches, searched_face_id=face_id)
+        return FaceSearch(collection.face_model_version, matches, searched_face_id=face_id)
 
-    def search_faces_by_image(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def search_faces_by_image(self, *, collection_id: str, image: bytes, threshold: float | None,
+                              max_faces: int | None, quality_filter: str | None,
+                              context: RequestContext) -> FaceSearch:
         """Faces matching the largest face of an image (which must pass the QualityFilter)."""
-        collection, threshold, limit = self.gate.admit_search(context, "SearchFacesByImage", params,
-                                                              "FaceMatchThreshold", "MaxFaces")
+        collection, ruling, limit = self.gate.admit_search(context, "SearchFacesByImage", collection_id, threshold,
+                                                           max_faces, "FaceMatchThreshold", "MaxFaces")
         check_model(self.analyzer.model_version, collection)
-        level = default("SearchFacesByImage", params, "QualityFilter")
-        found = find_faces_in(self.analyzer, image_bytes(params["Image"]), None, 1, context.max_image_bytes,
-                              quality_filter=level, embed=1)
+        level = default("SearchFacesByImage", "QualityFilter", quality_filter)
+        found = find_faces_in(self.analyzer, image, None, 1, context.max_image_bytes, quality_filter=level,
+                              embed=1)
         if not found.passed:
             raise errors.InvalidParameterException("Request has invalid parameters: no face found in the image")
         face = found.passed[0]
         matches = self.search.face_matches(collection, np.asarray(face.embedding, np.float32)[None, :],
-                                           threshold.effective, limit)
-        self.gate.record_search(context, "SearchFacesByImage", collection, threshold, matches)
-        return {
-            "SearchedFaceBoundingBox": bounding_box(face.box, found.image.width, found.image.height),
-            "SearchedFaceConfidence": float(face.confidence),
-            "FaceMatches": matches,
-            "FaceModelVersion": collection.face_model_version,
-        }
+                                           ruling.effective, limit)
+        self.gate.record_search(context, "SearchFacesByImage", collection, ruling, matches)
+        return FaceSearch(collection.face_model_version, matches,
+                          searched_face=FoundFace(face, found.image.width, found.image.height))

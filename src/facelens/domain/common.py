@@ -1,4 +1,4 @@
-"""What the collection services share: collection lookup, the model check, idempotent writes, pagination.
+"""What the collection services share: collection lookup, the model check, defaults, idempotent writes, pages.
 
 `Records(store, tokens)` is one small object, made once by the composition root and given to every service
 that reads or writes collections; it holds no other state. Rule kept by every service: no database
@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from facelens import errors, paging, service_model
-from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, Session
+from facelens.domain.model import Page
+from facelens.store.base import CollectionRecord, MetadataStore, Session
 from facelens.store.repos import Collections
 
+T = TypeVar("T")
 IDEMPOTENCY_TTL = dt.timedelta(hours=24)  # how long a ClientRequestToken is remembered
 
 
@@ -35,30 +37,9 @@ def check_model(model_version: str, collection: CollectionRecord) -> None:
             f"embeddings; this server runs {model_version}")
 
 
-def default(operation: str, params: Mapping[str, Any], name: str) -> Any:
-    """A member's value, or its default as documented in the service model."""
-    value = params.get(name)
+def default(operation: str, name: str, value: Any) -> Any:
+    """`value`, or (None) the default of `operation`'s member `name` as documented in the service model."""
     return service_model.documented_default(operation, name) if value is None else value
-
-
-def image_bytes(image: Any) -> bytes:
-    """The bytes of an `Image` member: `{"Bytes": ...}` (the HTTP layer has fetched `S3Object`s into it)."""
-    if isinstance(image, Mapping) and image.get("Bytes") is not None:
-        return bytes(image["Bytes"])
-    raise errors.InvalidParameterException("Image must be given as Bytes here (S3 objects are fetched by the "
-                                           "HTTP service)")
-
-
-def face_shape(face: FaceRecord) -> dict[str, Any]:
-    """Rekognition's `Face` for a stored face."""
-    shaped: dict[str, Any] = {"FaceId": face.face_id, "BoundingBox": face.bounding_box, "ImageId": face.image_id}
-    if face.external_image_id is not None:
-        shaped["ExternalImageId"] = face.external_image_id
-    shaped["Confidence"] = face.confidence
-    shaped["IndexFacesModelVersion"] = face.model_version
-    if face.user_id is not None:
-        shaped["UserId"] = face.user_id
-    return shaped
 
 
 class Records:
@@ -90,20 +71,14 @@ class Records:
                 session.remember(operation, token, digest, json.dumps(response), pk)
         return response
 
-    def page(self, operation: str, params: Mapping[str, Any], scope: int, filters: str,
-             fetch: Callable[[int, int], Sequence[Any]], key: Callable[[Any], int]) -> tuple[list[Any], str | None]:
-        """One page of `fetch(after_key, limit)` and the NextToken of the next (None when none)."""
-        size = paging.page_size(operation, params.get("MaxResults"))
-        after = self.tokens.read(params.get("NextToken"), operation, scope, filters)
+    def page(self, operation: str, max_results: int | None, next_token: str | None, scope: int, filters: str,
+             fetch: Callable[[int, int], Sequence[T]], key: Callable[[T], int]) -> Page[T]:
+        """One page of `fetch(after_key, limit)` (at most `max_results`, the operation's default page size
+        unless given) and the NextToken of the next (None when none)."""
+        size = paging.page_size(operation, max_results)
+        after = self.tokens.read(next_token, operation, scope, filters)
         rows = list(fetch(after, size + 1))
         if len(rows) <= size:
-            return rows, None
+            return Page(rows)
         rows = rows[:size]
-        return rows, self.tokens.issue(operation, scope, filters, key(rows[-1]))
-
-
-def with_token(response: dict[str, Any], token: str | None) -> dict[str, Any]:
-    """`response` with its NextToken when there is a next page."""
-    if token:
-        response["NextToken"] = token
-    return response
+        return Page(rows, self.tokens.issue(operation, scope, filters, key(rows[-1])))

@@ -3,11 +3,12 @@ fake in tests) and the accountability gate (`facelens.accountability.gate.Gate`)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from facelens.analysis import Analyzer as FacePath
 from facelens.context import RequestContext
+from facelens.domain.model import FaceMatch, UserMatch
 from facelens.store.base import CollectionRecord
 from facelens.store.repos import AuditLog
 
@@ -35,11 +36,13 @@ class Gate(Protocol):
     def record(self, session: AuditLog, context: RequestContext, operation: str, collection_id: str | None,
                **fields: Any) -> None: ...
 
-    def admit_search(self, context: RequestContext, operation: str, params: Mapping[str, Any],
-                     threshold_member: str, limit_member: str | None) -> tuple[CollectionRecord, Ruling, int]: ...
+    def admit_search(self, context: RequestContext, operation: str, collection_id: str, requested: float | None,
+                     max_results: int | None, threshold_member: str,
+                     limit_member: str | None) -> tuple[CollectionRecord, Ruling, int]: ...
 
     def record_search(self, context: RequestContext, operation: str, collection: CollectionRecord,
-                      threshold: Ruling, matches: Sequence[Mapping[str, Any]], **fields: Any) -> None: ...
+                      threshold: Ruling, matches: Sequence[FaceMatch] | Sequence[UserMatch],
+                      **fields: Any) -> None: ...
 
     def admit_compare(self, context: RequestContext, requested: float | None) -> Ruling: ...
 

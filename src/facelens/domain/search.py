@@ -9,13 +9,14 @@ reach the threshold.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facelens import service_model
 from facelens.calibration import Calibration
-from facelens.domain.common import face_shape, require_collection
+from facelens.domain.common import require_collection
+from facelens.domain.model import FaceMatch, UserMatch
 from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore
 
 if TYPE_CHECKING:
@@ -65,17 +66,17 @@ class SearchEngine:
             k *= 4
 
     def face_matches(self, collection: CollectionRecord, queries: np.ndarray, threshold: float, limit: int,
-                     exclude: Collection[int] = ()) -> list[dict[str, Any]]:
-        """Rekognition's FaceMatches: faces at or above `threshold` Similarity, best first, at most `limit`."""
+                     exclude: Collection[int] = ()) -> list[FaceMatch]:
+        """Faces at or above `threshold` Similarity, best first, at most `limit`."""
         model = self.calibration(collection)
         ranked = self.ranked(collection, queries, model.cosine_at(threshold), lambda r: len(r) >= limit, exclude)
         similarities = model.similarity(np.asarray([c for _, c in ranked], np.float64))
-        return [{"Similarity": float(s), "Face": face_shape(face)}
+        return [FaceMatch(float(s), face)
                 for (face, _), s in zip(ranked, similarities.tolist(), strict=True) if s >= threshold][:limit]
 
     def user_matches(self, collection: CollectionRecord, queries: np.ndarray, threshold: float, limit: int,
-                     exclude_faces: Collection[int] = (), exclude_user: int | None = None) -> list[dict[str, Any]]:
-        """Rekognition's UserMatches: users whose best face reaches `threshold` Similarity, best first. A user's
+                     exclude_faces: Collection[int] = (), exclude_user: int | None = None) -> list[UserMatch]:
+        """Users whose best face reaches `threshold` Similarity, best first. A user's
         Similarity is its nearest face's (not an averaged template)."""
         model = self.calibration(collection)
 
@@ -90,19 +91,18 @@ class SearchEngine:
                              lambda r: len(best_per_user(r)) >= limit, exclude_faces)
         best = best_per_user(ranked)
         names = {face.user_pk: face.user_id for face, _ in ranked}
-        matches = []
+        matches: list[UserMatch] = []
         with self.store.transaction() as session:
             for user_pk, cosine in list(best.items())[:limit]:
                 similarity = float(model.similarity(cosine))
                 user = session.get_user(collection.pk, names[user_pk])
                 if similarity >= threshold and user is not None:
-                    matches.append({"Similarity": similarity,
-                                    "User": {"UserId": user.user_id, "UserStatus": user.status}})
+                    matches.append(UserMatch(similarity, user))
         return matches
 
     def by_embedding(self, collection_id: str, embedding: np.ndarray, threshold: float = 80.0,
-                     max_faces: int | None = None) -> list[dict[str, Any]]:
-        """FaceMatches for an already computed embedding (L2-normalised here) at exactly `threshold`: the engine
+                     max_faces: int | None = None) -> list[FaceMatch]:
+        """Face matches for an already computed embedding (L2-normalised here) at exactly `threshold`: the engine
         alone, for benchmarks and store tests. No entry point a user has reaches it: it passes no gate and
         writes no audit record (every search operation does both)."""
         vector = np.asarray(embedding, np.float32).ravel()

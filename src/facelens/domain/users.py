@@ -3,18 +3,21 @@
 A user's Similarity to a query is the best Similarity of any of its faces (nearest face, not an averaged
 template: several poses of one person stay individually matchable). UserStatus is ACTIVE while the user has
 faces and CREATED when it has none; FaceLens associates synchronously, so UPDATING never shows.
+Methods take typed keyword arguments and the `RequestContext` and return `facelens.domain.model` results; the
+wire adapters (`facelens.api.wire`) shape them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from facelens import errors, service_model
-from facelens.analysis import face_detail, find_faces_in
+from facelens.analysis import find_faces_in
 from facelens.context import RequestContext
-from facelens.domain.common import Records, check_model, default, image_bytes, require_collection, with_token
+from facelens.domain.common import Records, check_model, default, require_collection
+from facelens.domain.model import Association, FoundFace, Page, Refusal, UnindexedFace, UserMatch, UserSearch
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
@@ -40,14 +43,15 @@ def faces_per_user() -> int:
         "AssociateFaces", None, r"faces that can be associated with a single UserID is also limited to (\d+)")
 
 
-def _faces_of_request(session: Session, params: dict[str, Any], embeddings: bool = False,
+def _faces_of_request(session: Session, collection_id: str, user_id: str, face_ids: Sequence[str],
+                      embeddings: bool = False,
                       ) -> tuple[CollectionRecord, UserRecord, list[str], dict[str, FaceRecord]]:
     """An (Dis)AssociateFaces request's collection, user, FaceIds (unique, in order) and the faces found."""
-    collection = require_collection(session, params["CollectionId"])
-    user = _user(session, collection, params["UserId"])
-    face_ids = list(dict.fromkeys(params["FaceIds"]))
-    found = {f.face_id: f for f in session.faces_by_id(collection.pk, face_ids, embeddings=embeddings)}
-    return collection, user, face_ids, found
+    collection = require_collection(session, collection_id)
+    user = _user(session, collection, user_id)
+    unique = list(dict.fromkeys(face_ids))
+    found = {f.face_id: f for f in session.faces_by_id(collection.pk, unique, embeddings=embeddings)}
+    return collection, user, unique, found
 
 
 def _user(session: Users, collection: CollectionRecord, user_id: str) -> UserRecord:
@@ -68,157 +72,146 @@ class UserService:
         self.gate = gate
         self.search = search
 
-    def create_user(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        def body(session: Session) -> tuple[dict[str, Any], int]:
-            collection = require_collection(session, params["CollectionId"])
-            if session.create_user(collection.pk, params["UserId"], _status("CREATED")) is None:
-                raise errors.ConflictException(
-                    f"A user with id {params['UserId']} already exists within the collection")
-            return {}, collection.pk
+    # -- writes: each runs in the session it is given, the one that records its ClientRequestToken
+    #    (`Records.idempotent`, called by the wire adapter); each returns its result and the collection's pk
+    def create_user(self, session: Session, *, collection_id: str, user_id: str,
+                    context: RequestContext) -> int:
+        collection = require_collection(session, collection_id)
+        if session.create_user(collection.pk, user_id, _status("CREATED")) is None:
+            raise errors.ConflictException(f"A user with id {user_id} already exists within the collection")
+        return collection.pk
 
-        return self.records.idempotent("CreateUser", params, body)
-
-    def delete_user(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def delete_user(self, session: Session, *, collection_id: str, user_id: str, context: RequestContext) -> int:
         """Delete a user; its faces stay in the collection, unassociated."""
-        def body(session: Session) -> tuple[dict[str, Any], int]:
-            collection = require_collection(session, params["CollectionId"])
-            session.delete_user(_user(session, collection, params["UserId"]).pk)
-            return {}, collection.pk
+        collection = require_collection(session, collection_id)
+        session.delete_user(_user(session, collection, user_id).pk)
+        return collection.pk
 
-        return self.records.idempotent("DeleteUser", params, body)
-
-    def list_users(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def list_users(self, *, collection_id: str, max_results: int | None, next_token: str | None,
+                   context: RequestContext) -> Page[UserRecord]:
         with self.store.transaction() as session:
-            collection = require_collection(session, params["CollectionId"])
+            collection = require_collection(session, collection_id)
 
             def fetch(after: int, limit: int) -> list[UserRecord]:
                 return session.list_users(collection.pk, after, limit)
 
-            rows, token = self.records.page("ListUsers", params, collection.pk, "", fetch, lambda u: u.pk)
-        return with_token({"Users": [{"UserId": u.user_id, "UserStatus": u.status} for u in rows]}, token)
+            return self.records.page("ListUsers", max_results, next_token, collection.pk, "", fetch,
+                                     lambda u: u.pk)
 
-    def associate_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def associate_faces(self, session: Session, *, collection_id: str, user_id: str, face_ids: Sequence[str],
+                        threshold: float | None, context: RequestContext) -> tuple[Association, int]:
         """Associate faces with a user. Once the user has faces, a new one must reach UserMatchThreshold
         Similarity to them (LOW_MATCH_CONFIDENCE otherwise)."""
-        threshold = float(default("AssociateFaces", params, "UserMatchThreshold"))
+        least = float(default("AssociateFaces", "UserMatchThreshold", threshold))
         reason = "UnsuccessfulFaceAssociationReason"
-
-        def body(session: Session) -> tuple[dict[str, Any], int]:
-            collection, user, face_ids, found = _faces_of_request(session, params, embeddings=True)
-            current = session.list_faces(collection.pk, 0, faces_per_user() + 1, user.pk, embeddings=True)
-            reference = np.stack([f.embedding for f in current]) if current else None
-            model = self.search.calibration(collection)
-            added: list[FaceRecord] = []
-            failed: list[dict[str, Any]] = []
-            for face_id in face_ids:
-                face = found.get(face_id)
-                if face is None:
-                    failed.append({"FaceId": face_id, "Reasons": [_reason(reason, "FACE_NOT_FOUND")]})
-                elif face.user_pk == user.pk:
-                    continue  # already this user's: ignored, as in Rekognition
-                elif face.user_pk is not None:
-                    failed.append({"FaceId": face_id, "UserId": face.user_id,
-                                   "Reasons": [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")]})
+        collection, user, unique, found = _faces_of_request(session, collection_id, user_id, face_ids,
+                                                            embeddings=True)
+        current = session.list_faces(collection.pk, 0, faces_per_user() + 1, user.pk, embeddings=True)
+        reference = np.stack([f.embedding for f in current]) if current else None
+        model = self.search.calibration(collection)
+        added: list[FaceRecord] = []
+        failed: list[Refusal] = []
+        for face_id in unique:
+            face = found.get(face_id)
+            if face is None:
+                failed.append(Refusal(face_id, [_reason(reason, "FACE_NOT_FOUND")]))
+            elif face.user_pk == user.pk:
+                continue  # already this user's: ignored, as in Rekognition
+            elif face.user_pk is not None:
+                failed.append(Refusal(face_id, [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id))
+            else:
+                similarity = 100.0 if reference is None else float(
+                    model.similarity(float((reference @ face.embedding).max())))
+                if similarity < least:
+                    failed.append(Refusal(face_id, [_reason(reason, "LOW_MATCH_CONFIDENCE")], user.user_id,
+                                          similarity))
                 else:
-                    similarity = 100.0 if reference is None else float(
-                        model.similarity(float((reference @ face.embedding).max())))
-                    if similarity < threshold:
-                        failed.append({"FaceId": face_id, "UserId": user.user_id, "Confidence": similarity,
-                                       "Reasons": [_reason(reason, "LOW_MATCH_CONFIDENCE")]})
-                    else:
-                        added.append(face)
-            if len(current) + len(added) > faces_per_user():
-                raise errors.ServiceQuotaExceededException(
-                    f"user {user.user_id} would have {len(current) + len(added)} faces; the limit is "
-                    f"{faces_per_user()}")
-            session.associate([face.seq for face in added], user.pk)
-            status = _status("ACTIVE" if current or added else "CREATED")
-            session.set_user_status(user.pk, status)
-            return {"AssociatedFaces": [{"FaceId": face.face_id} for face in added],
-                    "UnsuccessfulFaceAssociations": failed, "UserStatus": status}, collection.pk
+                    added.append(face)
+        if len(current) + len(added) > faces_per_user():
+            raise errors.ServiceQuotaExceededException(
+                f"user {user.user_id} would have {len(current) + len(added)} faces; the limit is "
+                f"{faces_per_user()}")
+        session.associate([face.seq for face in added], user.pk)
+        status = _status("ACTIVE" if current or added else "CREATED")
+        session.set_user_status(user.pk, status)
+        return Association([face.face_id for face in added], failed, status), collection.pk
 
-        return self.records.idempotent("AssociateFaces", params, body)
-
-    def disassociate_faces(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    def disassociate_faces(self, session: Session, *, collection_id: str, user_id: str, face_ids: Sequence[str],
+                           context: RequestContext) -> tuple[Association, int]:
         reason = "UnsuccessfulFaceDisassociationReason"
-
-        def body(session: Session) -> tuple[dict[str, Any], int]:
-            collection, user, face_ids, found = _faces_of_request(session, params)
-            removed: list[FaceRecord] = []
-            failed: list[dict[str, Any]] = []
-            for face_id in face_ids:
-                face = found.get(face_id)
-                if face is None:
-                    failed.append({"FaceId": face_id, "Reasons": [_reason(reason, "FACE_NOT_FOUND")]})
-                elif face.user_pk is None:
-                    continue  # already disassociated: ignored, as in Rekognition
-                elif face.user_pk != user.pk:
-                    failed.append({"FaceId": face_id, "UserId": face.user_id,
-                                   "Reasons": [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")]})
-                else:
-                    removed.append(face)
-            session.associate([face.seq for face in removed], None)
-            remaining = session.list_faces(collection.pk, 0, 1, user.pk)
-            status = _status("ACTIVE" if remaining else "CREATED")
-            session.set_user_status(user.pk, status)
-            return {"DisassociatedFaces": [{"FaceId": face.face_id} for face in removed],
-                    "UnsuccessfulFaceDisassociations": failed, "UserStatus": status}, collection.pk
-
-        return self.records.idempotent("DisassociateFaces", params, body)
+        collection, user, unique, found = _faces_of_request(session, collection_id, user_id, face_ids)
+        removed: list[FaceRecord] = []
+        failed: list[Refusal] = []
+        for face_id in unique:
+            face = found.get(face_id)
+            if face is None:
+                failed.append(Refusal(face_id, [_reason(reason, "FACE_NOT_FOUND")]))
+            elif face.user_pk is None:
+                continue  # already disassociated: ignored, as in Rekognition
+            elif face.user_pk != user.pk:
+                failed.append(Refusal(face_id, [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id))
+            else:
+                removed.append(face)
+        session.associate([face.seq for face in removed], None)
+        remaining = session.list_faces(collection.pk, 0, 1, user.pk)
+        status = _status("ACTIVE" if remaining else "CREATED")
+        session.set_user_status(user.pk, status)
+        return Association([face.face_id for face in removed], failed, status), collection.pk
 
     # -- search
-    def search_users(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        """Users matching a stored face (FaceId) or another user's faces (UserId)."""
-        if ("FaceId" in params) == ("UserId" in params):
+    def search_users(self, *, collection_id: str, face_id: str | None, user_id: str | None,
+                     threshold: float | None, max_users: int | None, context: RequestContext) -> UserSearch:
+        """Users matching a stored face (`face_id`) or another user's faces (`user_id`)."""
+        if (face_id is None) == (user_id is None):
             raise errors.InvalidParameterException("SearchUsers takes exactly one of FaceId and UserId")
-        collection, threshold, limit = self.gate.admit_search(context, "SearchUsers", params, "UserMatchThreshold",
-                                                              "MaxUsers")
+        collection, ruling, limit = self.gate.admit_search(context, "SearchUsers", collection_id, threshold,
+                                                           max_users, "UserMatchThreshold", "MaxUsers")
         exclude_user = None
         with self.store.transaction() as session:
-            collection = require_collection(session, params["CollectionId"])
-            if "FaceId" in params:
-                faces = session.faces_by_id(collection.pk, [params["FaceId"]], embeddings=True)
+            collection = require_collection(session, collection_id)
+            if face_id is not None:
+                faces = session.faces_by_id(collection.pk, [face_id], embeddings=True)
                 if not faces:
-                    raise errors.InvalidParameterException(
-                        f"faceId {params['FaceId']} was not found in the collection")
-                searched = {"SearchedFace": {"FaceId": params["FaceId"]}}
+                    raise errors.InvalidParameterException(f"faceId {face_id} was not found in the collection")
             else:
-                user = _user(session, collection, params["UserId"])
+                assert user_id is not None
+                user = _user(session, collection, user_id)
                 faces = session.list_faces(collection.pk, 0, faces_per_user(), user.pk, embeddings=True)
                 exclude_user = user.pk
-                searched = {"SearchedUser": {"UserId": params["UserId"]}}
-        matches = []
+        matches: list[UserMatch] = []
         if faces:
             queries = np.stack([face.embedding for face in faces])
-            matches = self.search.user_matches(collection, queries, threshold.effective, limit,
+            matches = self.search.user_matches(collection, queries, ruling.effective, limit,
                                                [f.seq for f in faces], exclude_user)
-        self.gate.record_search(context, "SearchUsers", collection, threshold, matches,
-                                searched_face_id=params.get("FaceId"), searched_user_id=params.get("UserId"))
-        return {"UserMatches": matches, "FaceModelVersion": collection.face_model_version, **searched}
+        self.gate.record_search(context, "SearchUsers", collection, ruling, matches,
+                                searched_face_id=face_id, searched_user_id=user_id)
+        return UserSearch(collection.face_model_version, matches, searched_face_id=face_id,
+                          searched_user_id=user_id)
 
-    def search_users_by_image(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        """Users matching the largest (quality-passing) face of an image; the other faces are UnsearchedFaces."""
-        collection, threshold, limit = self.gate.admit_search(context, "SearchUsersByImage", params,
-                                                              "UserMatchThreshold", "MaxUsers")
+    def search_users_by_image(self, *, collection_id: str, image: bytes, threshold: float | None,
+                              max_users: int | None, quality_filter: str | None,
+                              context: RequestContext) -> UserSearch:
+        """Users matching the largest (quality-passing) face of an image; the other faces are unsearched."""
+        collection, ruling, limit = self.gate.admit_search(context, "SearchUsersByImage", collection_id, threshold,
+                                                           max_users, "UserMatchThreshold", "MaxUsers")
         check_model(self.analyzer.model_version, collection)
-        level = default("SearchUsersByImage", params, "QualityFilter")
+        level = default("SearchUsersByImage", "QualityFilter", quality_filter)
         fields = resolve_attributes(None)
-        found = find_faces_in(self.analyzer, image_bytes(params["Image"]), fields,
-                              max_bytes=context.max_image_bytes, quality_filter=level, embed=1)
+        found = find_faces_in(self.analyzer, image, fields, max_bytes=context.max_image_bytes,
+                              quality_filter=level, embed=1)
         width, height = found.image.width, found.image.height
         searched, unsearched = None, []
         for face, reasons in found.faces:
             if not reasons and searched is None:
                 searched = face
                 continue
-            unsearched.append({"FaceDetails": face_detail(face, width, height, fields),
-                               "Reasons": reasons or ["FACE_NOT_LARGEST"]})
-        response: dict[str, Any] = {"UserMatches": [], "FaceModelVersion": collection.face_model_version}
+            unsearched.append(UnindexedFace(FoundFace(face, width, height, fields), reasons or ["FACE_NOT_LARGEST"]))
+        matches: list[UserMatch] = []
         if searched is not None:
             query = np.asarray(searched.embedding, np.float32)[None, :]
-            response["UserMatches"] = self.search.user_matches(collection, query, threshold.effective, limit)
-            response["SearchedFace"] = {"FaceDetail": face_detail(searched, width, height, fields)}
-        response["UnsearchedFaces"] = unsearched
-        self.gate.record_search(context, "SearchUsersByImage", collection, threshold, response["UserMatches"],
+            matches = self.search.user_matches(collection, query, ruling.effective, limit)
+        self.gate.record_search(context, "SearchUsersByImage", collection, ruling, matches,
                                 face_found=searched is not None)
-        return response
+        return UserSearch(collection.face_model_version, matches,
+                          searched_face=None if searched is None else FoundFace(searched, width, height, fields),
+                          unsearched=unsearched)

@@ -28,9 +28,11 @@ from typing import Any
 from facelens import errors, paging
 from facelens.context import RequestContext
 from facelens.domain.common import Records, check_model
+from facelens.domain.model import FaceMatch, FoundFace, JobPage, VideoFace
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
+from facelens.store.base import Session
 from facelens.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult
 from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoError, probe
 from facelens.video.faces import detect_in_video
@@ -43,6 +45,7 @@ SEARCH_INTERVAL_MS = 1000  # each tracked person is searched again after this mu
 VIDEO_MAX_MATCHES = 10  # FaceMatches per detection (before the policy's MaxResults cap)
 PAGE = 1000  # Get* MaxResults default and maximum
 Fetch = Callable[[str, str, str | None, Path, int], None]  # (bucket, key, version, destination, max bytes)
+Persist = Callable[[VideoFace], dict[str, Any]]  # a result as stored, in the shape Get* serves
 KINDS = {"StartFaceDetection": "FaceDetection", "StartFaceSearch": "FaceSearch"}
 
 
@@ -50,11 +53,15 @@ class VideoService:
     """The four stored-video operations and the workers that run their jobs.
 
     `video_dir`: local videos (bucket `facelens-local`); `downloads`: where S3 videos are fetched to while a job
-    runs; `fetch`: how (None: no S3 endpoint, such jobs fail); `webhook_url`: where completion notices go."""
+    runs; `fetch`: how (None: no S3 endpoint, such jobs fail); `webhook_url`: where completion notices go;
+    `persist`: a result in the form it is stored, the shape GetFaceDetection / GetFaceSearch serve it in
+    (`facelens.api.shapes.video_result`, given by the composition root: results are written once and paged
+    many times, so they are kept in their wire shape, the one documented exception to a typed domain)."""
 
     def __init__(self, records: Records, analyzer: Analyzer, gate: Gate, search: SearchEngine, *,
-                 video_dir: Path, downloads: Path, fetch: Fetch | None = None, webhook_url: str | None = None,
-                 interval_ms: int = DEFAULT_INTERVAL_MS, max_bytes: int = MAX_VIDEO_BYTES) -> None:
+                 video_dir: Path, downloads: Path, persist: Persist, fetch: Fetch | None = None,
+                 webhook_url: str | None = None, interval_ms: int = DEFAULT_INTERVAL_MS,
+                 max_bytes: int = MAX_VIDEO_BYTES) -> None:
         self.records = records
         self.store = records.store
         self.analyzer = analyzer
@@ -63,6 +70,7 @@ class VideoService:
         self.video_dir = Path(video_dir)
         self.downloads = Path(downloads)
         self.fetch = fetch
+        self.persist = persist
         self.webhook_url = webhook_url
         self.interval_ms = interval_ms
         self.max_bytes = max_bytes
@@ -70,43 +78,40 @@ class VideoService:
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    # -- Start
-    def start_face_detection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        return self._start("StartFaceDetection", params, context)
-
-    def start_face_search(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        return self._start("StartFaceSearch", params, context)
-
-    def _checked(self, operation: str, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        """What the job stores, refused now if the video, the collection or the caller's purpose would make the
-        job fail for certain."""
-        self._check_source(params["Video"])
+    # -- Start: the wire adapter admits the job, creates it in the session that records its ClientRequestToken
+    #    (`Records.idempotent`), then wakes the workers
+    def admit_job(self, operation: str, *, video: Mapping[str, Any], collection_id: str | None = None,
+                  threshold: float | None = None, context: RequestContext) -> None:
+        """Refuse now a job the video, the collection or the caller's purpose would make fail for certain."""
+        self._check_source(video)
         if operation == "StartFaceSearch":
-            collection, _, _ = self.gate.admit_search(context, operation, params, "FaceMatchThreshold", None)
+            assert collection_id is not None  # required by the service model
+            collection, _, _ = self.gate.admit_search(context, operation, collection_id, threshold, None,
+                                                      "FaceMatchThreshold", None)
             check_model(self.analyzer.model_version, collection)
-        return {k: v for k, v in params.items() if k != "ClientRequestToken"}
 
-    def _start(self, operation: str, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        stored = self._checked(operation, params, context)
+    def create_job(self, session: Session, operation: str, *, request: Mapping[str, Any],
+                   context: RequestContext) -> str:
+        """A queued job for `request` (the Start request as validated, without its ClientRequestToken: what
+        the job stores and its workers read); its JobId."""
+        job_id = uuid.uuid4().hex
+        session.create_job(job_id, KINDS[operation], dict(request), context.key_id, context.purpose)
+        return job_id
 
-        def body(session: Any) -> tuple[dict[str, Any], None]:
-            job_id = uuid.uuid4().hex
-            session.create_job(job_id, KINDS[operation], stored, context.key_id, context.purpose)
-            return {"JobId": job_id}, None
-
-        response = self.records.idempotent(operation, params, body)
+    def queued(self) -> None:
+        """Wake the workers: a job was queued."""
         self._wake.set()
-        return response
 
-    def run_here(self, operation: str, params: dict[str, Any], context: RequestContext,
+    def run_here(self, operation: str, request: Mapping[str, Any], context: RequestContext,
                  progress: Callable[[int], None] | None = None) -> str:
         """A validated Start* request run to the end in this thread (the CLI): created and claimed in one
         transaction, so no server worker sharing the data directory takes it; its JobId (read the results with
         Get*)."""
-        stored = self._checked(operation, params, context)
+        self.admit_job(operation, video=request["Video"], collection_id=request.get("CollectionId"),
+                       threshold=request.get("FaceMatchThreshold"), context=context)
+        stored = {k: v for k, v in request.items() if k != "ClientRequestToken"}
         with self.store.transaction(write=True) as session:
-            job_id = uuid.uuid4().hex
-            session.create_job(job_id, KINDS[operation], stored, context.key_id, context.purpose)
+            job_id = self.create_job(session, operation, request=stored, context=context)
             job = session.claim_job(job_id)
         assert job is not None
         self.run_job(job, progress)
@@ -136,20 +141,23 @@ class VideoService:
         return path
 
     # -- Get
-    def get_face_detection(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        return self._get("GetFaceDetection", "FaceDetection", "Faces", params, by_index=False)
+    def get_face_detection(self, *, job_id: str, max_results: int | None, next_token: str | None,
+                           context: RequestContext) -> JobPage:
+        return self._get("GetFaceDetection", "FaceDetection", job_id, max_results, next_token, by_index=False)
 
-    def get_face_search(self, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
-        return self._get("GetFaceSearch", "FaceSearch", "Persons", params,
-                         by_index=params.get("SortBy", "TIMESTAMP") == "INDEX")
+    def get_face_search(self, *, job_id: str, sort_by: str | None, max_results: int | None, next_token: str | None,
+                        context: RequestContext) -> JobPage:
+        return self._get("GetFaceSearch", "FaceSearch", job_id, max_results, next_token,
+                         by_index=(sort_by or "TIMESTAMP") == "INDEX")
 
-    def _get(self, operation: str, kind: str, key: str, params: Mapping[str, Any], by_index: bool) -> dict[str, Any]:
-        filters = paging.digest({"JobId": params["JobId"], "ByIndex": by_index})
-        page = {**params, "MaxResults": min(params.get("MaxResults") or PAGE, PAGE)}  # more than 1,000: 1,000
+    def _get(self, operation: str, kind: str, job_id: str, max_results: int | None, next_token: str | None,
+             by_index: bool) -> JobPage:
+        filters = paging.digest({"JobId": job_id, "ByIndex": by_index})
+        size = min(max_results or PAGE, PAGE)  # more than 1,000: 1,000
         with self.store.transaction() as session:
-            job = session.get_job(params["JobId"])
+            job = session.get_job(job_id)
             if job is None or job.kind != kind:
-                raise errors.ResourceNotFoundException(f"no {kind} job {params['JobId']}")
+                raise errors.ResourceNotFoundException(f"no {kind} job {job_id}")
 
             def fetch(offset: int, limit: int) -> list[tuple[int, JobResult]]:
                 """(position, result) pairs: a page token holds the position after the page's last result.
@@ -158,20 +166,11 @@ class VideoService:
                     return []
                 return list(enumerate(session.job_results(job.job_id, offset, limit, by_index), start=offset))
 
-            rows, token = self.records.page(operation, page, 0, filters, fetch, lambda row: row[0] + 1)
-        response: dict[str, Any] = {"JobStatus": RUNNING if job.status in (QUEUED, RUNNING) else job.status,
-                                    "JobId": job.job_id, "Video": job.request["Video"]}
-        if job.status_message:
-            response["StatusMessage"] = job.status_message
-        if job.metadata:
-            response["VideoMetadata"] = job.metadata
-        if "JobTag" in job.request:
-            response["JobTag"] = job.request["JobTag"]
-        if job.status == SUCCEEDED:
-            response[key] = [result.item for _, result in rows]
-            if token:
-                response["NextToken"] = token
-        return response
+            page = self.records.page(operation, size, next_token, 0, filters, fetch, lambda row: row[0] + 1)
+        status = RUNNING if job.status in (QUEUED, RUNNING) else job.status
+        if job.status != SUCCEEDED:
+            return JobPage(job, status)
+        return JobPage(job, status, [result.item for _, result in page.items], page.next_token)
 
     # -- workers
     def start(self, workers: int = 1, poll_seconds: float = 2.0, shared: bool = False) -> None:
@@ -255,16 +254,19 @@ class VideoService:
     def _detect(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None) -> list[JobResult]:
         fields = resolve_attributes([job.request.get("FaceAttributes", "DEFAULT")])
         _, faces = detect_in_video(source, self.analyzer, fields, self.interval_ms, progress)
-        return [JobResult(face.timestamp_ms, 0, face.to_wire()) for face in faces]
+        return [JobResult(face.timestamp_ms, 0, self.persist(VideoFace(face.timestamp_ms, face.track, FoundFace(
+            face.face, face.width, face.height, fields)))) for face in faces]
 
     def _search(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None,
                 context: RequestContext) -> list[JobResult]:
-        collection, threshold, limit = self.gate.admit_search(context, "StartFaceSearch", job.request,
+        collection, threshold, limit = self.gate.admit_search(context, "StartFaceSearch", job.request["CollectionId"],
+                                                              job.request.get("FaceMatchThreshold"), None,
                                                               "FaceMatchThreshold", None)
         check_model(self.analyzer.model_version, collection)
-        _, faces = detect_in_video(source, self.analyzer, resolve_attributes(None), self.interval_ms, progress)
-        last: dict[int, tuple[int, list[dict[str, Any]]]] = {}
-        best: dict[str, dict[str, Any]] = {}
+        fields = resolve_attributes(None)
+        _, faces = detect_in_video(source, self.analyzer, fields, self.interval_ms, progress)
+        last: dict[int, tuple[int, list[FaceMatch]]] = {}
+        best: dict[str, FaceMatch] = {}
         results = []
         for face in faces:
             seen = last.get(face.track)
@@ -273,13 +275,13 @@ class VideoService:
                                              min(limit, VIDEO_MAX_MATCHES))
                 seen = last[face.track] = (face.timestamp_ms, matches)
                 for match in matches:
-                    known = best.get(match["Face"]["FaceId"])
-                    if known is None or match["Similarity"] > known["Similarity"]:
-                        best[match["Face"]["FaceId"]] = match
-            person = {"Index": face.track, "BoundingBox": face.detail["BoundingBox"], "Face": face.detail}
-            results.append(JobResult(face.timestamp_ms, face.track,
-                                     {"Timestamp": face.timestamp_ms, "Person": person, "FaceMatches": seen[1]}))
-        ranked = sorted(best.values(), key=lambda m: -m["Similarity"])
+                    known = best.get(match.face.face_id)
+                    if known is None or match.similarity > known.similarity:
+                        best[match.face.face_id] = match
+            found = VideoFace(face.timestamp_ms, face.track, FoundFace(face.face, face.width, face.height, fields),
+                              seen[1])
+            results.append(JobResult(face.timestamp_ms, face.track, self.persist(found)))
+        ranked = sorted(best.values(), key=lambda m: -m.similarity)
         self.gate.record_search(context, "StartFaceSearch", collection, threshold, ranked, job_id=job.job_id,
                                 video=job.request["Video"]["S3Object"]["Name"], persons=len(last))
         return results

@@ -1,7 +1,7 @@
 """Faces in stored video: sampled frames batched through the face path (`analysis.find_faces`), and tracked.
 
-`detect_in_video` is the engine of StartFaceDetection: every sampled frame's faces as Rekognition's
-`{"Timestamp": ms, "Face": FaceDetail}`, in time order, each with the index of its track (the same person across
+`detect_in_video` is the engine of StartFaceDetection: every sampled frame's faces (described with the fields
+asked for), in time order, each with the index of its track (the same person across
 frames, kept for face search). It knows nothing of jobs or HTTP.
 """
 
@@ -11,12 +11,13 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from facelens.analysis import Analyzer, FaceSet, face_detail, find_faces
+from facelens.analysis import Analyzer, FaceSet, find_faces
+from facelens.geometry import relative_box
 from facelens.imaging import DecodedImage
+from facelens.pipeline import Face
 from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoMetadata, frames, probe
 from facelens.video.tracker import FaceTracker
 
@@ -26,13 +27,23 @@ FRAME_FORMAT = "VIDEO"  # DecodedImage.format of a video frame
 
 @dataclass(frozen=True)
 class VideoFace:
+    """One face of one sampled frame (pixel coordinates of a `width` x `height` frame), with its track."""
+
     timestamp_ms: int
     track: int
-    detail: dict[str, Any]  # Rekognition FaceDetail
-    embedding: np.ndarray
+    face: Face
+    width: int
+    height: int
 
-    def to_wire(self) -> dict[str, Any]:
-        return {"Timestamp": self.timestamp_ms, "Face": self.detail}
+    @property
+    def embedding(self) -> np.ndarray:
+        assert self.face.embedding is not None  # every face of a frame is embedded
+        return self.face.embedding
+
+    @property
+    def box(self) -> dict[str, float]:
+        """The face's box as ratios of the frame size."""
+        return relative_box(self.face.box, self.width, self.height)
 
 
 def _batches(items: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
@@ -59,7 +70,7 @@ def detect_in_video(path: str | Path, analyzer: Analyzer, fields: Collection[str
             width, height = result.image.width, result.image.height
             embeddings = np.stack([face.embedding for face in faces])
             tracks = tracker.update(timestamp, np.stack([face.box for face in faces]), embeddings)
-            found += [VideoFace(timestamp, track, face_detail(face, width, height, fields), face.embedding)
+            found += [VideoFace(timestamp, track, face, width, height)
                       for face, track in zip(faces, tracks, strict=True)]
         if progress is not None:
             progress(batch[-1][0])
