@@ -38,7 +38,7 @@ def test_search_faces_returns_a_face_search_of_face_matches(backend: Backend) ->
     context = RequestContext()
     result = backend.collections.search_faces(collection_id="c", face_id=face_ids[0], threshold=90.0,
                                               max_faces=None, context=context)
-    assert isinstance(result, model.FaceSearch) and result.searched_face_id == face_ids[0]
+    assert isinstance(result, model.Search) and result.searched_face_id == face_ids[0]
     assert [type(m) for m in result.matches] == [model.FaceMatch]
     assert isinstance(result.matches[0].face, FaceRecord) and result.matches[0].face.face_id == face_ids[1]
     assert context.disclosures["effective-threshold"] == "90.00"

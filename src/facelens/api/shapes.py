@@ -134,8 +134,8 @@ def with_token(response: Shape, token: str | None) -> Shape:
 
 
 # -- responses: images
-def detection(result: model.Detection) -> Shape:
-    return {"FaceDetails": [face_detail(found) for found in result.faces]}
+def detection(faces: Sequence[model.FoundFace]) -> Shape:
+    return {"FaceDetails": [face_detail(found) for found in faces]}
 
 
 def comparison(result: model.Comparison) -> Shape:
@@ -147,8 +147,8 @@ def comparison(result: model.Comparison) -> Shape:
 
 
 # -- responses: collections and faces
-def created_collection(result: model.CreatedCollection) -> Shape:
-    return {"StatusCode": 200, "CollectionArn": result.arn, "FaceModelVersion": result.face_model_version}
+def created_collection(created: CollectionRecord) -> Shape:
+    return {"StatusCode": 200, "CollectionArn": created.arn, "FaceModelVersion": created.face_model_version}
 
 
 def collection_list(page: model.Page[CollectionRecord]) -> Shape:
@@ -174,11 +174,11 @@ def face_list(result: model.FaceList) -> Shape:
     return response
 
 
-def face_deletion(result: model.FaceDeletion) -> Shape:
-    return {"DeletedFaces": result.deleted, "UnsuccessfulFaceDeletions": [refusal(r) for r in result.refused]}
+def face_deletion(result: model.FaceChanges) -> Shape:
+    return {"DeletedFaces": result.face_ids, "UnsuccessfulFaceDeletions": [refusal(r) for r in result.refused]}
 
 
-def face_search(result: model.FaceSearch) -> Shape:
+def face_search(result: model.Search[model.FaceMatch]) -> Shape:
     if result.searched_face is None:  # SearchFaces
         return {"SearchedFaceId": result.searched_face_id, "FaceMatches": face_matches(result.matches),
                 "FaceModelVersion": result.face_model_version}
@@ -192,18 +192,18 @@ def user_list(page: model.Page[UserRecord]) -> Shape:
     return with_token({"Users": [user(record) for record in page.items]}, page.next_token)
 
 
-def association(result: model.Association) -> Shape:
+def association(result: model.FaceChanges) -> Shape:
     return {"AssociatedFaces": [{"FaceId": face_id} for face_id in result.face_ids],
             "UnsuccessfulFaceAssociations": [refusal(r) for r in result.refused], "UserStatus": result.user_status}
 
 
-def disassociation(result: model.Association) -> Shape:
+def disassociation(result: model.FaceChanges) -> Shape:
     return {"DisassociatedFaces": [{"FaceId": face_id} for face_id in result.face_ids],
             "UnsuccessfulFaceDisassociations": [refusal(r) for r in result.refused],
             "UserStatus": result.user_status}
 
 
-def user_search(result: model.UserSearch) -> Shape:
+def user_search(result: model.Search[model.UserMatch]) -> Shape:
     response: Shape = {"UserMatches": [user_match(m) for m in result.matches],
                        "FaceModelVersion": result.face_model_version}
     if result.unsearched is None:  # SearchUsers

@@ -22,15 +22,15 @@ from facelens.context import RequestContext
 from facelens.domain.common import Records, check_model, default, require_collection
 from facelens.domain.model import (
     CollectionDescription,
-    CreatedCollection,
-    FaceDeletion,
+    FaceChanges,
     FaceList,
-    FaceSearch,
+    FaceMatch,
     FoundFace,
     IndexedFace,
     Indexing,
     Page,
     Refusal,
+    Search,
     UnindexedFace,
     relative_box,
 )
@@ -79,7 +79,7 @@ class CollectionService:
 
     # -- collections
     def create_collection(self, *, collection_id: str, tags: Mapping[str, str] | None,
-                          context: RequestContext) -> CreatedCollection:
+                          context: RequestContext) -> CollectionRecord:
         arn = f"aws:rekognition:{self.region}:{self.account}:collection/{collection_id}"
         version = self.analyzer.model_version
         with self.store.transaction(write=True) as session:
@@ -88,7 +88,7 @@ class CollectionService:
                 self.gate.record(session, context, "CreateCollection", collection_id, face_model=version)
         if created is None:
             raise errors.ResourceAlreadyExistsException(f"The collection id: {collection_id} already exists")
-        return CreatedCollection(arn, version)
+        return created
 
     def delete_collection(self, *, collection_id: str, context: RequestContext) -> None:
         with self.store.transaction(write=True) as session:
@@ -258,7 +258,7 @@ class CollectionService:
                                      lambda f: f.seq)
         return FaceList(page, collection.face_model_version)
 
-    def delete_faces(self, *, collection_id: str, face_ids: Sequence[str], context: RequestContext) -> FaceDeletion:
+    def delete_faces(self, *, collection_id: str, face_ids: Sequence[str], context: RequestContext) -> FaceChanges:
         """Delete faces (not those associated with a user, as in Rekognition); they leave the disk."""
         deleted: list[str] = []
         failed: list[Refusal] = []
@@ -282,11 +282,11 @@ class CollectionService:
         if seqs:
             self.vectors.sync(collection.pk)  # drops the vectors (and the index file holding them)
             self.store.reclaim()
-        return FaceDeletion(deleted, failed)
+        return FaceChanges(deleted, failed)
 
     # -- search
     def search_faces(self, *, collection_id: str, face_id: str, threshold: float | None, max_faces: int | None,
-                     context: RequestContext) -> FaceSearch:
+                     context: RequestContext) -> Search[FaceMatch]:
         """Faces matching a stored face (the face itself excluded)."""
         collection, ruling, limit = self.gate.admit_search(context, "SearchFaces", collection_id, threshold,
                                                            max_faces, "FaceMatchThreshold", "MaxFaces")
@@ -297,11 +297,11 @@ class CollectionService:
         matches = self.search.face_matches(collection, found[0].embedding, ruling.effective, limit,
                                            exclude=[found[0].seq])
         self.gate.record_search(context, "SearchFaces", collection, ruling, matches, searched_face_id=face_id)
-        return FaceSearch(collection.face_model_version, matches, searched_face_id=face_id)
+        return Search(collection.face_model_version, matches, searched_face_id=face_id)
 
     def search_faces_by_image(self, *, collection_id: str, image: bytes, threshold: float | None,
                               max_faces: int | None, quality_filter: str | None,
-                              context: RequestContext) -> FaceSearch:
+                              context: RequestContext) -> Search[FaceMatch]:
         """Faces matching the largest face of an image (which must pass the QualityFilter)."""
         collection, ruling, limit = self.gate.admit_search(context, "SearchFacesByImage", collection_id, threshold,
                                                            max_faces, "FaceMatchThreshold", "MaxFaces")
@@ -315,5 +315,5 @@ class CollectionService:
         matches = self.search.face_matches(collection, np.asarray(face.embedding, np.float32)[None, :],
                                            ruling.effective, limit)
         self.gate.record_search(context, "SearchFacesByImage", collection, ruling, matches)
-        return FaceSearch(collection.face_model_version, matches,
-                          searched_face=FoundFace(face, found.image.width, found.image.height))
+        return Search(collection.face_model_version, matches,
+                      searched_face=FoundFace(face, found.image.width, found.image.height))

@@ -17,18 +17,18 @@ from facelens.analysis import FILTER_FIELDS, MAX_FACES, Analyzer, find_faces, fi
 from facelens.calibration import Calibration
 from facelens.context import RequestContext
 from facelens.domain import ports
-from facelens.domain.model import ComparedMatch, Comparison, Detection, FoundFace
+from facelens.domain.model import ComparedMatch, Comparison, FoundFace
 from facelens.pipeline import resolve_attributes
 
 
 def detect(analyzer: Analyzer, image: bytes, attributes: Sequence[str] | None = None,
-           max_bytes: int | None = None) -> Detection:
+           max_bytes: int | None = None) -> list[FoundFace]:
     """Every face of one image (the 100 largest) with the requested attributes (`max_bytes`: the byte limit,
     5 MiB unless given)."""
     fields = resolve_attributes(attributes)
     found = find_faces_in(analyzer, image, fields, max_bytes=max_bytes)
     width, height = found.image.width, found.image.height
-    return Detection([FoundFace(face, width, height, fields) for face, _ in found.faces])
+    return [FoundFace(face, width, height, fields) for face, _ in found.faces]
 
 
 def compare(analyzer: Analyzer, source: bytes, target: bytes, threshold: float, calibration: Calibration,
@@ -67,7 +67,7 @@ class FaceService:
         self.calibration_for = calibration_for
 
     def detect_faces(self, *, image: bytes, attributes: Sequence[str] | None,
-                     context: RequestContext) -> Detection:
+                     context: RequestContext) -> list[FoundFace]:
         """DetectFaces: every face (the 100 largest), with the requested attributes."""
         return detect(self.analyzer, image, attributes, context.max_image_bytes)
 

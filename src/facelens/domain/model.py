@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from facelens.accountability.policy import Policy
 
 T = TypeVar("T")
+M = TypeVar("M")  # a FaceMatch or a UserMatch
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,6 @@ class FoundFace:
 
 
 @dataclass(frozen=True)
-class Detection:
-    faces: list[FoundFace]
-
-
-@dataclass(frozen=True)
 class ComparedMatch:
     similarity: float
     face: FoundFace
@@ -49,19 +45,18 @@ class ComparedMatch:
 
 @dataclass(frozen=True)
 class Comparison:
+    """CompareFaces: the source image's largest face, the target faces that reach the threshold (best first)
+    and those that do not."""
+
     source: FoundFace
-    matches: list[ComparedMatch]  # best first
+    matches: list[ComparedMatch]
     unmatched: list[FoundFace]
 
 
 @dataclass(frozen=True)
-class CreatedCollection:
-    arn: str
-    face_model_version: str
-
-
-@dataclass(frozen=True)
 class CollectionDescription:
+    """DescribeCollection: the stored collection and how many faces and users it holds now."""
+
     collection: CollectionRecord
     face_count: int
     user_count: int
@@ -115,29 +110,6 @@ class UserMatch:
 
 
 @dataclass(frozen=True)
-class FaceSearch:
-    """SearchFaces (`searched_face_id`) or SearchFacesByImage (`searched_face`)."""
-
-    face_model_version: str
-    matches: list[FaceMatch]
-    searched_face_id: str | None = None
-    searched_face: FoundFace | None = None
-
-
-@dataclass(frozen=True)
-class UserSearch:
-    """SearchUsers (`searched_face_id` or `searched_user_id`) or SearchUsersByImage (`searched_face`, if one
-    passed the filter, and the faces not searched)."""
-
-    face_model_version: str
-    matches: list[UserMatch]
-    searched_face_id: str | None = None
-    searched_user_id: str | None = None
-    searched_face: FoundFace | None = None
-    unsearched: list[UnindexedFace] | None = None
-
-
-@dataclass(frozen=True)
 class Refusal:
     """A face a deletion or (dis)association did not touch, and why."""
 
@@ -148,18 +120,27 @@ class Refusal:
 
 
 @dataclass(frozen=True)
-class FaceDeletion:
-    deleted: list[str]
-    refused: list[Refusal]
-
-
-@dataclass(frozen=True)
-class Association:
-    """AssociateFaces (`face_ids` associated) or DisassociateFaces (`face_ids` disassociated)."""
+class FaceChanges:
+    """DeleteFaces (`face_ids`: deleted), AssociateFaces or DisassociateFaces (`face_ids`: associated or
+    disassociated; `user_status`: the user's after it), with the faces refused."""
 
     face_ids: list[str]
     refused: list[Refusal]
-    user_status: str
+    user_status: str | None = None
+
+
+@dataclass(frozen=True)
+class Search(Generic[M]):
+    """Any search: what was searched (a stored face, a user's faces, or an image's largest face passing the
+    filter, None if none did), the matches (`FaceMatch` or `UserMatch`), best first, and for
+    SearchUsersByImage the faces it did not search."""
+
+    face_model_version: str
+    matches: list[M]
+    searched_face_id: str | None = None
+    searched_user_id: str | None = None
+    searched_face: FoundFace | None = None
+    unsearched: list[UnindexedFace] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ wire adapters (`facelens.api.wire`) shape them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from facelens import errors, service_model
 from facelens.analysis import find_faces_in
 from facelens.context import RequestContext
 from facelens.domain.common import Records, check_model, default, require_collection
-from facelens.domain.model import Association, FoundFace, Page, Refusal, UnindexedFace, UserMatch, UserSearch
+from facelens.domain.model import FaceChanges, FoundFace, Page, Refusal, Search, UnindexedFace, UserMatch
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
@@ -52,6 +52,22 @@ def _faces_of_request(session: Session, collection_id: str, user_id: str, face_i
     unique = list(dict.fromkeys(face_ids))
     found = {f.face_id: f for f in session.faces_by_id(collection.pk, unique, embeddings=embeddings)}
     return collection, user, unique, found
+
+
+def _judged(face_ids: Sequence[str], found: dict[str, FaceRecord], reasons: str,
+            judge: Callable[[FaceRecord], Refusal | bool]) -> tuple[list[FaceRecord], list[Refusal]]:
+    """The faces `judge` takes (True) and those refused (FACE_NOT_FOUND, or `judge`'s `Refusal`), in request
+    order; a face it passes over (False) is in neither, as Rekognition ignores it. `reasons`: the enum."""
+    taken: list[FaceRecord] = []
+    refused: list[Refusal] = []
+    for face_id in face_ids:
+        face = found.get(face_id)
+        verdict = judge(face) if face is not None else Refusal(face_id, [_reason(reasons, "FACE_NOT_FOUND")])
+        if isinstance(verdict, Refusal):
+            refused.append(verdict)
+        elif verdict and face is not None:
+            taken.append(face)
+    return taken, refused
 
 
 def _user(session: Users, collection: CollectionRecord, user_id: str) -> UserRecord:
@@ -99,7 +115,7 @@ class UserService:
                                      lambda u: u.pk)
 
     def associate_faces(self, session: Session, *, collection_id: str, user_id: str, face_ids: Sequence[str],
-                        threshold: float | None, context: RequestContext) -> tuple[Association, int]:
+                        threshold: float | None, context: RequestContext) -> tuple[FaceChanges, int]:
         """Associate faces with a user. Once the user has faces, a new one must reach UserMatchThreshold
         Similarity to them (LOW_MATCH_CONFIDENCE otherwise)."""
         least = float(default("AssociateFaces", "UserMatchThreshold", threshold))
@@ -109,24 +125,19 @@ class UserService:
         current = session.list_faces(collection.pk, 0, faces_per_user() + 1, user.pk, embeddings=True)
         reference = np.stack([f.embedding for f in current]) if current else None
         model = self.search.calibration(collection)
-        added: list[FaceRecord] = []
-        failed: list[Refusal] = []
-        for face_id in unique:
-            face = found.get(face_id)
-            if face is None:
-                failed.append(Refusal(face_id, [_reason(reason, "FACE_NOT_FOUND")]))
-            elif face.user_pk == user.pk:
-                continue  # already this user's: ignored, as in Rekognition
-            elif face.user_pk is not None:
-                failed.append(Refusal(face_id, [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id))
-            else:
-                similarity = 100.0 if reference is None else float(
-                    model.similarity(float((reference @ face.embedding).max())))
-                if similarity < least:
-                    failed.append(Refusal(face_id, [_reason(reason, "LOW_MATCH_CONFIDENCE")], user.user_id,
-                                          similarity))
-                else:
-                    added.append(face)
+
+        def judge(face: FaceRecord) -> Refusal | bool:
+            if face.user_pk == user.pk:
+                return False  # already this user's: ignored, as in Rekognition
+            if face.user_pk is not None:
+                return Refusal(face.face_id, [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id)
+            similarity = 100.0 if reference is None else float(
+                model.similarity(float((reference @ face.embedding).max())))
+            if similarity < least:
+                return Refusal(face.face_id, [_reason(reason, "LOW_MATCH_CONFIDENCE")], user.user_id, similarity)
+            return True
+
+        added, failed = _judged(unique, found, reason, judge)
         if len(current) + len(added) > faces_per_user():
             raise errors.ServiceQuotaExceededException(
                 f"user {user.user_id} would have {len(current) + len(added)} faces; the limit is "
@@ -134,33 +145,30 @@ class UserService:
         session.associate([face.seq for face in added], user.pk)
         status = _status("ACTIVE" if current or added else "CREATED")
         session.set_user_status(user.pk, status)
-        return Association([face.face_id for face in added], failed, status), collection.pk
+        return FaceChanges([face.face_id for face in added], failed, status), collection.pk
 
     def disassociate_faces(self, session: Session, *, collection_id: str, user_id: str, face_ids: Sequence[str],
-                           context: RequestContext) -> tuple[Association, int]:
+                           context: RequestContext) -> tuple[FaceChanges, int]:
         reason = "UnsuccessfulFaceDisassociationReason"
         collection, user, unique, found = _faces_of_request(session, collection_id, user_id, face_ids)
-        removed: list[FaceRecord] = []
-        failed: list[Refusal] = []
-        for face_id in unique:
-            face = found.get(face_id)
-            if face is None:
-                failed.append(Refusal(face_id, [_reason(reason, "FACE_NOT_FOUND")]))
-            elif face.user_pk is None:
-                continue  # already disassociated: ignored, as in Rekognition
-            elif face.user_pk != user.pk:
-                failed.append(Refusal(face_id, [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id))
-            else:
-                removed.append(face)
+
+        def judge(face: FaceRecord) -> Refusal | bool:
+            if face.user_pk is None:
+                return False  # already disassociated: ignored, as in Rekognition
+            if face.user_pk != user.pk:
+                return Refusal(face.face_id, [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id)
+            return True
+
+        removed, failed = _judged(unique, found, reason, judge)
         session.associate([face.seq for face in removed], None)
         remaining = session.list_faces(collection.pk, 0, 1, user.pk)
         status = _status("ACTIVE" if remaining else "CREATED")
         session.set_user_status(user.pk, status)
-        return Association([face.face_id for face in removed], failed, status), collection.pk
+        return FaceChanges([face.face_id for face in removed], failed, status), collection.pk
 
     # -- search
     def search_users(self, *, collection_id: str, face_id: str | None, user_id: str | None,
-                     threshold: float | None, max_users: int | None, context: RequestContext) -> UserSearch:
+                     threshold: float | None, max_users: int | None, context: RequestContext) -> Search[UserMatch]:
         """Users matching a stored face (`face_id`) or another user's faces (`user_id`)."""
         if (face_id is None) == (user_id is None):
             raise errors.InvalidParameterException("SearchUsers takes exactly one of FaceId and UserId")
@@ -185,12 +193,11 @@ class UserService:
                                                [f.seq for f in faces], exclude_user)
         self.gate.record_search(context, "SearchUsers", collection, ruling, matches,
                                 searched_face_id=face_id, searched_user_id=user_id)
-        return UserSearch(collection.face_model_version, matches, searched_face_id=face_id,
-                          searched_user_id=user_id)
+        return Search(collection.face_model_version, matches, searched_face_id=face_id, searched_user_id=user_id)
 
     def search_users_by_image(self, *, collection_id: str, image: bytes, threshold: float | None,
                               max_users: int | None, quality_filter: str | None,
-                              context: RequestContext) -> UserSearch:
+                              context: RequestContext) -> Search[UserMatch]:
         """Users matching the largest (quality-passing) face of an image; the other faces are unsearched."""
         collection, ruling, limit = self.gate.admit_search(context, "SearchUsersByImage", collection_id, threshold,
                                                            max_users, "UserMatchThreshold", "MaxUsers")
@@ -212,6 +219,6 @@ class UserService:
             matches = self.search.user_matches(collection, query, ruling.effective, limit)
         self.gate.record_search(context, "SearchUsersByImage", collection, ruling, matches,
                                 face_found=searched is not None)
-        return UserSearch(collection.face_model_version, matches,
-                          searched_face=None if searched is None else FoundFace(searched, width, height, fields),
-                          unsearched=unsearched)
+        return Search(collection.face_model_version, matches,
+                      searched_face=None if searched is None else FoundFace(searched, width, height, fields),
+                      unsearched=unsearched)
