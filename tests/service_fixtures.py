@@ -136,14 +136,17 @@ class S3Server:
 
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[S3Server]:
-    """moto's standalone server (a real HTTP S3) on a free port."""
+    """moto's standalone server (a real HTTP S3) on a free port, with the tests' bucket: one per pytest process
+    (each pytest-xdist worker has its own), so no test depends on another having created the bucket first."""
     port = free_port()
     process = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(f"{url}/moto-api/", process, timeout=60)
-        yield S3Server(url, process)
+        server = S3Server(url, process)
+        server.client().create_bucket(Bucket=BUCKET)
+        yield server
     finally:
         process.terminate()
         process.wait(10)
