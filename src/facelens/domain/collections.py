@@ -19,7 +19,7 @@ import numpy as np
 from facelens import errors, paging, service_model
 from facelens.analysis import FaceSet, find_faces, find_faces_in
 from facelens.context import RequestContext
-from facelens.domain.common import Records, check_model, default, require_collection
+from facelens.domain.common import Records, check_model, default, judged, reason_in, require_collection
 from facelens.domain.model import (
     CollectionDescription,
     FaceChanges,
@@ -38,7 +38,7 @@ from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.imaging import MAX_S3_IMAGE_BYTES
 from facelens.pipeline import Face, resolve_attributes
-from facelens.store.base import CollectionRecord, NewFace, Session
+from facelens.store.base import CollectionRecord, FaceRecord, NewFace, Session
 
 if TYPE_CHECKING:
     from facelens.store.open import VectorIndex
@@ -260,22 +260,19 @@ class CollectionService:
 
     def delete_faces(self, *, collection_id: str, face_ids: Sequence[str], context: RequestContext) -> FaceChanges:
         """Delete faces (not those associated with a user, as in Rekognition); they leave the disk."""
-        deleted: list[str] = []
-        failed: list[Refusal] = []
-        seqs: list[int] = []
+        reasons = "UnsuccessfulFaceDeletionReason"
+
+        def judge(face: FaceRecord) -> Refusal | bool:
+            if face.user_id is not None:
+                return Refusal(face.face_id, [reason_in(reasons, "ASSOCIATED_TO_AN_EXISTING_USER")], face.user_id)
+            return True
+
         with self.store.transaction(write=True) as session:
             collection = require_collection(session, collection_id)
             unique = list(dict.fromkeys(face_ids))
             found = {face.face_id: face for face in session.faces_by_id(collection.pk, unique)}
-            for face_id in unique:
-                face = found.get(face_id)
-                if face is None:
-                    failed.append(Refusal(face_id, ["FACE_NOT_FOUND"]))
-                elif face.user_id is not None:
-                    failed.append(Refusal(face_id, ["ASSOCIATED_TO_AN_EXISTING_USER"], face.user_id))
-                else:
-                    deleted.append(face_id)
-                    seqs.append(face.seq)
+            taken, failed = judged(unique, found, reasons, judge)
+            deleted, seqs = [face.face_id for face in taken], [face.seq for face in taken]
             session.delete_faces(collection.pk, seqs)
             if seqs:
                 self.gate.record(session, context, "DeleteFaces", collection.collection_id, deleted=deleted)

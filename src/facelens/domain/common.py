@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from facelens import errors, paging, service_model
-from facelens.domain.model import Page
-from facelens.store.base import CollectionRecord, MetadataStore, Session
+from facelens.domain.model import Page, Refusal
+from facelens.store.base import CollectionRecord, FaceRecord, MetadataStore, Session
 from facelens.store.repos import Collections
 
 T = TypeVar("T")
@@ -40,6 +40,30 @@ def check_model(model_version: str, collection: CollectionRecord) -> None:
 def default(operation: str, name: str, value: Any) -> Any:
     """`value`, or (None) the default of `operation`'s member `name` as documented in the service model."""
     return service_model.documented_default(operation, name) if value is None else value
+
+
+def reason_in(shape: str, name: str) -> str:
+    """A refusal reason, checked against the service model's enum `shape`."""
+    if name not in service_model.enum(shape):
+        raise ValueError(f"{name} is not in {shape}")
+    return name
+
+
+def judged(face_ids: Sequence[str], found: dict[str, FaceRecord], reasons: str,
+            judge: Callable[[FaceRecord], Refusal | bool]) -> tuple[list[FaceRecord], list[Refusal]]:
+    """The faces `judge` takes (True) and those refused (FACE_NOT_FOUND, or `judge`'s `Refusal`), in request
+    order; a face it passes over (False) is in neither, as Rekognition ignores it. `reasons`: the enum of the
+    operation's refusal reasons (DeleteFaces, AssociateFaces, DisassociateFaces)."""
+    taken: list[FaceRecord] = []
+    refused: list[Refusal] = []
+    for face_id in face_ids:
+        face = found.get(face_id)
+        verdict = judge(face) if face is not None else Refusal(face_id, [reason_in(reasons, "FACE_NOT_FOUND")])
+        if isinstance(verdict, Refusal):
+            refused.append(verdict)
+        elif verdict and face is not None:
+            taken.append(face)
+    return taken, refused
 
 
 class Records:

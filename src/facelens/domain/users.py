@@ -9,14 +9,14 @@ wire adapters (`facelens.api.wire`) shape them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from facelens import errors, service_model
 from facelens.analysis import find_faces_in
 from facelens.context import RequestContext
-from facelens.domain.common import Records, check_model, default, require_collection
+from facelens.domain.common import Records, check_model, default, judged, reason_in, require_collection
 from facelens.domain.model import FaceChanges, FoundFace, Page, Refusal, Search, UnindexedFace, UserMatch
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
@@ -29,12 +29,6 @@ def _status(name: str) -> str:
     """A UserStatus value, checked against the service model's enum."""
     if name not in service_model.enum("UserStatus"):
         raise ValueError(f"{name} is not a Rekognition UserStatus")
-    return name
-
-
-def _reason(shape: str, name: str) -> str:
-    if name not in service_model.enum(shape):
-        raise ValueError(f"{name} is not in {shape}")
     return name
 
 
@@ -52,22 +46,6 @@ def _faces_of_request(session: Session, collection_id: str, user_id: str, face_i
     unique = list(dict.fromkeys(face_ids))
     found = {f.face_id: f for f in session.faces_by_id(collection.pk, unique, embeddings=embeddings)}
     return collection, user, unique, found
-
-
-def _judged(face_ids: Sequence[str], found: dict[str, FaceRecord], reasons: str,
-            judge: Callable[[FaceRecord], Refusal | bool]) -> tuple[list[FaceRecord], list[Refusal]]:
-    """The faces `judge` takes (True) and those refused (FACE_NOT_FOUND, or `judge`'s `Refusal`), in request
-    order; a face it passes over (False) is in neither, as Rekognition ignores it. `reasons`: the enum."""
-    taken: list[FaceRecord] = []
-    refused: list[Refusal] = []
-    for face_id in face_ids:
-        face = found.get(face_id)
-        verdict = judge(face) if face is not None else Refusal(face_id, [_reason(reasons, "FACE_NOT_FOUND")])
-        if isinstance(verdict, Refusal):
-            refused.append(verdict)
-        elif verdict and face is not None:
-            taken.append(face)
-    return taken, refused
 
 
 def _user(session: Users, collection: CollectionRecord, user_id: str) -> UserRecord:
@@ -130,14 +108,14 @@ class UserService:
             if face.user_pk == user.pk:
                 return False  # already this user's: ignored, as in Rekognition
             if face.user_pk is not None:
-                return Refusal(face.face_id, [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id)
+                return Refusal(face.face_id, [reason_in(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id)
             similarity = 100.0 if reference is None else float(
                 model.similarity(float((reference @ face.embedding).max())))
             if similarity < least:
-                return Refusal(face.face_id, [_reason(reason, "LOW_MATCH_CONFIDENCE")], user.user_id, similarity)
+                return Refusal(face.face_id, [reason_in(reason, "LOW_MATCH_CONFIDENCE")], user.user_id, similarity)
             return True
 
-        added, failed = _judged(unique, found, reason, judge)
+        added, failed = judged(unique, found, reason, judge)
         if len(current) + len(added) > faces_per_user():
             raise errors.ServiceQuotaExceededException(
                 f"user {user.user_id} would have {len(current) + len(added)} faces; the limit is "
@@ -156,10 +134,10 @@ class UserService:
             if face.user_pk is None:
                 return False  # already disassociated: ignored, as in Rekognition
             if face.user_pk != user.pk:
-                return Refusal(face.face_id, [_reason(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id)
+                return Refusal(face.face_id, [reason_in(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id)
             return True
 
-        removed, failed = _judged(unique, found, reason, judge)
+        removed, failed = judged(unique, found, reason, judge)
         session.associate([face.seq for face in removed], None)
         remaining = session.list_faces(collection.pk, 0, 1, user.pk)
         status = _status("ACTIVE" if remaining else "CREATED")
