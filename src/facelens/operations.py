@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from facelens import service_model
+from botocore.model import OperationModel
+
+from facelens import errors, service_model
 from facelens.api import wire
 
 if TYPE_CHECKING:
@@ -39,11 +41,15 @@ class Operation:
     facelens: bool = False  # FaceLens's own operation (target prefix FaceLens), not Rekognition's
 
     @property
+    def model(self) -> OperationModel:
+        """The operation in its botocore service model (Rekognition's, or FaceLens's own)."""
+        service = service_model.admin_model() if self.facelens else service_model.model()
+        return service.operation_model(self.name)
+
+    @property
     def images(self) -> tuple[str, ...]:
         """Members of the request that are images (`Image`, `SourceImage`, `TargetImage`)."""
-        model = service_model.admin_model() if self.facelens else service_model.model()
-        shape = model.operation_model(self.name).input_shape
-        return tuple(name for name, member in shape.members.items() if member.name == "Image")
+        return tuple(name for name, member in self.model.input_shape.members.items() if member.name == "Image")
 
 
 def _registry(*operations: Operation) -> Mapping[str, Operation]:
@@ -94,3 +100,11 @@ ADMIN_OPERATIONS = frozenset(name for name, op in OPERATIONS.items() if op.admin
 def get(name: str) -> Operation | None:
     """The registered operation of that name (None: not implemented)."""
     return OPERATIONS.get(name)
+
+
+def require(name: str) -> Operation:
+    """The registered operation of that name, or InvalidParameterException (an in-process caller's mistake)."""
+    entry = OPERATIONS.get(name)
+    if entry is None:
+        raise errors.InvalidParameterException(f"FaceLens has no operation {name}")
+    return entry

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
-from facelens import calibration, errors, operations, service_model, validation
+from facelens import calibration, operations, validation
 from facelens.accountability.admin import AdminService
 from facelens.accountability.gate import Gate
 from facelens.accountability.policy import Policy
@@ -71,9 +71,7 @@ class Backend:
 
     def run(self, operation: str, params: dict[str, Any], context: RequestContext) -> dict[str, Any]:
         """Answer a registered operation whose parameters were validated at the wire, for `context`."""
-        entry = operations.get(operation)
-        if entry is None:
-            raise errors.InvalidParameterException(f"FaceLens has no operation {operation}")
+        entry = operations.require(operation)
         context.scope.check(operation, params.get("CollectionId"))
         return entry.handler(self, params, context)
 
@@ -82,15 +80,12 @@ class Backend:
                  max_image_bytes: int | None = None) -> dict[str, Any]:
         """An in-process request checked against the service model (once), as the wire checks one from HTTP; an
         image member may be given as its bytes."""
-        entry = operations.get(operation)
-        if entry is None:
-            raise errors.InvalidParameterException(f"FaceLens has no operation {operation}")
+        entry = operations.require(operation)
         request = dict(request or {})
         for name in entry.images:  # an image given as its bytes stands for {"Bytes": ...}
             if isinstance(request.get(name), bytes | bytearray | memoryview):
                 request[name] = {"Bytes": bytes(request[name])}
-        model = service_model.admin_model() if entry.facelens else service_model.model()
-        return validation.checked(model.operation_model(operation), request, max_image_bytes)
+        return validation.checked(entry.model, request, max_image_bytes)
 
     def call(self, operation: str, request: dict[str, Any] | None = None,
              context: RequestContext | None = None) -> dict[str, Any]:

@@ -177,10 +177,8 @@ def _start(operation: str, backend: Backend, p: Params, context: RequestContext)
     video = _needs(backend.video, operation)
     video.admit_job(operation, video=p["Video"], collection_id=p.get("CollectionId"),
                     threshold=p.get("FaceMatchThreshold"), context=context)
-    request = {k: v for k, v in p.items() if k != "ClientRequestToken"}  # what the job stores
-
     def body(session: Session) -> tuple[Shape, None]:
-        return {"JobId": video.create_job(session, operation, request=request, context=context)}, None
+        return {"JobId": video.create_job(session, operation, request=p, context=context)}, None
 
     response = video.records.idempotent(operation, p, body)
     video.queued()

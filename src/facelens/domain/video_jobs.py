@@ -92,10 +92,11 @@ class VideoService:
 
     def create_job(self, session: Session, operation: str, *, request: Mapping[str, Any],
                    context: RequestContext) -> str:
-        """A queued job for `request` (the Start request as validated, without its ClientRequestToken: what
-        the job stores and its workers read); its JobId."""
+        """A queued job for `request` (the Start request as validated); its JobId. The job stores the request
+        without its ClientRequestToken: what its workers read and Get* reports."""
         job_id = uuid.uuid4().hex
-        session.create_job(job_id, KINDS[operation], dict(request), context.key_id, context.purpose)
+        stored = {k: v for k, v in request.items() if k != "ClientRequestToken"}
+        session.create_job(job_id, KINDS[operation], stored, context.key_id, context.purpose)
         return job_id
 
     def queued(self) -> None:
@@ -109,9 +110,8 @@ class VideoService:
         Get*)."""
         self.admit_job(operation, video=request["Video"], collection_id=request.get("CollectionId"),
                        threshold=request.get("FaceMatchThreshold"), context=context)
-        stored = {k: v for k, v in request.items() if k != "ClientRequestToken"}
         with self.store.transaction(write=True) as session:
-            job_id = self.create_job(session, operation, request=stored, context=context)
+            job_id = self.create_job(session, operation, request=request, context=context)
             job = session.claim_job(job_id)
         assert job is not None
         self.run_job(job, progress)
