@@ -19,7 +19,7 @@ from facelens import geometry
 from facelens.accountability.policy import WIRE_NAMES
 from facelens.domain import model
 from facelens.store.audit import AuditRow
-from facelens.store.base import CollectionRecord, FaceRecord, UserRecord
+from facelens.store.base import CollectionRecord, FaceRecord, NewFace, UserRecord
 
 Shape = dict[str, Any]
 
@@ -69,12 +69,18 @@ def compared_face(found: model.FoundFace) -> Shape:
     return shaped
 
 
-def face(record: FaceRecord) -> Shape:
-    """Rekognition's `Face` for a stored face."""
+def _stored_face(record: FaceRecord | NewFace) -> Shape:
+    """The members of `Face` every stored face has: FaceId, BoundingBox, ImageId, ExternalImageId, Confidence."""
     shaped: Shape = {"FaceId": record.face_id, "BoundingBox": record.bounding_box, "ImageId": record.image_id}
     if record.external_image_id is not None:
         shaped["ExternalImageId"] = record.external_image_id
     shaped["Confidence"] = record.confidence
+    return shaped
+
+
+def face(record: FaceRecord) -> Shape:
+    """Rekognition's `Face` for a stored face."""
+    shaped = _stored_face(record)
     shaped["IndexFacesModelVersion"] = record.model_version
     if record.user_id is not None:
         shaped["UserId"] = record.user_id
@@ -83,12 +89,7 @@ def face(record: FaceRecord) -> Shape:
 
 def face_record(indexed: model.IndexedFace) -> Shape:
     """An IndexFaces FaceRecord: the stored face (without model version or user) and its FaceDetail."""
-    stored = indexed.stored
-    shaped: Shape = {"FaceId": stored.face_id, "BoundingBox": stored.bounding_box, "ImageId": stored.image_id}
-    if stored.external_image_id is not None:
-        shaped["ExternalImageId"] = stored.external_image_id
-    shaped["Confidence"] = stored.confidence
-    return {"Face": shaped, "FaceDetail": face_detail(indexed.face)}
+    return {"Face": _stored_face(indexed.stored), "FaceDetail": face_detail(indexed.face)}
 
 
 def unindexed_face(unindexed: model.UnindexedFace) -> Shape:
@@ -240,8 +241,7 @@ def job_page(result: model.JobPage, key: str) -> Shape:
         response["JobTag"] = job.request["JobTag"]
     if result.results is not None:
         response[key] = result.results
-        if result.next_token:
-            response["NextToken"] = result.next_token
+        with_token(response, result.next_token)
     return response
 
 
