@@ -270,7 +270,8 @@ def test_users_associate_disassociate_and_list(backend: Backend, people: tuple) 
     failures = {f["FaceId"]: f for f in second["UnsuccessfulFaceAssociations"]}
     assert failures[face_ids[4]]["Reasons"] == ["ASSOCIATED_TO_A_DIFFERENT_USER"]
     assert failures[face_ids[4]]["UserId"] == "bob"
-    assert failures[face_ids[8]]["Reasons"] == ["LOW_MATCH_CONFIDENCE"] and failures[face_ids[8]]["Confidence"] < 75
+    assert failures[face_ids[8]]["Reasons"] == ["LOW_MATCH_CONFIDENCE"]
+    assert failures[face_ids[8]].get("Confidence", 0) < 75  # given only when it reaches the floor
     assert failures[missing]["Reasons"] == ["FACE_NOT_FOUND"]
     assert set(second) == members("AssociateFacesResponse")
     hers = backend.call("ListFaces", {**c, "UserId": "alice"})["Faces"]

@@ -91,8 +91,9 @@ def test_an_idempotent_write_stores_and_replays_its_wire_response(backend: Backe
                                                        "Reasons": ["FACE_NOT_FOUND"]}],
                      "UserStatus": "ACTIVE"}
     assert backend.call("AssociateFaces", request) == first  # replayed from the stored wire response
+    # tokens are kept per access key (the in-process caller is "local")
     with backend.store.transaction() as session:
-        assert json.loads(session.recall("AssociateFaces", "t2")[1]) == first
+        assert json.loads(session.recall("AssociateFaces", "local/t2")[1]) == first
 
 
 def test_the_gate_records_typed_matches_as_before(backend: Backend) -> None:

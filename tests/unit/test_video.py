@@ -156,4 +156,6 @@ def test_cli_detects_and_searches_a_video_file(tmp_path: Path, astronaut: np.nda
     assert failed["JobStatus"] == "FAILED" and "not a video" in failed["StatusMessage"]
     assert main(["audit", "export", "--data-dir", data, "--collection", "staff"]) == 0
     searches = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert searches[-1]["operation"] == "StartFaceSearch" and searches[-1]["purpose"] == "case 7"
+    assert [r["operation"] for r in searches[-2:]] == ["StartFaceSearch", "GetFaceSearch"]  # the read is audited
+    assert {r["purpose"] for r in searches[-2:]} == {"case 7"}
+    assert searches[-1]["matches"] and searches[-1]["results"] == len(persons)

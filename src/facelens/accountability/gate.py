@@ -11,10 +11,18 @@ returned. The HTTP service, the CLI and the Python API all reach the services th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from facelens import errors, service_model
-from facelens.accountability.policy import Policy, Threshold, capped, compare_threshold, search_threshold
+from facelens.accountability.policy import (
+    Policy,
+    Threshold,
+    capped,
+    compare_threshold,
+    false_match_probability,
+    search_threshold,
+)
 from facelens.context import RequestContext
 from facelens.domain.common import require_collection
 from facelens.domain.model import FaceMatch, UserMatch
@@ -66,6 +74,15 @@ class Gate:
         return {"requested_threshold": threshold.requested, "effective_threshold": rounded(threshold.effective),
                 "false_match_probability": rounded(threshold.false_match_probability)}
 
+    def check_purpose(self, context: RequestContext, operation: str, collection: CollectionRecord,
+                      policy: Policy) -> None:
+        """Refuse, and audit the refusal, an identification whose purpose the collection's policy rejects."""
+        reason = policy.purpose_refusal(collection.collection_id, context.purpose)
+        if reason is not None:
+            with self._log.transaction(write=True) as session:
+                self.record(session, context, operation, collection.collection_id, outcome="denied", reason=reason)
+            raise errors.AccessDeniedException(reason)
+
     # -- 1:N searches
     def admit_search(self, context: RequestContext, operation: str, collection_id: str, requested: float | None,
                      max_results: int | None, threshold_member: str,
@@ -77,12 +94,7 @@ class Gate:
             collection = require_collection(session, collection_id)
             policy = self.policy_for(session, collection)
             gallery = session.count_faces(collection.pk)
-        if policy.require_purpose and not context.purpose:
-            reason = (f"collection {collection.collection_id} requires a purpose for searches: send the case or "
-                      "ticket reference in the x-facelens-purpose header")
-            with self._log.transaction(write=True) as session:
-                self.record(session, context, operation, collection.collection_id, outcome="denied", reason=reason)
-            raise errors.AccessDeniedException(reason)
+        self.check_purpose(context, operation, collection, policy)
         default = float(service_model.documented_default(operation, threshold_member))
         threshold = search_threshold(policy, None if requested is None else float(requested), default, gallery)
         most = service_model.limit("SearchFaces", "MaxFaces")  # operations without a limit member (video search)
@@ -109,6 +121,38 @@ class Gate:
             self.record(session, context, operation, collection.collection_id,
                         face_model=collection.face_model_version, **self._disclose(context, threshold),
                         gallery=threshold.gallery, **fields, **found)
+
+    # -- associations: a face joins a user only if it matches the user's faces (a 1:K comparison)
+    def admit_association(self, context: RequestContext, operation: str, collection_id: str) -> None:
+        """Refuse (and audit the refusal) an AssociateFaces whose purpose the collection's policy rejects; runs
+        before the write's transaction, so the refusal's record is kept."""
+        with self._log.transaction() as session:
+            collection = require_collection(session, collection_id)
+            policy = self.policy_for(session, collection)
+        self.check_purpose(context, operation, collection, policy)
+
+    def association_threshold(self, context: RequestContext, requested: float | None, default: float,
+                              references: int) -> Threshold:
+        """The Similarity a face must reach to join a user with `references` faces: the request's
+        UserMatchThreshold (or its default), raised to the server's CompareFaces floor."""
+        threshold = compare_threshold(self.policy, requested, default)
+        threshold = replace(threshold, gallery=max(references, 1),
+                            false_match_probability=false_match_probability(threshold.effective,
+                                                                            max(references, 1)))
+        self._disclose(context, threshold)
+        return threshold
+
+    def record_association(self, session: AuditLog, context: RequestContext, operation: str,
+                           collection: CollectionRecord, threshold: Threshold, user_id: str,
+                           associated: Sequence[tuple[str, float | None]],
+                           refused: Sequence[tuple[str, str, float | None]]) -> None:
+        """Record an AssociateFaces in its transaction: the faces that joined the user and those refused, each
+        with the Similarity it reached (None for a user's first face, which is compared with nothing)."""
+        self.record(session, context, operation, collection.collection_id, face_model=collection.face_model_version,
+                    user_id=user_id, **self._disclose(context, threshold),
+                    associated=[{"FaceId": f, "Similarity": None if s is None else rounded(s)} for f, s in associated],
+                    refused=[{"FaceId": f, "Reason": r, "Similarity": None if s is None else rounded(s)}
+                             for f, r, s in refused])
 
     # -- 1:1 comparisons
     def admit_compare(self, context: RequestContext, requested: float | None) -> Threshold:

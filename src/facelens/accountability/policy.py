@@ -12,6 +12,7 @@ A search is answered at the largest of the request's threshold, `min_search_simi
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
@@ -29,6 +30,7 @@ WIRE_NAMES = {
     "max_false_match_probability": "MaxFalseMatchProbability",
     "min_compare_similarity": "MinCompareSimilarity",
     "require_purpose": "RequirePurpose",
+    "purpose_pattern": "PurposePattern",
     "max_results": "MaxResults",
     "retention_days": "RetentionDays",
 }
@@ -37,6 +39,7 @@ ENVIRONMENT = {
     "max_false_match_probability": "FACELENS_MAX_FALSE_MATCH_PROBABILITY",
     "min_compare_similarity": "FACELENS_MIN_COMPARE_SIMILARITY",
     "require_purpose": "FACELENS_REQUIRE_PURPOSE",
+    "purpose_pattern": "FACELENS_PURPOSE_PATTERN",
 }
 
 
@@ -52,6 +55,7 @@ class Policy:
     max_false_match_probability: float = DEFAULT_MAX_FALSE_MATCH_PROBABILITY
     min_compare_similarity: float = DEFAULT_MIN_COMPARE_SIMILARITY
     require_purpose: bool = False
+    purpose_pattern: str | None = None  # the whole purpose must match it (re.fullmatch), when one is given
     max_results: int | None = None  # cap on MaxFaces / MaxUsers of a search
     retention_days: float | None = None  # faces older than this are deleted (and the deletion audited)
 
@@ -62,6 +66,11 @@ class Policy:
                 raise PolicyError(f"{WIRE_NAMES[name]} must be 0..100, not {value}")
         if not 0.0 < self.max_false_match_probability <= 1.0:
             raise PolicyError(f"MaxFalseMatchProbability must be in (0, 1], not {self.max_false_match_probability}")
+        if self.purpose_pattern is not None:
+            try:
+                re.compile(self.purpose_pattern)
+            except re.error as exc:
+                raise PolicyError(f"PurposePattern is not a regular expression: {exc}") from None
         if self.max_results is not None and self.max_results < 1:
             raise PolicyError(f"MaxResults must be at least 1, not {self.max_results}")
         if self.retention_days is not None and not self.retention_days > 0:
@@ -70,7 +79,7 @@ class Policy:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Policy:
         """Server-wide defaults from FACELENS_MIN_SEARCH_SIMILARITY, FACELENS_MAX_FALSE_MATCH_PROBABILITY,
-        FACELENS_MIN_COMPARE_SIMILARITY and FACELENS_REQUIRE_PURPOSE."""
+        FACELENS_MIN_COMPARE_SIMILARITY, FACELENS_REQUIRE_PURPOSE and FACELENS_PURPOSE_PATTERN."""
         values: dict[str, Any] = {}
         for name, variable in ENVIRONMENT.items():
             raw = (env.get(variable) or "").strip()
@@ -78,6 +87,9 @@ class Policy:
                 continue
             if name == "require_purpose":
                 values[name] = raw.lower() not in ("0", "false", "no", "off")
+                continue
+            if name == "purpose_pattern":
+                values[name] = raw
                 continue
             try:
                 values[name] = float(raw)
@@ -87,6 +99,16 @@ class Policy:
             return cls(**values)
         except PolicyError as exc:
             raise PolicyError(f"server policy from the environment: {exc}") from None
+
+    def purpose_refusal(self, collection_id: str, purpose: str | None) -> str | None:
+        """Why a search or association on `collection_id` with `purpose` is refused, or None when it may run."""
+        if self.require_purpose and not purpose:
+            return (f"collection {collection_id} requires a purpose: send the case or ticket reference in the "
+                    "x-facelens-purpose header")
+        if purpose and self.purpose_pattern and not re.fullmatch(self.purpose_pattern, purpose):
+            return (f"collection {collection_id} requires a purpose matching {self.purpose_pattern!r}; "
+                    f"{purpose[:80]!r} does not")
+        return None
 
     def updated(self, overrides: Mapping[str, Any]) -> Policy:
         """This policy with some members set (snake_case names; None leaves a member as it is)."""

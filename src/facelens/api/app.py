@@ -103,6 +103,26 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def purpose_of(request: Request) -> str | None:
+    """The `x-facelens-purpose` header as text: its bytes read as UTF-8 (as latin-1 when they are not UTF-8,
+    which is how Python's http.client sends a str), stripped; None when absent or blank. A repeated header,
+    a purpose over MAX_PURPOSE characters, or one with control characters is refused."""
+    raw = [value for name, value in request.headers.raw if name.lower() == PURPOSE_HEADER.encode()]
+    if not raw:
+        return None
+    if len(raw) > 1:
+        raise errors.InvalidParameterException(f"{PURPOSE_HEADER} must be sent once")
+    try:
+        purpose = raw[0].decode("utf-8")
+    except UnicodeDecodeError:
+        purpose = raw[0].decode("latin-1")
+    purpose = purpose.strip()
+    if len(purpose) > MAX_PURPOSE or not purpose.isprintable():
+        raise errors.InvalidParameterException(
+            f"{PURPOSE_HEADER} must be printable text of at most {MAX_PURPOSE} characters")
+    return purpose or None
+
+
 def _decode(operation: OperationModel, body: bytes) -> dict[str, Any]:
     return protocol.validated(operation, protocol.parse_body(body))
 
@@ -119,13 +139,7 @@ class RekognitionEndpoint:
         self.scopes = dict(scopes)
 
     def _context(self, request: Request, key_id: str, request_id: str) -> RequestContext:
-        purpose = request.headers.get(PURPOSE_HEADER)
-        if purpose is not None:
-            purpose = purpose.strip()
-            if len(purpose) > MAX_PURPOSE or not purpose.isprintable():
-                raise errors.InvalidParameterException(
-                    f"{PURPOSE_HEADER} must be printable text of at most {MAX_PURPOSE} characters")
-        return RequestContext(key_id, self.scopes.get(key_id, UNSCOPED), purpose or None, request_id)
+        return RequestContext(key_id, self.scopes.get(key_id, UNSCOPED), purpose_of(request), request_id)
 
     async def __call__(self, request: Request) -> Response:
         request_id = _request_id(request)

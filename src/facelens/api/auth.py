@@ -8,6 +8,7 @@ unknown-key request never gets its body buffered. Errors are the ones AWS's JSON
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -29,6 +30,7 @@ from facelens.api.errors import (
 ALGORITHM = "AWS4-HMAC-SHA256"
 SERVICE = "rekognition"
 MAX_SKEW = dt.timedelta(minutes=15)
+SIGNED_PREFIXES = ("x-amz-", "x-facelens-")
 MISMATCH = ("The request signature we calculated does not match the signature you provided. Check your AWS "
             "Secret Access Key and signing method. Consult the service documentation for details.")
 
@@ -78,6 +80,13 @@ def _timestamp(headers: Mapping[str, str]) -> str:
     )
 
 
+def must_be_signed(name: str) -> bool:
+    """Whether a header (lower-case name) can change what a request means, so it must be signed to count:
+    every `x-amz-*` (the operation, the date, the payload hash) and `x-facelens-*` header (the purpose), and
+    Content-Type."""
+    return name.startswith(SIGNED_PREFIXES) or name == "content-type"
+
+
 def parse_authorization(headers: Mapping[str, str]) -> Authorization:
     """The Authorization header's parts (header names lower-case), or the error AWS gives."""
     header = headers.get("authorization")
@@ -106,6 +115,11 @@ def parse_authorization(headers: Mapping[str, str]) -> Authorization:
     signed = tuple(name.strip().lower() for name in fields["SignedHeaders"].split(";"))
     if "host" not in signed:
         raise IncompleteSignatureException("'Host' must be a 'SignedHeader' in the AWS Authorization.")
+    unsigned = sorted({name for name in headers if must_be_signed(name) and name not in signed})
+    if unsigned:
+        raise InvalidSignatureException(
+            "There were headers present in the request which were not signed: " + ", ".join(unsigned)[:200]
+        )
     return Authorization(key, date, region, service, signed, fields["Signature"], _timestamp(headers))
 
 
@@ -132,7 +146,7 @@ class SigV4Verifier:
     def precheck(self, headers: Mapping[str, str]) -> Authorization:
         """Everything that needs no body: header syntax, known key, scope, clock skew."""
         auth = parse_authorization(headers)
-        if auth.access_key not in self._keys:
+        if auth.access_key not in self._keys or "x-amz-security-token" in headers:  # FaceLens issues no tokens
             raise UnrecognizedClientException("The security token included in the request is invalid.")
         if auth.service != SERVICE:
             raise InvalidSignatureException(f"Credential should be scoped to correct service: '{SERVICE}'.")
@@ -164,24 +178,32 @@ class SigV4Verifier:
 
     def verify(self, auth: Authorization, method: str, path: str, query: str,
                headers: Sequence[tuple[str, str]], body: bytes) -> str:
-        """Check the signature over the whole request; returns the access key id."""
-        request = AWSRequest(method=method, url=f"http://signed{path}" + (f"?{query}" if query else ""), data=body)
-        present = set()
-        for name, value in headers:
-            lname = name.lower()
-            if lname in auth.signed_headers:
-                request.headers[lname] = value
-                present.add(lname)
-        if present != set(auth.signed_headers):
+        """Check the signature over the whole request; returns the access key id. Header values arrive as
+        latin-1 text (how Python and Node clients put text on the wire); a client that sent UTF-8 bytes signed
+        their UTF-8 reading, so a non-ASCII request is also tried that way."""
+        signed = [(name.lower(), value) for name, value in headers if name.lower() in auth.signed_headers]
+        if {name for name, _ in signed} != set(auth.signed_headers):
             raise InvalidSignatureException(MISMATCH)
-        content_sha = request.headers.get("x-amz-content-sha256")
+        content_sha = dict(signed).get("x-amz-content-sha256")
         if content_sha is not None and not hmac.compare_digest(
             content_sha.encode(), hashlib.sha256(body).hexdigest().encode()
         ):
             raise InvalidSignatureException("The provided 'x-amz-content-sha256' header does not match the body.")
+        readings = [signed]
+        if not all(value.isascii() for _, value in signed):
+            with contextlib.suppress(UnicodeError):
+                readings.append([(name, value.encode("latin-1").decode("utf-8")) for name, value in signed])
+        url = f"http://signed{path}" + (f"?{query}" if query else "")
+        for reading in readings:
+            request = AWSRequest(method=method, url=url, data=body)
+            for name, value in reading:
+                request.headers[name] = value  # appends: a repeated header is signed as all its values
+            if self._matches(auth, request):
+                return auth.access_key
+        raise InvalidSignatureException(MISMATCH)
+
+    def _matches(self, auth: Authorization, request: AWSRequest) -> bool:
         request.context["timestamp"] = auth.timestamp
         signer = _Recomputer(Credentials(auth.access_key, self._keys[auth.access_key]), auth.service, auth.region)
         expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
-        if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "replace")):
-            raise InvalidSignatureException(MISMATCH)
-        return auth.access_key
+        return hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8", "replace"))

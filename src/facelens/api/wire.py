@@ -119,7 +119,7 @@ def create_user(backend: Backend, p: Params, context: RequestContext) -> Shape:
     def body(session: Session) -> tuple[Shape, int]:
         return {}, users.create_user(session, collection_id=p["CollectionId"], user_id=p["UserId"], context=context)
 
-    return users.records.idempotent("CreateUser", p, body)
+    return users.records.idempotent("CreateUser", p, body, context.key_id)
 
 
 def delete_user(backend: Backend, p: Params, context: RequestContext) -> Shape:
@@ -128,7 +128,7 @@ def delete_user(backend: Backend, p: Params, context: RequestContext) -> Shape:
     def body(session: Session) -> tuple[Shape, int]:
         return {}, users.delete_user(session, collection_id=p["CollectionId"], user_id=p["UserId"], context=context)
 
-    return users.records.idempotent("DeleteUser", p, body)
+    return users.records.idempotent("DeleteUser", p, body, context.key_id)
 
 
 def list_users(backend: Backend, p: Params, context: RequestContext) -> Shape:
@@ -146,7 +146,8 @@ def associate_faces(backend: Backend, p: Params, context: RequestContext) -> Sha
                                            context=context)
         return shapes.association(result), pk
 
-    return users.records.idempotent("AssociateFaces", p, body)
+    users.admit_association(collection_id=p["CollectionId"], context=context)
+    return users.records.idempotent("AssociateFaces", p, body, context.key_id)
 
 
 def disassociate_faces(backend: Backend, p: Params, context: RequestContext) -> Shape:
@@ -157,7 +158,7 @@ def disassociate_faces(backend: Backend, p: Params, context: RequestContext) -> 
                                               face_ids=p["FaceIds"], context=context)
         return shapes.disassociation(result), pk
 
-    return users.records.idempotent("DisassociateFaces", p, body)
+    return users.records.idempotent("DisassociateFaces", p, body, context.key_id)
 
 
 def search_users(backend: Backend, p: Params, context: RequestContext) -> Shape:
@@ -180,7 +181,7 @@ def _start(operation: str, backend: Backend, p: Params, context: RequestContext)
     def body(session: Session) -> tuple[Shape, None]:
         return {"JobId": video.create_job(session, operation, request=p, context=context)}, None
 
-    response = video.records.idempotent(operation, p, body)
+    response = video.records.idempotent(operation, p, body, context.key_id)
     video.queued()
     return response
 

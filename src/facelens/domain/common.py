@@ -75,11 +75,14 @@ class Records:
             self.tokens = paging.PageTokens(session.secret())
 
     def idempotent(self, operation: str, params: Mapping[str, Any],
-                   body: Callable[[Session], tuple[dict[str, Any], int | None]]) -> dict[str, Any]:
-        """Run a write once per ClientRequestToken: a repeat with the same parameters gets the first response
-        (and changes nothing); one with other parameters is refused. All in one transaction."""
+                   body: Callable[[Session], tuple[dict[str, Any], int | None]], key_id: str) -> dict[str, Any]:
+        """Run a write once per ClientRequestToken of one access key: a repeat with the same parameters gets the
+        first response (and changes nothing); one with other parameters is refused. All in one transaction.
+        Tokens are the sending key's own: another key's same token is a new request, never that key's answer."""
         field = service_model.idempotency_member(operation)
         token = params.get(field) if field else None
+        if token is not None:
+            token = f"{key_id}/{token}"
         digest = paging.digest(params, leave_out=(field,) if field else ())
         with self.store.transaction(write=True) as session:
             if token is not None:

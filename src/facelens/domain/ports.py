@@ -27,6 +27,9 @@ class Ruling(Protocol):
     @property
     def effective(self) -> float: ...  # the Similarity the search or comparison is answered at
 
+    @property
+    def floor(self) -> float: ...  # the least Similarity the policy lets it be answered at
+
 
 class Gate(Protocol):
     """The accountability gate as the services see it (`facelens.accountability.gate.Gate`): every search and
@@ -43,6 +46,16 @@ class Gate(Protocol):
     def record_search(self, context: RequestContext, operation: str, collection: CollectionRecord,
                       threshold: Ruling, matches: Sequence[FaceMatch] | Sequence[UserMatch],
                       **fields: Any) -> None: ...
+
+    def admit_association(self, context: RequestContext, operation: str, collection_id: str) -> None: ...
+
+    def association_threshold(self, context: RequestContext, requested: float | None, default: float,
+                              references: int) -> Ruling: ...
+
+    def record_association(self, session: AuditLog, context: RequestContext, operation: str,
+                           collection: CollectionRecord, threshold: Ruling, user_id: str,
+                           associated: Sequence[tuple[str, float | None]],
+                           refused: Sequence[tuple[str, str, float | None]]) -> None: ...
 
     def admit_compare(self, context: RequestContext, requested: float | None) -> Ruling: ...
 

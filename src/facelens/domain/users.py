@@ -73,12 +73,17 @@ class UserService:
         collection = require_collection(session, collection_id)
         if session.create_user(collection.pk, user_id, _status("CREATED")) is None:
             raise errors.ConflictException(f"A user with id {user_id} already exists within the collection")
+        self.gate.record(session, context, "CreateUser", collection.collection_id, user_id=user_id)
         return collection.pk
 
     def delete_user(self, session: Session, *, collection_id: str, user_id: str, context: RequestContext) -> int:
         """Delete a user; its faces stay in the collection, unassociated."""
         collection = require_collection(session, collection_id)
-        session.delete_user(_user(session, collection, user_id).pk)
+        user = _user(session, collection, user_id)
+        faces = session.list_faces(collection.pk, 0, faces_per_user(), user.pk)
+        session.delete_user(user.pk)
+        self.gate.record(session, context, "DeleteUser", collection.collection_id, user_id=user_id,
+                         disassociated=[face.face_id for face in faces])
         return collection.pk
 
     def list_users(self, *, collection_id: str, max_results: int | None, next_token: str | None,
@@ -92,27 +97,39 @@ class UserService:
             return self.records.page("ListUsers", max_results, next_token, collection.pk, "", fetch,
                                      lambda u: u.pk)
 
+    def admit_association(self, *, collection_id: str, context: RequestContext) -> None:
+        """The purpose rule of AssociateFaces, checked (and a refusal audited) before its write transaction."""
+        self.gate.admit_association(context, "AssociateFaces", collection_id)
+
     def associate_faces(self, session: Session, *, collection_id: str, user_id: str, face_ids: Sequence[str],
                         threshold: float | None, context: RequestContext) -> tuple[FaceChanges, int]:
-        """Associate faces with a user. Once the user has faces, a new one must reach UserMatchThreshold
-        Similarity to them (LOW_MATCH_CONFIDENCE otherwise)."""
-        least = float(default("AssociateFaces", "UserMatchThreshold", threshold))
+        """Associate faces with a user. Once the user has faces, a new one must reach the UserMatchThreshold
+        (raised to the server's CompareFaces floor) Similarity to them, else LOW_MATCH_CONFIDENCE, whose
+        Confidence is given only when it reaches that floor. Audited with every Similarity computed."""
+        requested = None if threshold is None else float(threshold)
         reason = "UnsuccessfulFaceAssociationReason"
         collection, user, unique, found = _faces_of_request(session, collection_id, user_id, face_ids,
                                                             embeddings=True)
         current = session.list_faces(collection.pk, 0, faces_per_user() + 1, user.pk, embeddings=True)
-        reference = np.stack([f.embedding for f in current]) if current else None
+        references = [f.embedding for f in current]  # grows with each face taken: one request cannot merge two people
         model = self.search.calibration(collection)
+        ruling = self.gate.association_threshold(context, requested,
+                                                 float(default("AssociateFaces", "UserMatchThreshold", None)),
+                                                 len(current))
+        similarities: dict[str, float] = {}
 
         def judge(face: FaceRecord) -> Refusal | bool:
             if face.user_pk == user.pk:
                 return False  # already this user's: ignored, as in Rekognition
             if face.user_pk is not None:
                 return Refusal(face.face_id, [reason_in(reason, "ASSOCIATED_TO_A_DIFFERENT_USER")], face.user_id)
-            similarity = 100.0 if reference is None else float(
-                model.similarity(float((reference @ face.embedding).max())))
-            if similarity < least:
-                return Refusal(face.face_id, [reason_in(reason, "LOW_MATCH_CONFIDENCE")], user.user_id, similarity)
+            if references:
+                score = float((np.stack(references) @ face.embedding).max())
+                similarity = similarities[face.face_id] = float(model.similarity(score))
+                if similarity < ruling.effective:
+                    shown = similarity if similarity >= ruling.floor else None  # nothing below the floor is told
+                    return Refusal(face.face_id, [reason_in(reason, "LOW_MATCH_CONFIDENCE")], user.user_id, shown)
+            references.append(face.embedding)
             return True
 
         added, failed = judged(unique, found, reason, judge)
@@ -123,6 +140,10 @@ class UserService:
         session.associate([face.seq for face in added], user.pk)
         status = _status("ACTIVE" if current or added else "CREATED")
         session.set_user_status(user.pk, status)
+        self.gate.record_association(
+            session, context, "AssociateFaces", collection, ruling, user.user_id,
+            [(face.face_id, similarities.get(face.face_id)) for face in added],
+            [(r.face_id, r.reasons[0], similarities.get(r.face_id)) for r in failed])
         return FaceChanges([face.face_id for face in added], failed, status), collection.pk
 
     def disassociate_faces(self, session: Session, *, collection_id: str, user_id: str, face_ids: Sequence[str],
@@ -142,6 +163,8 @@ class UserService:
         remaining = session.list_faces(collection.pk, 0, 1, user.pk)
         status = _status("ACTIVE" if remaining else "CREATED")
         session.set_user_status(user.pk, status)
+        self.gate.record(session, context, "DisassociateFaces", collection.collection_id, user_id=user.user_id,
+                         disassociated=[face.face_id for face in removed])
         return FaceChanges([face.face_id for face in removed], failed, status), collection.pk
 
     # -- search

@@ -143,21 +143,30 @@ class VideoService:
     # -- Get
     def get_face_detection(self, *, job_id: str, max_results: int | None, next_token: str | None,
                            context: RequestContext) -> JobPage:
-        return self._get("GetFaceDetection", "FaceDetection", job_id, max_results, next_token, by_index=False)
+        return self._get("GetFaceDetection", "FaceDetection", job_id, max_results, next_token, by_index=False,
+                         context=context)
 
     def get_face_search(self, *, job_id: str, sort_by: str | None, max_results: int | None, next_token: str | None,
                         context: RequestContext) -> JobPage:
         return self._get("GetFaceSearch", "FaceSearch", job_id, max_results, next_token,
-                         by_index=(sort_by or "TIMESTAMP") == "INDEX")
+                         by_index=(sort_by or "TIMESTAMP") == "INDEX", context=context)
 
     def _get(self, operation: str, kind: str, job_id: str, max_results: int | None, next_token: str | None,
-             by_index: bool) -> JobPage:
+             by_index: bool, context: RequestContext) -> JobPage:
+        """One page of a job's results, for a caller whose key may see the job: a face search's collection
+        must be in the key's scope; a key limited to some collections reads only the detection jobs it
+        started. Each read is audited with the FaceIds (and similarities) it discloses."""
         filters = paging.digest({"JobId": job_id, "ByIndex": by_index})
         size = min(max_results or PAGE, PAGE)  # more than 1,000: 1,000
         with self.store.transaction() as session:
             job = session.get_job(job_id)
             if job is None or job.kind != kind:
                 raise errors.ResourceNotFoundException(f"no {kind} job {job_id}")
+            collection_id = job.request.get("CollectionId")
+            context.scope.check(operation, collection_id)
+            if collection_id is None and context.scope.collections is not None and job.key_id != context.key_id:
+                raise errors.AccessDeniedException(
+                    f"this access key is limited to some collections; job {job_id} was started by another key")
 
             def fetch(offset: int, limit: int) -> list[tuple[int, JobResult]]:
                 """(position, result) pairs: a page token holds the position after the page's last result.
@@ -168,9 +177,15 @@ class VideoService:
 
             page = self.records.page(operation, size, next_token, 0, filters, fetch, lambda row: row[0] + 1)
         status = RUNNING if job.status in (QUEUED, RUNNING) else job.status
+        items = [result.item for _, result in page.items] if job.status == SUCCEEDED else []
+        matches = [{"FaceId": m["Face"]["FaceId"], "Similarity": m.get("Similarity")}
+                   for item in items for m in item.get("FaceMatches") or ()]
+        with self.store.transaction(write=True) as session:
+            self.gate.record(session, context, operation, collection_id, job_id=job_id, job_status=status,
+                             results=len(items), **({"matches": matches} if kind == "FaceSearch" else {}))
         if job.status != SUCCEEDED:
             return JobPage(job, status)
-        return JobPage(job, status, [result.item for _, result in page.items], page.next_token)
+        return JobPage(job, status, items, page.next_token)
 
     # -- workers
     def start(self, workers: int = 1, poll_seconds: float = 2.0, shared: bool = False) -> None:

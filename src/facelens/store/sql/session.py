@@ -86,6 +86,16 @@ class SqlSession:
         return self._collection(row) if row else None
 
     def delete_collection(self, pk: int) -> None:
+        """Delete a collection, its faces, users, tokens, and the face-search jobs run on it (their results name
+        its faces)."""
+        row = self._run("SELECT collection_id FROM collections WHERE pk = ?", (pk,)).fetchone()
+        if row is not None:
+            jobs = [job_id for job_id, request in self._run(
+                        "SELECT job_id, request FROM video_jobs WHERE kind = ?", ("FaceSearch",))
+                    if json.loads(request).get("CollectionId") == row[0]]
+            for job_id in jobs:
+                self._run("DELETE FROM video_results WHERE job_id = ?", (job_id,))
+                self._run("DELETE FROM video_jobs WHERE job_id = ?", (job_id,))
         self._run("DELETE FROM faces WHERE collection = ?", (pk,))
         self._run("DELETE FROM collections WHERE pk = ?", (pk,))  # cascades to users and tokens
         self._run("DELETE FROM changes WHERE collection = ?", (pk,))
