@@ -56,9 +56,10 @@ def seal(record: Mapping[str, Any], seq: int, when: float, prev_hash: str) -> Au
 
 
 def face_ids(record: Mapping[str, Any]) -> list[str]:
-    """Every FaceId a record names (returned matches, indexed, deleted or expired faces)."""
+    """Every FaceId a record names (returned matches, indexed, deleted or expired faces, faces associated with,
+    refused for, or disassociated from a user)."""
     found: list[str] = []
-    for key in ("matches", "indexed", "deleted"):
+    for key in ("matches", "indexed", "deleted", "associated", "refused", "disassociated"):
         for item in record.get(key) or ():
             face_id = item.get("FaceId") if isinstance(item, Mapping) else item
             if isinstance(face_id, str):
