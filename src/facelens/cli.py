@@ -86,9 +86,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """The model card of the configured models, through the service's own face path."""
+    from facelens.config import EvalSettings
     from facelens.eval.report import main as eval_main
     from facelens.service import default_analyzer
 
+    if args.dataset is None:
+        args.dataset = str(EvalSettings.from_env().lfw)
     return eval_main(args, default_analyzer(_settings(args)))
 
 
@@ -288,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.set_defaults(func=cmd_calibrate)
 
     evaluate = sub.add_parser("eval", help="evaluation report (model card): HTML + JSON for the face model in use")
-    evaluate.add_argument("--dataset", required=True, help="<identity>/<image> folder (LFW: adds pairs.txt, genders)")
+    evaluate.add_argument("--dataset", default=None,
+                          help="<identity>/<image> folder (LFW: adds pairs.txt, genders; default: FACELENS_LFW)")
     evaluate.add_argument("--labels", default=None, metavar="CSV",
                           help="demographic groups: identity or image column, then one column per grouping")
     evaluate.add_argument("--out", default="eval-report", help="output folder (default ./eval-report)")

@@ -45,7 +45,7 @@ def serve(settings: ServerSettings) -> int:
         timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     server = uvicorn.Server(config)
-    log.info("FaceLens on http://%s:%d (data %s, %d inference workers x %d threads, queue %d)", settings.host,
+    log.info("FaceLens on http://%s:%d (data directory %s, %d inference workers x %d threads, queue %d)", settings.host,
              settings.port, settings.data_dir, settings.workers, settings.threads, settings.queue)
     server.run()
     return 0 if server.started else 1

@@ -307,7 +307,7 @@ class CollectionService:
         found = find_faces_in(self.analyzer, image, None, 1, context.max_image_bytes, quality_filter=level,
                               embed=1)
         if not found.passed:
-            raise errors.InvalidParameterException("Request has invalid parameters: no face found in the image")
+            raise errors.InvalidParameterException("There are no faces in the image. Should be at least 1.")
         face = found.passed[0]
         matches = self.search.face_matches(collection, np.asarray(face.embedding, np.float32)[None, :],
                                            ruling.effective, limit)

@@ -40,7 +40,8 @@ def compare(analyzer: Analyzer, source: bytes, target: bytes, threshold: float, 
                        quality_filter=quality_filter or "NONE", embed=None)
     source_set, target_set = (raised(result) for result in found)
     if not source_set.passed:
-        raise errors.InvalidParameterException("Request has invalid parameters: no face found in the source image")
+        raise errors.InvalidParameterException(
+            "There are no faces in the image. Should be at least 1.")
     src, targets = source_set.passed[0], target_set.passed
     matches: list[ComparedMatch] = []
     unmatched: list[FoundFace] = []

@@ -197,7 +197,8 @@ def embed_cli_dataset(root: Path, analyzer: FaceAnalyzer | None = None) -> Embed
     """`embed_with_pipeline` for a command's `--dataset DIR` (with the command's configured analyzer); None,
     after saying why, when there is no such folder."""
     if not root.is_dir():
-        print(f"data set not found at {root}; pass --dataset DIR (<identity>/<image> folders)")
+        print(f"data set not found at {root}; pass --dataset DIR (<identity>/<image> folders) or set FACELENS_LFW "
+              "to a copy of LFW (deep-funneled, from its publishers; FaceLens ships no data set)")
         return None
     return embed_with_pipeline(root, analyzer)
 
