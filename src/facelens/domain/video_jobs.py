@@ -35,6 +35,7 @@ from facelens.domain.model import FaceMatch, FoundFace, JobPage, VideoFace
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
+from facelens.s3 import check_object
 from facelens.store.base import Session
 from facelens.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult
 from facelens.video.decode import DEFAULT_INTERVAL_MS, probe
@@ -127,6 +128,7 @@ class VideoService:
         s3 = video.get("S3Object") or {}
         if not s3.get("Bucket") or not s3.get("Name"):
             raise errors.InvalidParameterException("Video.S3Object needs Bucket and Name")
+        check_object(s3, "Video")
         if s3["Bucket"] == LOCAL_BUCKET:
             size = self._local_size(s3["Name"])
             if size > self.max_bytes:
