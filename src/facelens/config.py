@@ -14,7 +14,7 @@ below this one reads the environment.
 | queue            |              | FACELENS_QUEUE               | 64            |
 | body limit       |              | FACELENS_MAX_BODY_BYTES      | 16 MiB        |
 | S3 endpoint      |              | FACELENS_S3_ENDPOINT_URL     | none: S3Object refused |
-| S3 credentials   |              | FACELENS_S3_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION | boto3's chain, no metadata address |
+| S3 credentials   |              | FACELENS_S3_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION | boto3's chain, no IMDS |
 | region           |              | FACELENS_REGION              | any (ARNs: us-east-1) |
 | account (ARNs)   |              | FACELENS_ACCOUNT_ID          | 000000000000  |
 | model warm-up    |              | FACELENS_WARMUP              | 1             |
