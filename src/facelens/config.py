@@ -13,8 +13,8 @@ below this one reads the environment.
 | threads/session  |              | FACELENS_THREADS             | 1 (also models.threads) |
 | queue            |              | FACELENS_QUEUE               | 64            |
 | body limit       |              | FACELENS_MAX_BODY_BYTES      | 16 MiB        |
-| S3 endpoint      |              | FACELENS_S3_ENDPOINT_URL     | AWS S3        |
-| S3 credentials   |              | FACELENS_S3_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION | boto3's chain |
+| S3 endpoint      |              | FACELENS_S3_ENDPOINT_URL     | none: S3Object refused |
+| S3 credentials   |              | FACELENS_S3_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION | boto3's chain, no IMDS |
 | region           |              | FACELENS_REGION              | any (ARNs: us-east-1) |
 | account (ARNs)   |              | FACELENS_ACCOUNT_ID          | 000000000000  |
 | model warm-up    |              | FACELENS_WARMUP              | 1             |
@@ -121,7 +121,8 @@ def _account(env: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class S3Settings:
-    """Where `Image.S3Object` is read from: an S3-compatible endpoint (None: AWS S3 itself)."""
+    """Where `Image.S3Object` and `Video.S3Object` are read from: an S3-compatible endpoint (None: S3 is not
+    configured and every S3Object is refused without a network call; for AWS S3 name its endpoint)."""
 
     endpoint_url: str | None = None
     access_key_id: str | None = field(default=None, repr=False)

@@ -25,8 +25,9 @@ unreadable EXIF is ignored (orientation 1) rather than refusing the pixels. Ever
 16-bit grey is scaled (not clipped) to 8 bits, CMYK/palette/grey are converted, and alpha (including
 palette or colour-key transparency) is composited over white, as viewers show it. No colour management:
 ICC profiles are ignored and pixels are taken as sRGB. Truncated or corrupt data is an error, never a
-partially grey image (``ImageFile.LOAD_TRUNCATED_IMAGES`` is kept False and the CRCs of PNG's critical
-chunks, IDAT included, are checked as libpng does).
+partially grey image (``ImageFile.LOAD_TRUNCATED_IMAGES`` is kept False, the CRCs of PNG's critical
+chunks, IDAT included, are checked as libpng does, and JPEG is decoded by libjpeg-turbo stopping at its
+first warning, after a check that its data can hold the blocks its header claims: ``facelens.jpeg``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile
 
+from facelens import jpeg
 from facelens.errors import FaceLensError, ImageTooLargeException, InvalidImageFormatException
 
 __all__ = [
@@ -204,8 +206,13 @@ def _decode(data: bytes, fmt: str) -> DecodedImage:
         _check_png_crcs(data)
     im = _open_header(data, fmt)
     check_dimensions(*im.size)
-    im.load()
-    orientation = _orientation(im)
+    if fmt == "JPEG":  # EXIF is in the header; the pixels come from the strict decoder (`facelens.jpeg`)
+        jpeg.check_cost(data)
+        orientation = _orientation(im)
+        im = _load_jpeg(im, data)
+    else:
+        im.load()
+        orientation = _orientation(im)
     if orientation in _TRANSPOSE:
         im = im.transpose(_TRANSPOSE[orientation])
     else:
@@ -215,6 +222,15 @@ def _decode(data: bytes, fmt: str) -> DecodedImage:
         raise InvalidImageFormatException(f"{fmt} image decoded to an unexpected shape {pixels.shape}.")
     pixels.flags.writeable = False
     return DecodedImage(pixels=pixels, format=fmt, orientation_applied=orientation)
+
+
+def _load_jpeg(im: ImageFile.ImageFile, data: bytes) -> Image.Image:
+    """The JPEG's pixels decoded strictly; CMYK (Adobe inversion is Pillow's) is checked strictly, then loaded."""
+    if im.mode == "CMYK":
+        jpeg.decode_strict(data, im.mode)
+        im.load()
+        return im
+    return Image.fromarray(jpeg.decode_strict(data, im.mode))
 
 
 def _open_header(data: bytes, fmt: str) -> ImageFile.ImageFile:

@@ -3,12 +3,26 @@
 Rekognition answers InvalidS3ObjectException whenever it cannot read the object (no bucket, no key, no access,
 no such version), and ImageTooLargeException over its S3 size limit; so does FaceLens. The object's size is
 checked from its metadata before its body is read, and the read itself is bounded.
+
+Invariants:
+
+* S3 is *configured* only when FACELENS_S3_ENDPOINT_URL is set (to AWS itself, say
+  `https://s3.us-east-1.amazonaws.com`, or to MinIO, moto...). Unconfigured, every `S3Object` is
+  InvalidS3ObjectException ("S3 is not configured") and no client is ever made, so nothing reaches out.
+* Configured, credentials are FACELENS_S3_ACCESS_KEY_ID / _SECRET_ACCESS_KEY when given, else boto3's chain
+  *without* its network providers (the instance-metadata and container-credential addresses): environment,
+  shared files, SSO profiles. No call goes anywhere but the configured endpoint.
+* `check_object` refuses, as InvalidParameterException and before any call, an object name or version that
+  holds a control character (U+0000-U+001F, U+007F) or a lone surrogate, or is over S3's 1,024 UTF-8 bytes,
+  and a bucket outside the service model's `[0-9A-Za-z.-_]{3,255}`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +32,42 @@ from facelens.config import S3Settings
 log = logging.getLogger("facelens.api")
 
 UNREADABLE = "Unable to get object metadata from S3. Check object key, region and/or access permissions."
+NOT_CONFIGURED = ("S3 is not configured on this FaceLens (set FACELENS_S3_ENDPOINT_URL); send the image as "
+                  "Bytes instead")
+MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8 bytes
+_BUCKET = re.compile(r"[0-9A-Za-z.\-_]{3,255}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NETWORK_PROVIDERS = ("iam-role", "container-role")  # botocore's names for the metadata and container lookups
+
+
+def _check_text(value: object, label: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise errors.InvalidParameterException(f"Request has invalid parameters: {label} must be a non-empty string")
+    if (bad := _CONTROL.search(value)) is not None:
+        raise errors.InvalidParameterException(
+            f"Request has invalid parameters: {label} holds the control character U+{ord(bad.group()):04X}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise errors.InvalidParameterException(
+            f"Request has invalid parameters: {label} is not valid Unicode (a lone surrogate)") from None
+    if size > MAX_KEY_BYTES:
+        raise errors.InvalidParameterException(
+            f"Request has invalid parameters: {label} is {size:,} bytes in UTF-8; S3's limit is {MAX_KEY_BYTES:,}")
+    return value
+
+
+def check_object(s3_object: Mapping[str, Any], member: str) -> tuple[str, str, str | None]:
+    """(bucket, name, version) of an `S3Object`, or InvalidParameterException naming `member`'s bad part."""
+    bucket = s3_object.get("Bucket")
+    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
+        raise errors.InvalidParameterException(
+            f"Request has invalid parameters: {member}.S3Object.Bucket must match [0-9A-Za-z.-_]{{3,255}}")
+    name = _check_text(s3_object.get("Name"), f"{member}.S3Object.Name")
+    version = s3_object.get("Version")
+    if version is not None:
+        _check_text(version, f"{member}.S3Object.Version")
+    return bucket, name, version
 
 
 class S3Reader:
@@ -29,17 +79,30 @@ class S3Reader:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    @property
+    def configured(self) -> bool:
+        """Whether an S3 endpoint is configured; if not, nothing is read and no client is made."""
+        return self.settings.endpoint_url is not None
+
     def _s3(self) -> Any:
+        if not self.configured:
+            raise errors.InvalidS3ObjectException(NOT_CONFIGURED)
         if self._client is None:
             with self._lock:
                 if self._client is None:
                     import boto3
+                    import botocore.session
                     from botocore.config import Config
 
+                    core = botocore.session.Session()
+                    resolver = core.get_component("credential_provider")
+                    for provider in _NETWORK_PROVIDERS:
+                        resolver.remove(provider)
                     session = boto3.session.Session(
                         aws_access_key_id=self.settings.access_key_id,
                         aws_secret_access_key=self.settings.secret_access_key,
                         region_name=self.settings.region or "us-east-1",
+                        botocore_session=core,
                     )
                     config = Config(s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=30,
                                     retries={"max_attempts": 2, "mode": "standard"},
@@ -51,11 +114,13 @@ class S3Reader:
         """GetObject; InvalidS3ObjectException when it cannot be read."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        check_object({"Bucket": bucket, "Name": name, "Version": version or None}, "S3Object")
+        client = self._s3()
         request: dict[str, str] = {"Bucket": bucket, "Key": name}
         if version:
             request["VersionId"] = version
         try:
-            return self._s3().get_object(**request)
+            return client.get_object(**request)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             log.info("S3 GetObject failed: %s", code)

@@ -85,6 +85,8 @@ def test_compare_faces_passes_every_parameter(api: TestClient, fake: FakeBackend
 
 
 class FakeS3:
+    configured = True
+
     def read(self, bucket: str, name: str, version: str | None, max_bytes: int) -> bytes:
         if bucket != "images":
             raise errors.InvalidS3ObjectException("Unable to get object metadata from S3.")

@@ -16,6 +16,7 @@ from facelens.api.workers import WorkerPool
 from facelens.context import RequestContext
 from facelens.imaging import MAX_S3_IMAGE_BYTES
 from facelens.operations import Operation
+from facelens.s3 import NOT_CONFIGURED, check_object
 from facelens.service import Backend
 
 
@@ -43,8 +44,10 @@ async def _image(backend: Backend, pools: Pools, image: dict[str, Any], name: st
     s3_object = image["S3Object"]
     if not s3_object.get("Bucket") or not s3_object.get("Name"):
         raise errors.InvalidParameterException(f"Request has invalid parameters: {name}.S3Object needs Bucket and Name")
-    data = await pools.io.run(backend.s3.read, s3_object["Bucket"], s3_object["Name"], s3_object.get("Version"),
-                              MAX_S3_IMAGE_BYTES)
+    bucket, key, version = check_object(s3_object, name)
+    if not backend.s3.configured:
+        raise errors.InvalidS3ObjectException(NOT_CONFIGURED)
+    data = await pools.io.run(backend.s3.read, bucket, key, version, MAX_S3_IMAGE_BYTES)
     return data, True
 
 

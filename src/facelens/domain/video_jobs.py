@@ -10,13 +10,16 @@ job is audited like an image search (`facelens.accountability.gate`). `VideoServ
 
 Video sources (`Video.S3Object`): an S3 object, fetched by the `fetch` callable the service provides; or, as a
 FaceLens extension, a file under the video directory, named with the bucket `facelens-local`
-(`{"Bucket": "facelens-local", "Name": "cameras/door-1.mp4"}`).
+(`{"Bucket": "facelens-local", "Name": "cameras/door-1.mp4"}`). A local file is judged when it is opened, on the
+opened descriptor (`facelens.video.source.LocalVideo`): at Start, and again at every open while the job runs,
+re-queued jobs included, so a file that escaped the folder after Start fails its job and is never read.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import urllib.request
@@ -32,10 +35,12 @@ from facelens.domain.model import FaceMatch, FoundFace, JobPage, VideoFace
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
 from facelens.pipeline import resolve_attributes
+from facelens.s3 import check_object
 from facelens.store.base import Session
 from facelens.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult
-from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoError, probe
+from facelens.video.decode import DEFAULT_INTERVAL_MS, probe
 from facelens.video.faces import detect_in_video
+from facelens.video.source import LocalVideo, VideoError, VideoFile, VideoMissing, VideoOutside, VideoSource
 
 log = logging.getLogger("facelens.video")
 
@@ -123,22 +128,24 @@ class VideoService:
         s3 = video.get("S3Object") or {}
         if not s3.get("Bucket") or not s3.get("Name"):
             raise errors.InvalidParameterException("Video.S3Object needs Bucket and Name")
+        check_object(s3, "Video")
         if s3["Bucket"] == LOCAL_BUCKET:
-            path = self._local_path(s3["Name"])
-            if path.stat().st_size > self.max_bytes:
-                raise errors.VideoTooLargeException(
-                    f"{s3['Name']} is {path.stat().st_size:,} bytes; the limit is {self.max_bytes:,}")
+            size = self._local_size(s3["Name"])
+            if size > self.max_bytes:
+                raise errors.VideoTooLargeException(f"{s3['Name']} is {size:,} bytes; the limit is {self.max_bytes:,}")
         elif self.fetch is None:
-            raise errors.InvalidS3ObjectException("this FaceLens has no S3 endpoint configured for videos")
+            raise errors.InvalidS3ObjectException("S3 is not configured on this FaceLens (FACELENS_S3_ENDPOINT_URL), "
+                                                  "so Video.S3Object can only name bucket facelens-local")
 
-    def _local_path(self, name: str) -> Path:
-        root = self.video_dir.resolve()
-        path = (root / name).resolve()
-        if not path.is_relative_to(root):
-            raise errors.InvalidParameterException(f"{name} is outside the video directory")
-        if not path.is_file():
-            raise errors.InvalidS3ObjectException(f"no video {name} in the video directory")
-        return path
+    def _local_size(self, name: str) -> int:
+        """The size of a local video, opened and judged as a job's worker will open it."""
+        try:
+            with LocalVideo(self.video_dir, name).open() as handle:
+                return os.fstat(handle.fileno()).st_size
+        except VideoOutside as exc:
+            raise errors.InvalidParameterException(str(exc)) from None
+        except VideoMissing:
+            raise errors.InvalidS3ObjectException(f"no video {name} in the video directory") from None
 
     # -- Get
     def get_face_detection(self, *, job_id: str, max_results: int | None, next_token: str | None,
@@ -243,36 +250,36 @@ class VideoService:
             log.exception("video job %s failed", job.job_id)
             status, message = FAILED, f"internal error: {exc.__class__.__name__}"
         finally:
-            if cached:
-                source.unlink(missing_ok=True)
+            if cached is not None:
+                cached.unlink(missing_ok=True)
         with self.store.transaction(write=True) as session:
             session.finish_job(job.job_id, status, message, metadata, results)
         log.info("video job %s (%s): %s, %d results in %.1fs", job.job_id, job.kind, status, len(results),
                  time.perf_counter() - started)
         self._notify(job, status)
 
-    def _source_file(self, job: JobRecord) -> tuple[Path, bool]:
-        """The file to analyse, and whether it is a downloaded copy to remove afterwards."""
+    def _source_file(self, job: JobRecord) -> tuple[VideoSource, Path | None]:
+        """What to analyse, and the downloaded copy to remove afterwards (None for a local video)."""
         s3 = job.request["Video"]["S3Object"]
         if s3["Bucket"] == LOCAL_BUCKET:
-            return self.video_dir.resolve() / s3["Name"], False
+            return LocalVideo(self.video_dir, s3["Name"]), None
         destination = self.downloads / job.job_id
         try:
             if self.fetch is None:
-                raise errors.InvalidS3ObjectException("no S3 endpoint is configured for videos")
+                raise errors.InvalidS3ObjectException("S3 is not configured on this FaceLens")
             self.fetch(s3["Bucket"], s3["Name"], s3.get("Version"), destination, self.max_bytes)
         except errors.FaceLensError as exc:  # the job fails with that message (probe() sees no file)
             log.info("video job %s: %s", job.job_id, exc.message)
             destination = destination.with_suffix(".missing")
-        return destination, True
+        return VideoFile(destination), destination
 
-    def _detect(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None) -> list[JobResult]:
+    def _detect(self, job: JobRecord, source: VideoSource, progress: Callable[[int], None] | None) -> list[JobResult]:
         fields = resolve_attributes([job.request.get("FaceAttributes", "DEFAULT")])
         _, faces = detect_in_video(source, self.analyzer, fields, self.interval_ms, progress)
         return [JobResult(face.timestamp_ms, 0, self.persist(VideoFace(face.timestamp_ms, face.track, FoundFace(
             face.face, face.width, face.height, fields)))) for face in faces]
 
-    def _search(self, job: JobRecord, source: Path, progress: Callable[[int], None] | None,
+    def _search(self, job: JobRecord, source: VideoSource, progress: Callable[[int], None] | None,
                 context: RequestContext) -> list[JobResult]:
         collection, threshold, limit = self.gate.admit_search(context, "StartFaceSearch", job.request["CollectionId"],
                                                               job.request.get("FaceMatchThreshold"), None,

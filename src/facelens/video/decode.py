@@ -4,11 +4,15 @@ Any container and codec FFmpeg reads (H.264, H.265, VP9, MPEG-4 in MP4, MOV, MKV
 decoding. Frames are taken at the first decoded frame at or after each multiple of the sampling interval
 (Rekognition reports faces about every 200 ms), so a 30 fps clip yields 5 frames a second. Everything that makes
 a file unusable (missing, empty, not a video, audio only, corrupt, over the resolution limit) is a `VideoError`
-with a message a user can act on, raised before or while decoding, never a hang.
+with a message a user can act on, raised before or while decoding, never a hang. The bytes come from a
+`VideoSource` (`facelens.video.source`): each probe and decode opens it anew, and PyAV reads the very file
+object the source opened and checked.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,12 +21,12 @@ from pathlib import Path
 import av
 import numpy as np
 
+from facelens.video.source import VideoError, VideoSource, as_source
+
+__all__ = ["DEFAULT_INTERVAL_MS", "VideoError", "VideoMetadata", "frames", "probe"]
+
 DEFAULT_INTERVAL_MS = 200
 MAX_WIDTH, MAX_HEIGHT = 4096, 2304  # 4K; 8K video is refused (memory per frame, and faces are found at 640 px)
-
-
-class VideoError(Exception):
-    """The video cannot be analysed; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +45,18 @@ class VideoMetadata:
                 "FrameRate": self.frame_rate, "FrameHeight": self.height, "FrameWidth": self.width}
 
 
-def _open(path: Path) -> av.container.InputContainer:
-    if not path.is_file():
-        raise VideoError(f"video file {path.name} not found")
-    if path.stat().st_size == 0:
-        raise VideoError(f"video file {path.name} is empty (0 bytes)")
-    try:
-        return av.open(str(path), mode="r", timeout=30)
-    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise VideoError(f"{path.name} is not a video FaceLens can read: {_reason(exc)}") from None
+@contextlib.contextmanager
+def _open(source: VideoSource) -> Iterator[av.container.InputContainer]:
+    """The source opened (and checked) once, and a PyAV container reading that file object; both closed after."""
+    with source.open() as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise VideoError(f"video file {source.name} is empty (0 bytes)")
+        try:
+            container = av.open(handle, mode="r", timeout=30)
+        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+            raise VideoError(f"{source.name} is not a video FaceLens can read: {_reason(exc)}") from None
+        with container:
+            yield container
 
 
 def _reason(exc: BaseException) -> str:
@@ -86,21 +93,21 @@ def _metadata(container: av.container.InputContainer, stream: av.video.stream.Vi
                          container.format.name)
 
 
-def probe(path: str | Path) -> VideoMetadata:
+def probe(source: VideoSource | str | Path) -> VideoMetadata:
     """The video's metadata (codec, duration, frame rate, size, container format), or VideoError."""
-    path = Path(path)
-    with _open(path) as container:
-        return _metadata(container, _stream(container, path.name))
+    source = as_source(source)
+    with _open(source) as container:
+        return _metadata(container, _stream(container, source.name))
 
 
-def frames(path: str | Path, interval_ms: int = DEFAULT_INTERVAL_MS,
+def frames(source: VideoSource | str | Path, interval_ms: int = DEFAULT_INTERVAL_MS,
            start_ms: int = 0) -> Iterator[tuple[int, np.ndarray]]:
     """(timestamp in ms, RGB frame) every `interval_ms`, from `start_ms` on (resuming a job), in order."""
-    path = Path(path)
+    source = as_source(source)
     if interval_ms < 1:
         raise ValueError("interval_ms must be positive")
-    with _open(path) as container:
-        stream = _stream(container, path.name)
+    with _open(source) as container:
+        stream = _stream(container, source.name)
         stream.thread_type = "AUTO"  # frame and slice threads
         due = max(0, start_ms)
         # timestamps count from the stream's first frame (AVI, MPEG-TS and edited MP4s start later than 0)
@@ -120,7 +127,7 @@ def frames(path: str | Path, interval_ms: int = DEFAULT_INTERVAL_MS,
                 due = (timestamp // interval_ms + 1) * interval_ms
         except av.error.FFmpegError as exc:
             if decoded == 0:
-                raise VideoError(f"{path.name} could not be decoded: {_reason(exc)}") from None
-            raise VideoError(f"{path.name} is damaged after {decoded} frames: {_reason(exc)}") from None
+                raise VideoError(f"{source.name} could not be decoded: {_reason(exc)}") from None
+            raise VideoError(f"{source.name} is damaged after {decoded} frames: {_reason(exc)}") from None
         if decoded == 0:
-            raise VideoError(f"{path.name} holds no decodable video frames (truncated or corrupt)")
+            raise VideoError(f"{source.name} holds no decodable video frames (truncated or corrupt)")

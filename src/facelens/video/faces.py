@@ -19,6 +19,7 @@ from facelens.geometry import relative_box
 from facelens.imaging import DecodedImage
 from facelens.pipeline import Face
 from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoMetadata, frames, probe
+from facelens.video.source import VideoSource
 from facelens.video.tracker import FaceTracker
 
 BATCH = 8  # frames per detector call
@@ -51,14 +52,14 @@ def _batches(items: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[lis
         yield batch
 
 
-def detect_in_video(path: str | Path, analyzer: Analyzer, fields: Collection[str],
+def detect_in_video(source: VideoSource | str | Path, analyzer: Analyzer, fields: Collection[str],
                     interval_ms: int = DEFAULT_INTERVAL_MS,
                     progress: Callable[[int], None] | None = None) -> tuple[VideoMetadata, list[VideoFace]]:
     """Metadata and every face of every sampled frame (tracked); `progress(ms)` after each batch."""
-    metadata = probe(path)
+    metadata = probe(source)
     tracker = FaceTracker()
     found: list[VideoFace] = []
-    for batch in _batches(frames(path, interval_ms), BATCH):
+    for batch in _batches(frames(source, interval_ms), BATCH):
         images = [DecodedImage(image, FRAME_FORMAT) for _, image in batch]
         # the face path of still images: every face (the 100 largest) described and embedded, no quality filter
         results = find_faces(analyzer, images, fields, embed=None)
