@@ -94,8 +94,8 @@ def test_an_unsigned_target_cannot_turn_a_describe_into_a_delete(server: Server)
 
 
 def test_a_forged_purpose_added_to_a_signed_request_is_refused(server: Server) -> None:
-    body = json.dumps({"CollectionId": "victim"}).encode()
-    _, headers = signed(server.url, "DescribeCollection", body, key_id=PLAIN[0], secret=PLAIN[1])
+    body = json.dumps({"MaxResults": 10}).encode()
+    _, headers = signed(server.url, "ListCollections", body, key_id=PLAIN[0], secret=PLAIN[1])
     assert post(server, headers, body).status_code == 200
     answer = post(server, {**headers, "x-facelens-purpose": "FORGED"}, body)
     assert error(answer) == "InvalidSignatureException" and "x-facelens-purpose" in answer.json()["Message"]
