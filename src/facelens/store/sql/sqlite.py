@@ -249,8 +249,9 @@ class SqliteMetadataStore(MetadataStore):
         connection = self._acquire()
         try:
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            session = SqlSession(connection, SQLITE, self.lease_seconds)
             try:
-                yield SqlSession(connection, SQLITE, self.lease_seconds)
+                yield session
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -258,6 +259,7 @@ class SqliteMetadataStore(MetadataStore):
                 raise
         finally:
             self._release(connection)
+        self.committed(session.sealed)
 
     def reclaim(self) -> None:
         connection = self._acquire()
