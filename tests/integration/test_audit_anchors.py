@@ -155,3 +155,39 @@ def test_the_s3_witness_reports_truncation_without_the_anchor_file(
     assert result.returncode == 1, result.stdout
     assert f"records {newest - 2}-{newest} missing" in result.stderr
     assert f"s3://{BUCKET}/{prefix}" in result.stderr
+
+
+def test_replicas_sharing_postgresql_each_anchor_and_verify_takes_the_highest(
+        tmp_path: Path, astronaut_jpeg: bytes, cameraman_jpeg: bytes) -> None:
+    import psycopg
+
+    from tests.pg_fixtures import fresh_database
+
+    with fresh_database() as url:
+        env = {**KEYS, "FACELENS_DATABASE_URL": url}
+        first, second = tmp_path / "first" / "data", tmp_path / "second" / "data"
+        for data in (first, second):  # one after the other: the second replica writes the newest records
+            server = start_server(data, env)
+            try:
+                face_id = exercise(server, astronaut_jpeg, cameraman_jpeg, searches=2)
+            finally:
+                server.stop()
+        run_env = {**server.env}
+        assert verify(first, run_env).returncode == 0
+        with psycopg.connect(url, autocommit=True) as db:
+            newest = db.execute("SELECT max(seq) FROM audit").fetchone()[0]
+            db.execute("ALTER TABLE audit DISABLE TRIGGER USER")
+            db.execute("DELETE FROM audit WHERE seq > %s", (newest - 2,))
+            db.execute("DELETE FROM audit_faces WHERE face_id = %s", (face_id,))
+        result = verify(second, run_env)  # the replica that anchored the newest record
+        assert result.returncode == 1, result.stdout
+        assert f"records {newest - 1}-{newest} missing" in result.stderr
+        other = subprocess.run([str(BIN / "facelens"), "audit", "verify", "--data-dir", str(first), "--anchors",
+                                str(second / ANCHORS)], capture_output=True, text=True, timeout=120, env=run_env)
+        assert other.returncode == 1 and f"records {newest - 1}-{newest} missing" in other.stderr
+        with psycopg.connect(url, autocommit=True) as db:  # put the cut records' absence aside: the index alone
+            db.execute("DELETE FROM audit_faces WHERE seq > %s", (newest - 2,))
+        (second / ANCHORS).unlink()
+        (first / ANCHORS).unlink()
+        index = verify(first, run_env)
+        assert index.returncode == 1 and face_id in index.stderr and "audit_faces" in index.stderr
