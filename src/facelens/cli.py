@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,6 @@ from facelens.imaging import MAX_S3_IMAGE_BYTES
 if TYPE_CHECKING:
     from facelens.config import ServerSettings
     from facelens.context import RequestContext
-    from facelens.store.audit import AuditRow
 
 QUALITY_FILTERS = ("NONE", "AUTO", "LOW", "MEDIUM", "HIGH")  # Rekognition's QualityFilter values
 
@@ -153,58 +151,16 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit_rows(args: argparse.Namespace, **filters: object) -> Iterator[AuditRow]:
-    """Every audit record (matching `filters`) of the data directory's store, in chain order, in batches."""
-    from facelens.store.open import open_store
-
-    settings = _settings(args)
-    store = open_store(settings.store.database_url, settings.collections_dir, settings.store.job_lease_seconds)
-    try:
-        after = 0
-        while True:
-            with store.transaction() as session:
-                rows = session.audit_rows(after, 10_000, **filters)
-            yield from rows
-            if not rows:
-                return
-            after = rows[-1].seq
-    finally:
-        store.close()
-
-
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from facelens.accountability import audit
+    from facelens.accountability.commands import verify
 
-    if args.export:
-        with open(args.export, encoding="utf-8") as handle:
-            result = audit.verify(audit.rows_from_jsonl(handle), anchor=args.anchor)
-    else:
-        result = audit.verify(_audit_rows(args), anchor=args.anchor)
-    if result.ok:
-        print(f"audit log intact: {result.records} records, head {result.head}")
-        return 0
-    print(f"audit log BROKEN at record {result.broken_seq}: {result.reason} "
-          f"({result.records} records before it verified)", file=sys.stderr)
-    return 1
+    return verify(args, _settings(args))
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    import datetime as dt
+    from facelens.accountability.commands import export
 
-    from facelens.accountability import audit
-
-    since = dt.datetime.fromisoformat(args.since) if args.since else None
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=dt.UTC)
-    rows = _audit_rows(args, since=since, collection_id=args.collection, face_id=args.face_id)
-    write = audit.write_csv if args.format == "csv" else audit.write_jsonl
-    if args.output in (None, "-"):
-        count = write(rows, sys.stdout)
-    else:
-        with open(args.output, "w", encoding="utf-8", newline="") as handle:
-            count = write(rows, handle)
-    print(f"exported {count} records", file=sys.stderr)
-    return 0
+    return export(args, _settings(args))
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -351,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_sub.add_parser("verify", help="check the hash chain; exits 1 naming the first broken record")
     verify.add_argument("--anchor", default=None, help="a head hash noted earlier that must still be in the chain")
+    verify.add_argument("--anchors", action="append", metavar="FILE",
+                        help="another replica's anchor file (audit-anchors.jsonl) to check against; repeatable "
+                             "(the data directory's own and the S3 witness are always read)")
     verify.add_argument("--export", default=None, metavar="JSONL", help="verify an exported JSON Lines file instead")
     verify.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
     verify.set_defaults(func=cmd_audit_verify)

@@ -25,6 +25,9 @@ below this one reads the environment.
 | compare floor    |              | FACELENS_MIN_COMPARE_SIMILARITY | 70         |
 | purpose required |              | FACELENS_REQUIRE_PURPOSE     | 0             |
 | retention sweep  |              | FACELENS_RETENTION_INTERVAL  | 3600 s        |
+| audit head noted |              | FACELENS_AUDIT_ANCHOR_INTERVAL | 60 s (log, fsync, witnesses) |
+| audit S3 witness |              | FACELENS_AUDIT_WITNESS_S3    | none (s3://bucket/prefix) |
+| audit webhook    |              | FACELENS_AUDIT_WITNESS_URL   | none          |
 | metadata store   |              | FACELENS_DATABASE_URL        | SQLite in data_dir/collections |
 | vector store     |              | FACELENS_VECTOR_URL          | FAISS in the process |
 | FAISS index      |              | FACELENS_VECTOR_INDEX        | auto          |
@@ -137,6 +140,32 @@ class S3Settings:
             secret_access_key=env.get("FACELENS_S3_SECRET_ACCESS_KEY") or None,
             region=env.get("FACELENS_S3_REGION") or None,
         )
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    """Where the audit chain's head is noted outside the database (`facelens.accountability.anchors`): the data
+    directory's anchor file always; every `anchor_interval` seconds the log and the witnesses configured."""
+
+    anchor_interval: float = 60.0  # FACELENS_AUDIT_ANCHOR_INTERVAL: seconds between heads logged and witnessed
+    witness_s3: str | None = None  # FACELENS_AUDIT_WITNESS_S3: s3://bucket[/prefix] on the S3 endpoint (S3Settings)
+    witness_url: str | None = None  # FACELENS_AUDIT_WITNESS_URL: each head POSTed as JSON
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> AuditSettings:
+        from facelens.accountability.anchors import split_s3_url
+
+        settings = cls(anchor_interval=_float(env, "FACELENS_AUDIT_ANCHOR_INTERVAL", 60.0),
+                       witness_s3=(env.get("FACELENS_AUDIT_WITNESS_S3") or "").strip() or None,
+                       witness_url=(env.get("FACELENS_AUDIT_WITNESS_URL") or "").strip() or None)
+        if settings.witness_s3:
+            try:
+                split_s3_url(settings.witness_s3)
+            except ValueError as exc:
+                raise ConfigError(f"FACELENS_AUDIT_WITNESS_S3: {exc}") from None
+        if settings.witness_url and not settings.witness_url.startswith(("http://", "https://")):
+            raise ConfigError(f"FACELENS_AUDIT_WITNESS_URL must be an http(s) URL, not {settings.witness_url!r}")
+        return settings
 
 
 def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
@@ -254,6 +283,7 @@ class ServerSettings:
     admin_keys: str | None = None  # FACELENS_ADMIN_KEYS: key ids (of FACELENS_ACCESS_KEYS) that are admin keys
     policy: Policy = field(default_factory=Policy)  # server-wide defaults of collections without their own
     retention_interval: float = 3600.0  # seconds between retention sweeps
+    audit: AuditSettings = field(default_factory=AuditSettings)  # anchors and witnesses of the audit chain
     video_dir: Path | None = None  # local videos (bucket facelens-local); None: data_dir/videos
     video_workers: int = 1
     video_interval_ms: int = 200
@@ -306,6 +336,7 @@ class ServerSettings:
             admin_keys=env.get("FACELENS_ADMIN_KEYS") or None,
             policy=_policy(env),
             retention_interval=_float(env, "FACELENS_RETENTION_INTERVAL", 3600.0),
+            audit=AuditSettings.from_env(env),
             video_dir=Path(env["FACELENS_VIDEO_DIR"]) if env.get("FACELENS_VIDEO_DIR") else None,
             video_workers=_int(env, "FACELENS_VIDEO_WORKERS", 1, minimum=1),
             video_interval_ms=_int(env, "FACELENS_VIDEO_INTERVAL_MS", 200, minimum=1),

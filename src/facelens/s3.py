@@ -110,6 +110,10 @@ class S3Reader:
                     self._client = session.client("s3", endpoint_url=self.settings.endpoint_url, config=config)
         return self._client
 
+    def client(self) -> Any:
+        """The endpoint's boto3 S3 client (made on first use; the audit witness writes through it)."""
+        return self._s3()
+
     def _get(self, bucket: str, name: str, version: str | None) -> dict:
         """GetObject; InvalidS3ObjectException when it cannot be read."""
         from botocore.exceptions import BotoCoreError, ClientError

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from facelens import calibration, operations, validation
 from facelens.accountability.admin import AdminService
+from facelens.accountability.anchors import Anchoring, S3Witness, WebhookWitness, Witness
 from facelens.accountability.gate import Gate
 from facelens.accountability.policy import Policy
 from facelens.accountability.retention import Retention
@@ -36,6 +37,7 @@ from facelens.domain.search import SearchEngine
 from facelens.domain.users import UserService
 from facelens.domain.video_jobs import VideoService
 from facelens.s3 import S3Reader
+from facelens.store.audit import AuditRow
 from facelens.store.base import MetadataStore
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ class Backend:
     admin: AdminService | None = None
     retention: Retention | None = None
     s3: S3Reader | None = None  # `Image.S3Object` and `Video.S3Object` are read through it
+    anchors: Anchoring | None = None  # the audit chain's head outside the database (file, log, witnesses)
 
     def __post_init__(self) -> None:
         if self.s3 is None:
@@ -95,7 +98,16 @@ class Backend:
         return self.run(operation, self.validate(operation, request, context.max_image_bytes), context)
 
     def start(self) -> None:
-        """Start the background work a server runs: the retention sweep and the video job workers."""
+        """Start the background work a server runs: the audit anchors, the retention sweep and the video job
+        workers."""
+        if self.anchors is not None and self.store is not None:
+            store = self.store
+
+            def head() -> AuditRow | None:
+                with store.transaction() as session:
+                    return session.audit_head()
+
+            self.anchors.start(head)
         if self.retention is not None:
             self.retention.start(self.settings.retention_interval)
         if self.video is not None:
@@ -103,7 +115,7 @@ class Backend:
 
     def close(self) -> None:
         """Stop the background work, save the vector indexes, close the database."""
-        for part in (self.video, self.retention, self.vectors, self.store):
+        for part in (self.video, self.retention, self.anchors, self.vectors, self.store):
             if part is not None:
                 part.close()
 
@@ -130,6 +142,16 @@ def build_faces(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     return Backend(settings, analyzer, gate, FaceService(analyzer, gate, calibration_for))
 
 
+def anchoring(settings: ServerSettings, s3: S3Reader) -> Anchoring:
+    """The data directory's audit anchors, with the witnesses `settings.audit` names."""
+    witnesses: list[Witness] = []
+    if settings.audit.witness_s3:
+        witnesses.append(S3Witness(s3.client, settings.audit.witness_s3))
+    if settings.audit.witness_url:
+        witnesses.append(WebhookWitness(settings.audit.witness_url))
+    return Anchoring(settings.collections_dir, witnesses, settings.audit.anchor_interval)
+
+
 def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
           calibration_for: CalibrationFor = calibration.for_model, store: MetadataStore | None = None,
           vectors: VectorIndex | None = None, vector_config: VectorConfig | None = None,
@@ -147,6 +169,8 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
         vectors = open_vectors(settings.store.vector_url, store, settings.collections_dir / "vectors",
                                vector_config or settings.store.vector_config(), background_rebuilds)
     s3 = S3Reader(settings.s3, pool_size=max(4, settings.workers))
+    anchors = anchoring(settings, s3)
+    store.audit_listener = anchors.committed
     gate = gate_factory(store, settings.policy)
     records = Records(store)
     search = SearchEngine(store, vectors, calibration_for)
@@ -163,4 +187,5 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
         admin=AdminService(records, gate),
         retention=Retention(store, vectors, gate),
         s3=s3,
+        anchors=anchors,
     )

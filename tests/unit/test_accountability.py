@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from facelens.accountability import audit
+from facelens.accountability.anchors import ANCHOR_FILE
 from facelens.accountability.policy import (
     Policy,
     PolicyError,
@@ -162,10 +163,14 @@ def test_audit_verify_names_the_first_broken_record(audited: Path, edit: str, br
 
 def test_cutting_the_end_off_is_caught_by_an_anchor(audited: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["audit", "verify", "--data-dir", str(audited)]) == 0
-    head = capsys.readouterr().out.split("head ")[1].strip()
+    head = capsys.readouterr().out.split("head ")[1].split()[0]
     _tamper(audited, "DELETE FROM audit WHERE seq = 6")
-    assert main(["audit", "verify", "--data-dir", str(audited)]) == 0  # a shorter chain is still a chain
-    assert main(["audit", "verify", "--data-dir", str(audited), "--anchor", head]) == 1
+    assert main(["audit", "verify", "--data-dir", str(audited)]) == 1  # the data directory's anchor file
+    assert "record 6 missing: the anchor of" in capsys.readouterr().err
+    (audited / "collections" / ANCHOR_FILE).unlink()
+    assert main(["audit", "verify", "--data-dir", str(audited)]) == 0  # without anchors a shorter chain is a chain
+    assert "no anchor found" in capsys.readouterr().out
+    assert main(["audit", "verify", "--data-dir", str(audited), "--anchor", head]) == 1  # one noted by hand
     assert "anchor" in capsys.readouterr().err
 
 

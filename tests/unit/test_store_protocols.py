@@ -25,6 +25,7 @@ OPERATIONS = {
     "imported", "mark_imported",
     "high_water", "log_floor", "changes_since", "prune_changes", "vector_mark", "set_vector_mark",
     "retention_policies", "expired_faces", "get_policy", "put_policy", "append_audit", "audit_rows",
+    "audit_head", "audit_index",
     "recall", "remember", "forget_tokens_before", "secret",
     "create_job", "get_job", "claim_job", "renew_job", "requeue_interrupted", "finish_job", "set_job_metadata",
     "job_results",

@@ -12,8 +12,10 @@ every face insert and delete.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
+from facelens.store.audit import AuditRow
 from facelens.store.records import (
     ADDED,
     DELETED,
@@ -31,7 +33,17 @@ __all__ = ["ADDED", "DELETED", "Change", "CollectionRecord", "FaceRecord", "Meta
 
 
 class MetadataStore(abc.ABC):
-    """A durable, thread-safe metadata store."""
+    """A durable, thread-safe metadata store.
+
+    `audit_listener` (None: none) is called with the audit records a transaction sealed, after it committed and
+    only then (`facelens.accountability.anchors` notes them outside the database)."""
+
+    audit_listener: Callable[[Sequence[AuditRow]], None] | None = None
+
+    def committed(self, sealed: Sequence[AuditRow]) -> None:
+        """Stores call this after each commit with the records the transaction sealed."""
+        if sealed and self.audit_listener is not None:
+            self.audit_listener(sealed)
 
     @abc.abstractmethod
     def transaction(self, write: bool = False) -> AbstractContextManager[Session]:

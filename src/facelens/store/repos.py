@@ -160,6 +160,15 @@ class AuditLog(Protocol):
         naming one FaceId."""
         ...
 
+    def audit_head(self) -> AuditRow | None:
+        """The newest record (None for an empty log)."""
+        ...
+
+    def audit_index(self, after_seq: int = 0, limit: int = 10_000) -> list[tuple[int, str]]:
+        """The subject-access index (`audit_faces`): (seq, FaceId) of the first `limit` records after `after_seq`
+        that it names, ordered by seq then FaceId."""
+        ...
+
 
 @runtime_checkable
 class Tokens(Protocol):

@@ -148,7 +148,9 @@ class PostgresMetadataStore(MetadataStore):
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             else:
                 connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield SqlSession(connection, POSTGRESQL, self.lease_seconds)
+            session = SqlSession(connection, POSTGRESQL, self.lease_seconds)
+            yield session
+        self.committed(session.sealed)
 
     def reclaim(self) -> None:
         """PostgreSQL's autovacuum returns deleted rows' space; nothing to do per request."""

@@ -53,6 +53,7 @@ class SqlSession:
         self.db = connection
         self.dialect = dialect
         self.lease_seconds = lease_seconds
+        self.sealed: list[AuditRow] = []  # audit records appended in this transaction, for the store's listener
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return self.db.execute(self.dialect.render(sql), tuple(params))
@@ -271,7 +272,13 @@ class SqlSession:
                   (row.seq, row.time, row.collection, row.operation, row.text, row.prev_hash, row.hash))
         self._run_many("INSERT INTO audit_faces (face_id, seq) VALUES (?, ?) ON CONFLICT DO NOTHING",
                        [(face_id, seq) for face_id in audit.face_ids(row.record)])
+        self.sealed.append(row)
         return row
+
+    def audit_head(self) -> AuditRow | None:
+        row = self._run("SELECT seq, time, collection, operation, record, prev_hash, hash FROM audit "
+                        "ORDER BY seq DESC LIMIT 1").fetchone()
+        return AuditRow(*row) if row else None
 
     def audit_rows(self, after_seq: int = 0, limit: int = 10_000, since: dt.datetime | None = None,
                    collection_id: str | None = None, face_id: str | None = None) -> list[AuditRow]:
@@ -291,6 +298,11 @@ class SqlSession:
             f"SELECT a.seq, a.time, a.collection, a.operation, a.record, a.prev_hash, a.hash FROM {source} "
             f"WHERE {' AND '.join(where)} ORDER BY a.seq LIMIT ?", (*params, limit))
         return [AuditRow(*row) for row in rows]
+
+    def audit_index(self, after_seq: int = 0, limit: int = 10_000) -> list[tuple[int, str]]:
+        rows = self._run("SELECT seq, face_id FROM audit_faces WHERE seq IN (SELECT DISTINCT seq FROM audit_faces "
+                         "WHERE seq > ? ORDER BY seq LIMIT ?) ORDER BY seq, face_id", (after_seq, limit))
+        return [(int(seq), face_id) for seq, face_id in rows]
 
     # -- idempotency tokens and the secret
     def recall(self, operation: str, token: str) -> tuple[str, str] | None:

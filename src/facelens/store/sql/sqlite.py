@@ -2,7 +2,11 @@
 
 Durability: WAL journal with `synchronous=FULL` (a committed transaction survives power loss), foreign keys on,
 `secure_delete` on (freed pages are zeroed) and `auto_vacuum=INCREMENTAL` (`reclaim()` returns them to the file
-system), so a deleted face's embedding leaves the disk. Every face insert and delete appends to the change log
+system), so a deleted face's embedding leaves the disk. The WAL still holds the pages from before a delete until a
+`wal_checkpoint(TRUNCATE)` succeeds, which it cannot while any reader holds an older snapshot: `reclaim()` tries
+at once and, while busy, a background thread retries every `CHECKPOINT_RETRY_SECONDS` (for up to
+`CHECKPOINT_RETRY_FOR_SECONDS`), so the bytes leave the WAL within that interval of the last such reader ending
+(docs/accountability.md states the bound). Every face insert and delete appends to the change log
 through triggers, inside the same transaction, so no writer, not even a hand-written SQL statement, can change
 faces without the vector cache learning of it.
 
@@ -15,8 +19,10 @@ Schema: versioned migrations (`PRAGMA user_version`), applied in one transaction
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +35,11 @@ from facelens.store.sql.session import SqlSession
 
 DATABASE = "facelens.db"
 __all__ = ["DATABASE", "MIGRATIONS", "SCHEMA_VERSION", "SqliteMetadataStore", "migrate"]
+CHECKPOINT_RETRY_SECONDS = 0.25  # between tries of a checkpoint a reader's snapshot kept from finishing
+CHECKPOINT_RETRY_FOR_SECONDS = 3600.0  # then a warning is logged; the next reclaim() (or open) tries again
+CHECKPOINT_BUSY_MS = 100  # how long one try waits for readers (it holds off writers meanwhile)
+
+log = logging.getLogger(__name__)
 
 # MIGRATIONS[v] takes the schema from version v to v + 1 (`PRAGMA user_version`).
 MIGRATIONS: list[list[str]] = [
@@ -123,6 +134,71 @@ def migrate(connection: sqlite3.Connection) -> int:
     return version
 
 
+class Checkpointer:
+    """`wal_checkpoint(TRUNCATE)` until it succeeds: tried at once by `request()`, then retried on a daemon thread
+    every `CHECKPOINT_RETRY_SECONDS` while readers keep it busy, for up to `CHECKPOINT_RETRY_FOR_SECONDS` after
+    the latest request. Invariant: once a try succeeds, no WAL frame written before the request is left on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()  # one try at a time, on one connection
+        self._connection: sqlite3.Connection | None = None
+        self._deadline = 0.0  # monotonic time after which retries stop; 0: nothing pending
+        self._requests = 0  # requests that found the checkpoint busy (a retry clears only what it began after)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _try(self) -> bool:
+        with self._lock:
+            if self._connection is None:
+                self._connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._connection.execute(f"PRAGMA busy_timeout = {CHECKPOINT_BUSY_MS}")
+            try:
+                busy = self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.OperationalError:  # locked by a writer past the busy timeout
+                return False
+            return busy == 0
+
+    def request(self) -> bool:
+        """Checkpoint now, or keep retrying in the background; whether it is done already."""
+        if self._try():
+            return True
+        self._deadline = time.monotonic() + CHECKPOINT_RETRY_FOR_SECONDS
+        self._requests += 1
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._retry, name="facelens-checkpoint", daemon=True)
+                self._thread.start()
+        self._wake.set()
+        return False
+
+    def _retry(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            while self._deadline and not self._stop.wait(CHECKPOINT_RETRY_SECONDS):
+                begun = self._requests
+                if self._try():
+                    if begun == self._requests:  # no request found it busy since this try began
+                        self._deadline = 0.0
+                elif time.monotonic() > self._deadline:
+                    log.warning("WAL checkpoint still busy after %.0f s (a reader holds an old snapshot): deleted "
+                                "rows may remain in %s-wal until the next delete or restart",
+                                CHECKPOINT_RETRY_FOR_SECONDS, self.path)
+                    self._deadline = 0.0
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+
 class SqliteMetadataStore(MetadataStore):
     """The default store: one SQLite file under the data directory."""
 
@@ -140,6 +216,8 @@ class SqliteMetadataStore(MetadataStore):
             migrate(connection)
         finally:
             self._release(connection)
+        self._checkpoints = Checkpointer(self.path)
+        self._checkpoints.request()  # what a crash left in the WAL
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
@@ -171,8 +249,9 @@ class SqliteMetadataStore(MetadataStore):
         connection = self._acquire()
         try:
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            session = SqlSession(connection, SQLITE, self.lease_seconds)
             try:
-                yield SqlSession(connection, SQLITE, self.lease_seconds)
+                yield session
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -180,14 +259,15 @@ class SqliteMetadataStore(MetadataStore):
                 raise
         finally:
             self._release(connection)
+        self.committed(session.sealed)
 
     def reclaim(self) -> None:
         connection = self._acquire()
         try:
             connection.executescript("PRAGMA incremental_vacuum;")  # run to the end (execute() frees one page)
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         finally:
             self._release(connection)
+        self._checkpoints.request()  # the WAL still holds the deleted rows' old pages
 
     def close(self) -> None:
         with self._lock:
@@ -195,3 +275,4 @@ class SqliteMetadataStore(MetadataStore):
             idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()
+        self._checkpoints.close()
