@@ -21,6 +21,7 @@ import base64
 import io
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -42,6 +43,7 @@ KEY_ID, SECRET = "FLKBENCHMARK00000001", "benchmark-secret"
 MODES = ("slowloris", "stalled-body", "idle")
 PACE = 2.0  # seconds between the slow sockets' bytes
 SLOW = 1.0  # a probe slower than this is a failure
+REQUEST_LINE = re.compile(r"facelens\.api: [0-9a-f-]{36} ")  # the one line the app logs per request
 
 
 def signed(url: str, operation: str, body: bytes) -> dict[str, str]:
@@ -255,7 +257,12 @@ def run(nofile: int, connections: int, seconds: float, header_timeout: float, bo
             time.sleep(min(2.0, seconds / 5))  # let the attacker open its sockets
             attacked = probe(url, process.pid, seconds - min(2.0, seconds / 5), operation, body)
             flood = finish(attacker)
+            with log.open("rb") as handle:
+                handle.seek(log_before)
+                grown = handle.read().decode(errors="replace").splitlines()
             log_growth = log.stat().st_size - log_before
+            request_lines = sum(bool(REQUEST_LINE.search(line)) for line in grown)
+            other_lines = [line for line in grown if not REQUEST_LINE.search(line)]
             alive = process.poll() is None
         finally:
             process.send_signal(signal.SIGTERM)
@@ -264,7 +271,8 @@ def run(nofile: int, connections: int, seconds: float, header_timeout: float, bo
             except subprocess.TimeoutExpired:
                 process.kill()
         return {"baseline": baseline, "attack": attacked, "timeouts": timeouts, "flood": flood,
-                "log_growth": log_growth, "alive": alive, "log_tail": log.read_text(errors="replace")[-3000:],
+                "log_growth": log_growth, "request_lines": request_lines,
+                "other_lines": other_lines, "alive": alive, "log_tail": log.read_text(errors="replace")[-3000:],
                 "nofile": nofile, "connections": connections, "seconds": seconds,
                 "header_timeout": header_timeout, "body_timeout": body_timeout, "operation": operation}
 
@@ -295,6 +303,8 @@ def report(result: dict[str, Any]) -> str:
              f"| RSS MiB | {max(base.rss):.0f} | {max(hit.rss):.0f} |",
              f"| open descriptors | {max(base.fds)} | {max(hit.fds)} |",
              f"| log growth during the attack, bytes | | {result['log_growth']:,} |",
+             f"| of which request lines (one per request with headers) | | {result['request_lines']:,} |",
+             f"| other log lines | | {len(result['other_lines']):,} |",
              "", f"Attacker: {flood['opened']:,} connections opened ({flood['opened'] / result['seconds']:,.0f}/s), "
              f"{flood['connect_failures']:,} connect failures, sockets open at its side (connected or queued): "
              f"median {int(np.median(flood['open_samples'] or [0])):,}, max {max(flood['open_samples'] or [0]):,}",
