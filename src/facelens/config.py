@@ -19,6 +19,9 @@ below this one reads the environment.
 | account (ARNs)   |              | FACELENS_ACCOUNT_ID          | 000000000000  |
 | model warm-up    |              | FACELENS_WARMUP              | 1             |
 | shutdown grace   |              | FACELENS_SHUTDOWN_TIMEOUT    | 30 s          |
+| header deadline  |              | FACELENS_HEADER_TIMEOUT      | 10 s          |
+| body deadline    |              | FACELENS_BODY_TIMEOUT        | 30 s          |
+| client sockets   |              | FACELENS_MAX_CONNECTIONS     | fd limit less a reserve |
 | admin keys       |              | FACELENS_ADMIN_KEYS          | (credentials file: facelens_admin) |
 | search floor     |              | FACELENS_MIN_SEARCH_SIMILARITY | 80          |
 | false matches    |              | FACELENS_MAX_FALSE_MATCH_PROBABILITY | 0.01  |
@@ -168,6 +171,23 @@ class AuditSettings:
         return settings
 
 
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Client connections (facelens.api.connections): seconds for a request's headers (from the connection's
+    start or its last response) and for its body (from its headers); the most open client sockets (None: the
+    file-descriptor limit less a reserve; a larger number is lowered to that)."""
+
+    header_timeout: float = 10.0  # FACELENS_HEADER_TIMEOUT
+    body_timeout: float = 30.0  # FACELENS_BODY_TIMEOUT
+    max_connections: int | None = None  # FACELENS_MAX_CONNECTIONS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ConnectionSettings:
+        cap = _int(env, "FACELENS_MAX_CONNECTIONS", 0, minimum=0)
+        return cls(header_timeout=_float(env, "FACELENS_HEADER_TIMEOUT", 10.0),
+                   body_timeout=_float(env, "FACELENS_BODY_TIMEOUT", 30.0), max_connections=cap or None)
+
+
 def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
     """Which models to load and how their sessions run, from FACELENS_DETECTOR_MODEL / FACELENS_RECOGNIZER_MODEL
     (else the `[models]` table of the TOML file FACELENS_CONFIG names), FACELENS_ORT_PROVIDERS (comma-separated),
@@ -280,6 +300,7 @@ class ServerSettings:
     warmup: bool = True
     shutdown_timeout: int = 30
     s3: S3Settings = field(default_factory=S3Settings)
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
     admin_keys: str | None = None  # FACELENS_ADMIN_KEYS: key ids (of FACELENS_ACCESS_KEYS) that are admin keys
     policy: Policy = field(default_factory=Policy)  # server-wide defaults of collections without their own
     retention_interval: float = 3600.0  # seconds between retention sweeps
@@ -333,6 +354,7 @@ class ServerSettings:
             warmup=_flag(env, "FACELENS_WARMUP", True),
             shutdown_timeout=_int(env, "FACELENS_SHUTDOWN_TIMEOUT", 30),
             s3=S3Settings.from_env(env),
+            connections=ConnectionSettings.from_env(env),
             admin_keys=env.get("FACELENS_ADMIN_KEYS") or None,
             policy=_policy(env),
             retention_interval=_float(env, "FACELENS_RETENTION_INTERVAL", 3600.0),

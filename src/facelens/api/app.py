@@ -31,12 +31,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from facelens import errors, operations
 from facelens.api import dispatch, protocol
 from facelens.api.auth import SigV4Verifier
+from facelens.api.connections import body_deadline
 from facelens.api.credentials import load_access_keys, load_key_scopes
 from facelens.api.errors import (
     CONTENT_TYPE,
     MethodNotAllowedException,
     NotImplementedOperationException,
     RequestEntityTooLargeException,
+    RequestTimeoutException,
     SerializationException,
     UnknownOperationException,
     to_wire,
@@ -86,20 +88,24 @@ def aws_error(exc: BaseException, request_id: str) -> Response:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) as soon as it is known to be over `limit`, before buffering it."""
+    """The whole body, refusing (413) as soon as it is known to be over `limit`, before buffering it, and (408)
+    when it is not whole by the connection's body deadline (`facelens.api.connections`, which then closes it)."""
     declared = request.headers.get("content-length")
     too_large = RequestEntityTooLargeException(f"Request body is over the limit of {limit:,} bytes.")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
+        async with asyncio.timeout_at(body_deadline(request.scope)):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
     except ClientDisconnect:  # nobody is left to answer; a client error, not a fault of the service
         raise SerializationException("The client disconnected before sending the whole body.") from None
+    except TimeoutError:
+        raise RequestTimeoutException("The request body did not arrive in time.") from None
     return b"".join(chunks)
 
 

@@ -46,6 +46,14 @@ class RequestEntityTooLargeException(errors.ImageTooLargeException):
     status = 413
 
 
+class RequestTimeoutException(errors.ClientError):
+    """The request body did not arrive within the body deadline (FACELENS_BODY_TIMEOUT); the connection is
+    closed after this answer."""
+
+    code = "RequestTimeoutException"
+    status = 408
+
+
 class MissingAuthenticationTokenException(errors.ClientError):
     """The request is not signed."""
 
