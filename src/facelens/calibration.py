@@ -6,13 +6,23 @@ every different-person pair of a data set) and shipped as `facelens/data/calibra
 
 - `points`: `[cosine, log10 FMR]` pairs, cosine increasing, from the empirical impostor distribution;
 - `tail`: beyond the last point (where too few impostor pairs remain to count), an exponential tail fitted to
-  the highest impostor scores, `log10 FMR = log10_fmr + slope * (cosine - cosine_from)`.
+  the highest impostor scores, `log10 FMR = log10_fmr + slope * (cosine - cosine_from)`;
+- `kind`: `conservative` (the default: the promise is a 95% upper bound of every measured group's FMR,
+  `facelens.eval.conservative`), `pooled` (the FMR of all different-person pairs pooled), or `site` (a
+  conservative table measured on an operator's own photos, `facelens calibrate --output`);
+- `supported_similarity`: the highest Similarity the data behind the table can support (a site table that
+  cannot support the server's MinSearchSimilarity is refused at start).
+
+Which table is in force is `FACELENS_CALIBRATION` (`conservative`, `pooled` or a table's path); its `id`
+(kind and content hash) is in every audit record of a comparison or search.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -66,6 +76,20 @@ class Calibration:
         with open(path, encoding="utf-8") as handle:
             return cls.from_dict(json.load(handle))
 
+    @property
+    def kind(self) -> str:
+        return str(self.source.get("kind", "pooled"))
+
+    @property
+    def id(self) -> str:
+        """`<kind>:<model>:<first 12 hex of the table's SHA-256>`: which table answered, as the audit log says."""
+        digest = hashlib.sha256(json.dumps(self.source, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{self.kind}:{self.model}:{digest}"
+
+    @property
+    def supported_similarity(self) -> float:
+        return float(self.source.get("supported_similarity", 100.0))
+
     def log_fmr(self, cosine: np.ndarray | float) -> np.ndarray:
         """log10 of the false-match rate at these cosine scores."""
         x = np.asarray(cosine, dtype=np.float64)
@@ -94,20 +118,41 @@ class Calibration:
         return high
 
 
-def table_path(model: str) -> Path:
-    """Where the shipped table of a model lives inside the package."""
-    return Path(str(resources.files("facelens") / "data" / f"calibration-{model}.json"))
+CONSERVATIVE, POOLED = "conservative", "pooled"
+
+
+def table_path(model: str, kind: str = CONSERVATIVE) -> Path:
+    """Where the shipped table of a model lives inside the package (`kind`: conservative or pooled)."""
+    suffix = "" if kind == CONSERVATIVE else f"-{kind}"
+    return Path(str(resources.files("facelens") / "data" / f"calibration-{model}{suffix}.json"))
 
 
 @cache
-def for_model(model: str) -> Calibration:
+def for_model(model: str, kind: str = CONSERVATIVE) -> Calibration:
     """The shipped calibration of a recognizer; a clear error when it has none yet."""
-    path = table_path(model)
+    path = table_path(model, kind)
     if not path.is_file():
         raise FileNotFoundError(
-            f"no calibration table for face model {model!r}; run `facelens calibrate --dataset DIR` to make one"
+            f"no {kind} calibration table for face model {model!r}; run `facelens calibrate --dataset DIR` to "
+            "make one"
         )
     return Calibration.load(path)
+
+
+def chooser(choice: str | None) -> Callable[[str], Calibration]:
+    """The `calibration_for(model)` of a FACELENS_CALIBRATION value: None or `conservative` (the shipped
+    default), `pooled`, or the path of a table (`facelens calibrate --output`), which must be of that model."""
+    if choice in (None, "", CONSERVATIVE, POOLED):
+        kind = choice or CONSERVATIVE
+        return lambda model: for_model(model, kind)
+    table = Calibration.load(choice)
+
+    def site(model: str) -> Calibration:
+        if table.model != model:
+            raise ValueError(f"calibration table {choice} is for face model {table.model}, not {model}")
+        return table
+
+    return site
 
 
 def describe(similarity: float) -> str:

@@ -79,7 +79,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from facelens.eval.calibrate import main as calibrate_main
     from facelens.service import default_analyzer
 
-    return calibrate_main(args, default_analyzer(_settings(args)))
+    settings = _settings(args)
+    return calibrate_main(args, default_analyzer(settings), settings.policy.min_search_similarity)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -243,7 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     calibrate = sub.add_parser("calibrate", help="measure the score->FMR curve of the face model on a data set")
     calibrate.add_argument("--dataset", default=None, help="<identity>/<image> folder (default: LFW)")
-    calibrate.add_argument("--output", default=None, help="table path (default: the package's own table)")
+    calibrate.add_argument("--output", default=None,
+                           help="write a site calibration here (refused when the data cannot support the search "
+                                "floor); default: the package's own conservative and pooled tables")
+    calibrate.add_argument("--labels", default=None, metavar="CSV",
+                           help="group labels (identity or image column, then one column per grouping); the "
+                                "promise bounds every group's FMR")
+    calibrate.add_argument("--aligned", action="store_true",
+                           help="the images are aligned 112x112 crops: embed them as they are, without detecting")
     calibrate.set_defaults(func=cmd_calibrate)
 
     evaluate = sub.add_parser("eval", help="evaluation report (model card): HTML + JSON for the face model in use")

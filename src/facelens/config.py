@@ -27,6 +27,8 @@ below this one reads the environment.
 | false matches    |              | FACELENS_MAX_FALSE_MATCH_PROBABILITY | 0.01  |
 | compare floor    |              | FACELENS_MIN_COMPARE_SIMILARITY | 70         |
 | purpose required |              | FACELENS_REQUIRE_PURPOSE     | 0             |
+| purpose pattern  |              | FACELENS_PURPOSE_PATTERN     | none          |
+| calibration      |              | FACELENS_CALIBRATION         | conservative (or pooled, or a table's path) |
 | retention sweep  |              | FACELENS_RETENTION_INTERVAL  | 3600 s        |
 | audit head noted |              | FACELENS_AUDIT_ANCHOR_INTERVAL | 60 s (log, fsync, witnesses) |
 | audit S3 witness |              | FACELENS_AUDIT_WITNESS_S3    | none (s3://bucket/prefix) |
@@ -188,6 +190,16 @@ class ConnectionSettings:
                    body_timeout=_float(env, "FACELENS_BODY_TIMEOUT", 30.0), max_connections=cap or None)
 
 
+def _calibration(value: str | None) -> str | None:
+    """FACELENS_CALIBRATION: `conservative`, `pooled`, or the path of an existing table."""
+    value = (value or "").strip()
+    if value in ("", "conservative", "pooled"):
+        return value or None
+    if not Path(value).expanduser().is_file():
+        raise ConfigError(f"FACELENS_CALIBRATION {value!r} is neither conservative, pooled nor a table file")
+    return str(Path(value).expanduser())
+
+
 def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
     """Which models to load and how their sessions run, from FACELENS_DETECTOR_MODEL / FACELENS_RECOGNIZER_MODEL
     (else the `[models]` table of the TOML file FACELENS_CONFIG names), FACELENS_ORT_PROVIDERS (comma-separated),
@@ -309,6 +321,7 @@ class ServerSettings:
     video_workers: int = 1
     video_interval_ms: int = 200
     video_webhook_url: str | None = None  # SNS-shaped job completion notices are POSTed here
+    calibration: str | None = None  # FACELENS_CALIBRATION: conservative (None), pooled, or a site table's path
     store: StoreSettings = field(default_factory=StoreSettings)
     models: ModelConfig = field(default_factory=ModelConfig)  # its threads are always this `threads`
 
@@ -363,6 +376,7 @@ class ServerSettings:
             video_workers=_int(env, "FACELENS_VIDEO_WORKERS", 1, minimum=1),
             video_interval_ms=_int(env, "FACELENS_VIDEO_INTERVAL_MS", 200, minimum=1),
             video_webhook_url=env.get("FACELENS_VIDEO_WEBHOOK_URL") or None,
+            calibration=_calibration(env.get("FACELENS_CALIBRATION")),
             store=StoreSettings.from_env(env),
             models=models,
         )

@@ -133,12 +133,28 @@ def default_analyzer(settings: ServerSettings) -> Analyzer:
     return analyzer_for(settings.models)
 
 
+def calibration_in_force(settings: ServerSettings) -> CalibrationFor:
+    """The Similarity scale `settings` name (FACELENS_CALIBRATION). A site table whose data cannot support the
+    server's MinSearchSimilarity is refused here, at start, with the reason."""
+    from facelens.config import ConfigError
+
+    chosen = calibration.chooser(settings.calibration)
+    if settings.calibration not in (None, calibration.CONSERVATIVE, calibration.POOLED):
+        table = calibration.Calibration.load(settings.calibration)
+        if table.supported_similarity < settings.policy.min_search_similarity:
+            raise ConfigError(
+                f"FACELENS_CALIBRATION {settings.calibration}: its data support Similarity up to "
+                f"{table.supported_similarity:g}, below MinSearchSimilarity {settings.policy.min_search_similarity:g}")
+    return chosen
+
+
 def build_faces(settings: ServerSettings, *, analyzer: Analyzer | None = None,
-                calibration_for: CalibrationFor = calibration.for_model) -> Backend:
+                calibration_for: CalibrationFor | None = None) -> Backend:
     """A backend for DetectFaces and CompareFaces only, without a data directory: floors apply and comparisons
     are disclosed, but there is no audit log, so nothing is recorded."""
     analyzer = analyzer or default_analyzer(settings)
-    gate = Gate(None, settings.policy)  # no audit log
+    calibration_for = calibration_for or calibration_in_force(settings)
+    gate = Gate(None, settings.policy, calibration_for)  # no audit log
     return Backend(settings, analyzer, gate, FaceService(analyzer, gate, calibration_for))
 
 
@@ -153,16 +169,17 @@ def anchoring(settings: ServerSettings, s3: S3Reader) -> Anchoring:
 
 
 def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
-          calibration_for: CalibrationFor = calibration.for_model, store: MetadataStore | None = None,
+          calibration_for: CalibrationFor | None = None, store: MetadataStore | None = None,
           vectors: VectorIndex | None = None, vector_config: VectorConfig | None = None,
           background_rebuilds: bool = True,
-          gate_factory: Callable[[MetadataStore, Policy], Gate] = Gate) -> Backend:
+          gate_factory: Callable[[MetadataStore, Policy, CalibrationFor], Gate] = Gate) -> Backend:
     """Every part of FaceLens for `settings`, made once. `analyzer`, `calibration_for`, `store`, `vectors` and
     `gate_factory` replace the configured ones, `vector_config` the FAISS index settings (tests pass fakes; the
     server always runs `Gate`)."""
     from facelens.store.open import open_store, open_vectors
 
     analyzer = analyzer or default_analyzer(settings)
+    calibration_for = calibration_for or calibration_in_force(settings)
     store = store or open_store(settings.store.database_url, settings.collections_dir,
                                 settings.store.job_lease_seconds)
     if vectors is None:
@@ -171,7 +188,7 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     s3 = S3Reader(settings.s3, pool_size=max(4, settings.workers))
     anchors = anchoring(settings, s3)
     store.audit_listener = anchors.committed
-    gate = gate_factory(store, settings.policy)
+    gate = gate_factory(store, settings.policy, calibration_for)
     records = Records(store)
     search = SearchEngine(store, vectors, calibration_for)
     return Backend(

@@ -124,7 +124,7 @@ def test_a_search_below_the_floor_is_answered_at_the_floor_and_audited(
     assert (first["requested_threshold"], first["effective_threshold"]) == (50.0, 80.0)
     assert (second["requested_threshold"], second["effective_threshold"]) == (50.0, pytest.approx(73.0103, abs=1e-3))
     assert second["gallery"] == 2 and second["false_match_probability"] == pytest.approx(1e-5, rel=1e-3)
-    assert second["matches"][0]["FaceId"] == eileen and second["matches"][0]["Similarity"] > 99
+    assert second["matches"][0]["FaceId"] == eileen and second["matches"][0]["Similarity"] > 90
     assert second["key"] == ADMIN[0] and second["face_model"] == answered["FaceModelVersion"]
     assert change["previous"] == {} and change["policy"] == {"min_search_similarity": 0.0,
                                                              "max_false_match_probability": 1e-5}
@@ -214,7 +214,7 @@ def test_compare_faces_has_its_own_floor_and_is_audited(server: Server, astronau
     response = rek(server).compare_faces(SourceImage={"Bytes": astronaut_jpeg}, TargetImage={"Bytes": astronaut_jpeg},
                                          SimilarityThreshold=10)
     assert headers(response) == ("70.00", "1e-05")
-    assert response["FaceMatches"] and response["FaceMatches"][0]["Similarity"] > 99
+    assert response["FaceMatches"] and response["FaceMatches"][0]["Similarity"] > 90
     compare = [r for r in records(server) if r["operation"] == "CompareFaces"][-1]
     assert (compare["requested_threshold"], compare["effective_threshold"]) == (10.0, 70.0)
     assert compare["similarities"] == [pytest.approx(response["FaceMatches"][0]["Similarity"], abs=1e-3)]

@@ -75,7 +75,7 @@ def test_detect_faces_round_trip(rek, astronaut_jpeg: bytes) -> None:
 def test_compare_faces_round_trip(rek, astronaut_jpeg: bytes, cameraman_jpeg: bytes) -> None:
     same = rek.compare_faces(SourceImage={"Bytes": astronaut_jpeg}, TargetImage={"Bytes": astronaut_jpeg},
                              SimilarityThreshold=90, QualityFilter="NONE")
-    assert len(same["FaceMatches"]) == 1 and same["FaceMatches"][0]["Similarity"] > 99
+    assert len(same["FaceMatches"]) == 1 and same["FaceMatches"][0]["Similarity"] > 90
     assert same["SourceImageFace"]["Confidence"] > 90
     other = rek.compare_faces(SourceImage={"Bytes": astronaut_jpeg}, TargetImage={"Bytes": cameraman_jpeg},
                               SimilarityThreshold=80, QualityFilter="AUTO")

@@ -133,7 +133,7 @@ def test_acknowledged_faces_survive_sigkill(tmp_path: Path, astronaut: np.ndarra
             for external in recent + random.sample(older, min(10, len(older))):
                 others = [e for e in acknowledged if e != external and image_of[e] == image_of[external]]
                 for face_id in acknowledged[external]:
-                    found = rek.search_faces(CollectionId=COLLECTION, FaceId=face_id, FaceMatchThreshold=99,
+                    found = rek.search_faces(CollectionId=COLLECTION, FaceId=face_id, FaceMatchThreshold=90,
                                              MaxFaces=4096)
                     matched = {m["Face"]["FaceId"] for m in found["FaceMatches"]}
                     assert found["SearchedFaceId"] == face_id

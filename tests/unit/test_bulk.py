@@ -59,7 +59,7 @@ def test_index_a_folder_then_search(folder: Path, tmp_path: Path, capsys: pytest
     assert sorted(f["ExternalImageId"] for f in faces_of(tmp_path / "data", "people")) == ["cameraman"] + ["eileen"] * 4
     code, found = run(capsys, "search", "people", str(folder / "eileen" / "a.jpg"), "--data-dir", data)
     assert code == 0 and [m["Face"]["ExternalImageId"] for m in found["FaceMatches"]] == ["eileen"] * 4
-    assert found["FaceMatches"][0]["Similarity"] > 99  # the same photo
+    assert found["FaceMatches"][0]["Similarity"] > 90  # the same photo
     assert run(capsys, "search", "people", str(folder / "empty" / "wall.jpg"), "--data-dir", data)[0] == 2
     assert run(capsys, "search", "nobody", str(folder / "eileen" / "a.jpg"), "--data-dir", data)[0] == 2
 

@@ -61,7 +61,8 @@ class AdminService:
         effective = self.gate.policy.updated(own)
         faces = session.count_faces(collection.pk)
         floor = max(effective.min_search_similarity, size_floor(faces, effective.max_false_match_probability))
-        return CollectionPolicy(collection.collection_id, own, effective, faces, rounded(min(floor, 100.0)))
+        return CollectionPolicy(collection.collection_id, own, effective, faces, rounded(min(floor, 100.0)),
+                                self.gate.calibration_id(collection.face_model_version))
 
     def list_audit_records(self, *, collection_id: str | None, face_id: str | None, since: dt.datetime | None,
                            max_results: int | None, next_token: str | None,

@@ -10,7 +10,7 @@ returned. The HTTP service, the CLI and the Python API all reach the services th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from facelens.accountability.policy import (
     false_match_probability,
     search_threshold,
 )
+from facelens.calibration import Calibration
 from facelens.context import RequestContext
 from facelens.domain.common import require_collection
 from facelens.domain.model import FaceMatch, UserMatch
@@ -42,11 +43,23 @@ def rounded(value: float) -> float:
 class Gate:
     """Floors, purpose rule and audit trail over one store, under the server-wide `policy`."""
 
-    def __init__(self, store: MetadataStore | None, policy: Policy) -> None:
+    def __init__(self, store: MetadataStore | None, policy: Policy,
+                 calibration_for: Callable[[str], Calibration] | None = None) -> None:
         """`store` None: no audit log (an in-process `facelens.compare()` without a data directory): floors
-        still apply and comparisons are still disclosed, but nothing is recorded."""
+        still apply and comparisons are still disclosed, but nothing is recorded. `calibration_for`: the
+        Similarity scale in force per face model, whose id each record of a comparison or search names."""
         self.store = store
         self.policy = policy  # server-wide; collections may set their own over it
+        self.calibration_for = calibration_for
+
+    def calibration_id(self, model_version: str) -> str | None:
+        """Which table turned this model's cosines into Similarity (None when none is known)."""
+        if self.calibration_for is None:
+            return None
+        try:
+            return self.calibration_for(model_version).id
+        except (FileNotFoundError, ValueError):
+            return None
 
     @property
     def _log(self) -> MetadataStore:
@@ -119,8 +132,9 @@ class Gate:
             found["matches"] = []
         with self._log.transaction(write=True) as session:
             self.record(session, context, operation, collection.collection_id,
-                        face_model=collection.face_model_version, **self._disclose(context, threshold),
-                        gallery=threshold.gallery, **fields, **found)
+                        face_model=collection.face_model_version,
+                        calibration=self.calibration_id(collection.face_model_version),
+                        **self._disclose(context, threshold), gallery=threshold.gallery, **fields, **found)
 
     # -- associations: a face joins a user only if it matches the user's faces (a 1:K comparison)
     def admit_association(self, context: RequestContext, operation: str, collection_id: str) -> None:
@@ -149,6 +163,7 @@ class Gate:
         """Record an AssociateFaces in its transaction: the faces that joined the user and those refused, each
         with the Similarity it reached (None for a user's first face, which is compared with nothing)."""
         self.record(session, context, operation, collection.collection_id, face_model=collection.face_model_version,
+                    calibration=self.calibration_id(collection.face_model_version),
                     user_id=user_id, **self._disclose(context, threshold),
                     associated=[{"FaceId": f, "Similarity": None if s is None else rounded(s)} for f, s in associated],
                     refused=[{"FaceId": f, "Reason": r, "Similarity": None if s is None else rounded(s)}
@@ -169,4 +184,5 @@ class Gate:
             return
         with self.store.transaction(write=True) as session:
             self.record(session, context, "CompareFaces", None, face_model=model_version,
+                        calibration=self.calibration_id(model_version),
                         **self._disclose(context, threshold), similarities=[rounded(s) for s in similarities])

@@ -249,7 +249,7 @@ def job_page(result: model.JobPage, key: str) -> Shape:
 def collection_policy(result: model.CollectionPolicy) -> Shape:
     return {"CollectionId": result.collection_id, "Policy": {WIRE_NAMES[k]: v for k, v in result.own.items()},
             "EffectivePolicy": result.effective.to_wire(), "FaceCount": result.face_count,
-            "SearchFloor": result.search_floor}
+            "SearchFloor": result.search_floor, "Calibration": result.calibration}
 
 
 def audit_records(page: model.Page[AuditRow]) -> Shape:

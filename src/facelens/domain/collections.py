@@ -121,8 +121,12 @@ class CollectionService:
     def describe_collection(self, *, collection_id: str, context: RequestContext) -> CollectionDescription:
         with self.store.transaction() as session:
             collection = require_collection(session, collection_id)
-            return CollectionDescription(collection, session.count_faces(collection.pk),
-                                         session.count_users(collection.pk))
+            described = CollectionDescription(collection, session.count_faces(collection.pk),
+                                              session.count_users(collection.pk))
+        calibration = self.gate.calibration_id(collection.face_model_version)
+        if calibration is not None:  # Rekognition's response has no member for it: a header says it
+            context.disclosures["calibration"] = calibration
+        return described
 
     def _collection(self, collection_id: str) -> CollectionRecord:
         with self.store.transaction() as session:

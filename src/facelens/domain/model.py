@@ -150,6 +150,7 @@ class CollectionPolicy:
     effective: Policy  # the server's settings with the collection's over them
     face_count: int
     search_floor: float
+    calibration: str | None = None  # the id of the Similarity scale in force (`Calibration.id`)
 
 
 @dataclass(frozen=True)
