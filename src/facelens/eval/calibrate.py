@@ -244,7 +244,16 @@ def main(args: argparse.Namespace, analyzer: FaceAnalyzer | None = None, min_sim
     if (root / "lfw-deepfunneled").is_dir() and not getattr(args, "aligned", False):
         valid &= centred(embedded)
     labels = [path.stem for path in dataset.paths]
+    people = len(np.unique(dataset.identities[valid]))
+    if args.output and people < MIN_SITE_IDENTITIES:
+        print(f"calibration refused: built from {people} identities; a site calibration needs at least "
+              f"{MIN_SITE_IDENTITIES}")
+        return 2
     scores = all_pair_scores(embedded.vectors, dataset.identities, valid=valid)
+    if scores.impostor_count < 20 * MIN_COUNT:
+        print(f"calibration refused: {scores.impostor_count:,} different-person pairs are too few to measure "
+              "a false-match rate")
+        return 2
     pooled = build_table(scores, analyzer.model_version, labels, dataset=str(root), fingerprint=dataset.fingerprint())
     pooled["kind"] = "pooled"
     kind = "site" if args.output else "conservative"
