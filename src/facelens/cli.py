@@ -87,11 +87,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """The model card of the configured models, through the service's own face path."""
     from facelens.config import EvalSettings
     from facelens.eval.report import main as eval_main
-    from facelens.service import default_analyzer
+    from facelens.service import calibration_in_force, default_analyzer
 
     if args.dataset is None:
         args.dataset = str(EvalSettings.from_env().lfw)
-    return eval_main(args, default_analyzer(_settings(args)))
+    settings = _settings(args)
+    return eval_main(args, default_analyzer(settings), calibration_in_force(settings))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -259,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="<identity>/<image> folder (LFW: adds pairs.txt, genders; default: FACELENS_LFW)")
     evaluate.add_argument("--labels", default=None, metavar="CSV",
                           help="demographic groups: identity or image column, then one column per grouping")
+    evaluate.add_argument("--aligned", action="store_true",
+                          help="the images are aligned 112x112 crops: embed them as they are, without detecting")
     evaluate.add_argument("--out", default="eval-report", help="output folder (default ./eval-report)")
     evaluate.add_argument("--gallery", type=int, default=None,
                           help="false-match experiment gallery size in people (default min(4000, 70%% of people))")

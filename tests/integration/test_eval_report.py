@@ -170,6 +170,9 @@ def shown_numbers(summary: dict) -> dict[str, float]:
         s = f"{row['similarity']:.0f}"
         out |= {f"cal-fmr-{s}": row["measured_fmr"], f"cal-n-{s}": row["impostor_pairs_above"],
                 f"cal-ratio-{s}": row["ratio"], f"cal-tar-{s}": row["tar"]}
+    for row in summary["promise"]["rows"]:  # the promise per group, with the worst ratio per level
+        out[f"promise-fmr-{row['group']}-{row['similarity']:.0f}"] = row["fmr"]
+    out |= {f"promise-worst-{s}": v for s, v in summary["promise"]["worst_ratio"].items() if v is not None}
     f = summary["false_match"]
     out |= {"fm-gallery": f["gallery_people"], "fm-probe-images": f["probe_images"],
             "fm-probe-people": f["probe_people"]}

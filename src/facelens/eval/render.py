@@ -168,6 +168,31 @@ def _calibration(summary: dict, images: dict[str, str]) -> str:
             + f"<img alt='calibration check' src='{images['calibration']}'>")
 
 
+def _promise(summary: dict) -> str:
+    """Per group: FMR against the promise with its interval; the worst ratio per level."""
+    block = summary.get("promise")
+    if not block:
+        return ""
+    tar = {f"{r['similarity']:.0f}": r["tar"] for r in summary["calibration_check"]}
+    rows = []
+    for r in block["rows"]:
+        s, group = f"{r['similarity']:.0f}", r["group"]
+        low, high = r["interval"]
+        rows.append(f"<tr><td>{escape(group)}</td><td>{s}</td>{_cell(num(r['impostor_pairs']))}"
+                    f"{_cell(num(r['false_matches']))}{_cell(sci(r['fmr']), f'promise-fmr-{group}-{s}')}"
+                    f"{_cell(sci(low) + ' – ' + sci(high))}{_cell(sci(r['promised']))}{_cell(ratio(r['ratio']))}"
+                    f"{_cell(pct(tar.get(s)))}</tr>")
+    worst = [f"<tr><td>{s}</td>{_cell(ratio(v), f'promise-worst-{s}')}</tr>"
+             for s, v in block["worst_ratio"].items()]
+    in_force = escape(summary["model"].get("calibration", ""))
+    return (f"<h2>3b. The promise, per group</h2><p>Calibration in force: {in_force}. "
+            f"FMR over same-group impostor pairs with its {block['confidence']:.0%} interval (bootstrap over "
+            "identities) against the promised rate; TAR over all same-person pairs.</p>"
+            + _table(["group", "Similarity", "impostor pairs", "false matches", "FMR", "interval", "promised",
+                      "measured / promised", "TAR"], rows)
+            + _table(["Similarity", "worst measured / promised"], worst))
+
+
 def _demographics(summary: dict) -> str:
     d = summary["demographics"]
     if not d["attributes"]:
@@ -284,7 +309,7 @@ def render_html(summary: dict, images: dict[str, str] | None = None) -> str:
               f"{num(data['images_without_face'])}</span> images without a detected face (left out)</dd>"
               f"<dt>date</dt><dd>{escape(str(meta.get('date', '')))}</dd>"
               f"<dt>machine</dt><dd>{escape(str(meta.get('machine', '')))}</dd></dl>")
-    body = (header + _verification(summary, images) + _calibration(summary, images) + _demographics(summary)
-            + _false_match(summary) + _noise(summary) + _meaning(summary))
+    body = (header + _verification(summary, images) + _calibration(summary, images) + _promise(summary)
+            + _demographics(summary) + _false_match(summary) + _noise(summary) + _meaning(summary))
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>FaceLens evaluation: "
             f"{escape(model['version'])}</title><style>{CSS}</style></head><body>{body}</body></html>\n")

@@ -195,7 +195,9 @@ def evaluate(vectors: np.ndarray, identities: np.ndarray, names: list[str], labe
         demographics["attributes"][attribute] = table
     return {
         "meta": meta or {},
+        "promise": promise(vectors, identities, found, groups or {}, model),
         "model": {"version": model.model, "calibration_source": model.source.get("source", {}).get("dataset", ""),
+                  "calibration": model.id, "calibration_kind": model.kind,
                   "calibration_impostor_pairs": model.source.get("source", {}).get("impostor_pairs")},
         "dataset": {"images": len(vectors), "people": len(np.unique(identities)),
                     "images_without_face": int((~found).sum()),
@@ -209,6 +211,27 @@ def evaluate(vectors: np.ndarray, identities: np.ndarray, names: list[str], labe
         "large_collections": large_collections(demographics),
         "curves": curves(scores),
     }
+
+
+PROMISE_LEVELS = (50.0, 60.0, 70.0, 80.0, 90.0)
+
+
+def promise(vectors: np.ndarray, identities: np.ndarray, found: np.ndarray, groups: dict[str, np.ndarray],
+            model: Calibration) -> dict:
+    """Per group (and all pairs): measured FMR with its 95% bootstrap interval over identities against the
+    promise at Similarity 50-90, and the worst measured/promised ratio at each level (TAR per level is in the
+    calibration check)."""
+    from facelens.eval import conservative
+
+    if found.sum() < 2:
+        return {"confidence": conservative.CONFIDENCE, "rows": [], "worst_ratio": {}}
+    cosines = {level: model.cosine_at(level) for level in PROMISE_LEVELS}
+    high = conservative.high_impostor_pairs(vectors, identities, found, min(cosines.values()) - 0.01)
+    curves = conservative.group_curves(high, identities, found, groups)
+    rows = conservative.promise_check(curves, cosines)
+    worst = {f"{level:.0f}": max((r["ratio"] for r in rows if r["similarity"] == level), default=None)
+             for level in PROMISE_LEVELS}
+    return {"confidence": conservative.CONFIDENCE, "rows": rows, "worst_ratio": worst}
 
 
 def machine() -> str:
@@ -241,15 +264,17 @@ def write_report(summary: dict, out: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
-def main(args: argparse.Namespace, analyzer: FaceAnalyzer | None = None) -> int:
-    """The command; `analyzer`: the configured one (`facelens.service.default_analyzer`), default models if None."""
+def main(args: argparse.Namespace, analyzer: FaceAnalyzer | None = None,
+         calibration_for: Callable[[str], calibration.Calibration] | None = None) -> int:
+    """The command; `analyzer`: the configured one (`facelens.service.default_analyzer`), default models if None;
+    `calibration_for`: the scale in force (FACELENS_CALIBRATION), the shipped conservative table if None."""
     from facelens.eval.dataset import embed_cli_dataset
 
     started = time.perf_counter()
-    embedded = embed_cli_dataset(Path(args.dataset), analyzer)
+    embedded = embed_cli_dataset(Path(args.dataset), analyzer, aligned=getattr(args, "aligned", False))
     if embedded is None:
         return 2
-    return report(args, embedded, calibration.for_model, started)
+    return report(args, embedded, calibration_for or calibration.for_model, started)
 
 
 def report(args: argparse.Namespace, embedded: Embedded, calibration_for: Callable[[str], calibration.Calibration],
