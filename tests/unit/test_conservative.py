@@ -140,3 +140,19 @@ def test_facelens_calibrate_refuses_a_site_table_of_too_few_people(tmp_path: Pat
     code = main(["calibrate", "--dataset", str(tmp_path / "photos"), "--output", str(output)])
     assert code == 2 and not output.exists()
     assert "calibration refused: built from 2 identities" in capsys.readouterr().out
+
+
+def test_aligned_crops_are_embedded_as_they_are(tmp_path: Path, astronaut_crop, monkeypatch) -> None:
+    """--aligned: a set that ships 112x112 crops (another aligner's template) is embedded without detecting."""
+    from facelens.eval.dataset import embed_cli_dataset
+    from facelens.pipeline import default_analyzer
+    from tests.conftest import encode
+
+    for name, crop in (("eileen", astronaut_crop), ("mirror", np.ascontiguousarray(astronaut_crop[:, ::-1]))):
+        (tmp_path / "crops" / name).mkdir(parents=True)
+        (tmp_path / "crops" / name / "0.png").write_bytes(encode(crop, "PNG"))
+    monkeypatch.setenv("FACELENS_CACHE", str(tmp_path / "cache"))
+    embedded = embed_cli_dataset(tmp_path / "crops", aligned=True)
+    assert embedded is not None and embedded.embeddings.found.all()
+    expected = default_analyzer().embedder.embed([astronaut_crop])[0]
+    assert np.allclose(embedded.vectors[0], expected, atol=1e-6)  # the crop itself, not a re-detected face
