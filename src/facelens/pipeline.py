@@ -24,15 +24,18 @@ if TYPE_CHECKING:
 DEFAULT_ATTRIBUTES = frozenset({"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"})
 ATTRIBUTE_GROUPS: dict[str, frozenset[str]] = {
     "DEFAULT": DEFAULT_ATTRIBUTES,
-    "ALL": DEFAULT_ATTRIBUTES | {"AgeRange", "Gender", "EyesOpen", "MouthOpen", "AllLandmarks"},
+    "ALL": DEFAULT_ATTRIBUTES | {"AgeRange", "Gender", "EyesOpen", "MouthOpen", "AllLandmarks", "Emotions",
+                                 "Smile"},
     "AGE_RANGE": frozenset({"AgeRange"}),
     "GENDER": frozenset({"Gender"}),
     "EYES_OPEN": frozenset({"EyesOpen"}),
     "MOUTH_OPEN": frozenset({"MouthOpen"}),
+    "EMOTIONS": frozenset({"Emotions"}),
+    "SMILE": frozenset({"Smile"}),
 }
 # Attributes Rekognition has but no FaceLens model computes: accepted in requests, never answered.
 UNSUPPORTED_ATTRIBUTES = frozenset(
-    {"BEARD", "EMOTIONS", "EYE_DIRECTION", "EYEGLASSES", "FACE_OCCLUDED", "MUSTACHE", "SMILE", "SUNGLASSES"}
+    {"BEARD", "EYE_DIRECTION", "EYEGLASSES", "FACE_OCCLUDED", "MUSTACHE", "SUNGLASSES"}
 )
 
 
@@ -61,13 +64,14 @@ class Face:
     age_gender: object | None = None  # facelens.models.attributes.AgeGender
     eyes_open: tuple[bool, float] | None = None
     mouth_open: tuple[bool, float] | None = None
+    emotions: np.ndarray | None = None  # expression probabilities, facelens.models.emotion.CLASSES order
 
     @property
     def area(self) -> float:
         return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
 
 
-MODEL_KINDS = ("detector", "embedder", "landmarks", "age_gender")
+MODEL_KINDS = ("detector", "embedder", "landmarks", "age_gender", "emotion")
 
 
 class FaceAnalyzer:
@@ -110,6 +114,10 @@ class FaceAnalyzer:
             from facelens.models.attributes import AgeGenderEstimator
 
             return AgeGenderEstimator(landmarker=self._model("landmarks"), config=self.config)  # one dlib load
+        if kind == "emotion":
+            from facelens.models.emotion import EmotionModel
+
+            return EmotionModel(self.config)
         raise KeyError(kind)
 
     @property
@@ -174,6 +182,10 @@ class FaceAnalyzer:
             estimates = self._model("age_gender").predict(image, [face.box for face in faces])
             for face, estimate in zip(faces, estimates, strict=True):
                 face.age_gender = estimate
+        if {"Emotions", "Smile"} & set(fields) and faces:
+            probabilities = self._model("emotion").predict(image, [face.box for face in faces])
+            for face, row in zip(faces, probabilities, strict=True):
+                face.emotions = row
 
 
 _analyzers: dict[ModelConfig, FaceAnalyzer] = {}

@@ -69,7 +69,20 @@ def test_detect_faces_round_trip(rek, astronaut_jpeg: bytes) -> None:
     assert {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence"} <= face.keys()
     assert result["ResponseMetadata"]["HTTPStatusCode"] == 200 and result["ResponseMetadata"]["RequestId"]
     everything = rek.detect_faces(Image={"Bytes": astronaut_jpeg}, Attributes=["ALL"])["FaceDetails"][0]
-    assert {"AgeRange", "Gender", "EyesOpen", "MouthOpen"} <= everything.keys()
+    assert {"AgeRange", "Gender", "EyesOpen", "MouthOpen", "Emotions", "Smile"} <= everything.keys()
+    assert not {"Beard", "Mustache", "Eyeglasses", "Sunglasses", "EyeDirection", "FaceOccluded"} & everything.keys()
+
+
+def test_expressions_and_smile(rek, astronaut_jpeg: bytes, cameraman_jpeg: bytes) -> None:
+    """Eileen Collins smiles broadly; the cameraman does not (the expression model of `fer`, parsed by boto3)."""
+    eileen = rek.detect_faces(Image={"Bytes": astronaut_jpeg}, Attributes=["EMOTIONS", "SMILE"])["FaceDetails"][0]
+    assert eileen["Emotions"][0]["Type"] == "HAPPY" and eileen["Emotions"][0]["Confidence"] > 90
+    assert sum(e["Confidence"] for e in eileen["Emotions"]) == pytest.approx(100, abs=0.01)
+    assert {e["Type"] for e in eileen["Emotions"]} == {"HAPPY", "SAD", "ANGRY", "SURPRISED", "DISGUSTED", "FEAR",
+                                                         "CALM"}  # never CONFUSED: no class of the model is
+    assert eileen["Smile"]["Value"] is True and eileen["Smile"]["Confidence"] > 90
+    other = rek.detect_faces(Image={"Bytes": cameraman_jpeg}, Attributes=["SMILE"])["FaceDetails"][0]
+    assert other["Smile"]["Value"] is False and "Emotions" not in other  # only what was asked
 
 
 def test_compare_faces_round_trip(rek, astronaut_jpeg: bytes, cameraman_jpeg: bytes) -> None:

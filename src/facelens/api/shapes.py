@@ -15,13 +15,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from facelens import geometry
+from facelens import geometry, service_model
 from facelens.accountability.policy import WIRE_NAMES
 from facelens.domain import model
 from facelens.store.audit import AuditRow
 from facelens.store.base import CollectionRecord, FaceRecord, NewFace, UserRecord
 
 Shape = dict[str, Any]
+
+
+# The expression model's classes (facelens.models.emotion.CLASSES) as Rekognition's EmotionName values:
+# neutral is answered as CALM; CONFUSED and UNKNOWN are never answered (no class of the model is either).
+EXPRESSIONS = ("ANGRY", "DISGUSTED", "FEAR", "HAPPY", "SAD", "SURPRISED", "CALM")
+
+
+def emotions(probabilities: Any) -> list[Shape]:
+    """FaceDetail.Emotions: every expression the model scores, most likely first, Confidence in percent."""
+    allowed = set(service_model.enum("EmotionName"))
+    ranked = sorted(zip(EXPRESSIONS, (float(p) for p in probabilities), strict=True), key=lambda e: -e[1])
+    return [{"Type": name, "Confidence": 100.0 * p} for name, p in ranked if name in allowed]
 
 
 # -- elements
@@ -43,6 +55,11 @@ def face_detail(found: model.FoundFace) -> Shape:
         detail["EyesOpen"] = {"Value": face.eyes_open[0], "Confidence": face.eyes_open[1]}
     if face.mouth_open is not None:
         detail["MouthOpen"] = {"Value": face.mouth_open[0], "Confidence": face.mouth_open[1]}
+    if face.emotions is not None and "Emotions" in fields:
+        detail["Emotions"] = emotions(face.emotions)
+    if face.emotions is not None and "Smile" in fields:
+        happy = float(face.emotions[EXPRESSIONS.index("HAPPY")])
+        detail["Smile"] = {"Value": happy >= 0.5, "Confidence": 100.0 * max(happy, 1.0 - happy)}
     detail["Landmarks"] = geometry.rekognition_landmarks(
         face.landmarks, face.landmarks68 if "AllLandmarks" in fields else None, width, height)
     if face.pose is not None:
