@@ -1,4 +1,5 @@
-"""`facelens` command line: detect | compare | calibrate | eval | serve | index | search | video | reindex | audit."""
+"""`facelens` command line: detect | moderation | compare | calibrate | eval | serve | index | search | video |
+reindex | audit."""
 
 from __future__ import annotations
 
@@ -57,6 +58,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     backend = build_faces(_settings(args))
     _print(backend.call("DetectFaces", {"Image": {"Bytes": _read(args.image)}, "Attributes": args.attributes}))
+    return 0
+
+
+def cmd_moderation(args: argparse.Namespace) -> int:
+    """DetectModerationLabels (open_nsfw: only the top-level Explicit label is computed; docs/models.md)."""
+    from facelens.service import build_faces
+
+    backend = build_faces(_settings(args))
+    _print(backend.call("DetectModerationLabels", {"Image": {"Bytes": _read(args.image)},
+                                                   "MinConfidence": args.min_confidence}))
     return 0
 
 
@@ -232,6 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--attributes", nargs="+", default=["DEFAULT"], metavar="ATTR",
                         help="DEFAULT, ALL, or names such as AGE_RANGE GENDER EYES_OPEN MOUTH_OPEN")
     detect.set_defaults(func=cmd_detect)
+
+    moderation = sub.add_parser("moderation", help="DetectModerationLabels on an image file (only 'Explicit' is "
+                                "detected); prints Rekognition JSON")
+    moderation.add_argument("image")
+    moderation.add_argument("--min-confidence", type=float, default=50.0, help="MinConfidence (default 50)")
+    moderation.set_defaults(func=cmd_moderation)
 
     compare = sub.add_parser("compare", help="CompareFaces: largest face of SOURCE against faces of TARGET")
     compare.add_argument("source")

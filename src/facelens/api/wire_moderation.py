@@ -1,0 +1,43 @@
+"""DetectModerationLabels on the wire: validated parameters -> `ModerationService` -> the response's shape.
+
+The response has the members of botocore's `DetectModerationLabelsResponse` that a model computes here:
+`ModerationLabels` (each label's Confidence, Name, ParentName and TaxonomyLevel, highest Confidence first) and
+`ModerationModelVersion`. `HumanLoopActivationOutput` (no human review), `ProjectVersion` (no custom adapters) and
+`ContentTypes` (no model predicts them) are never sent. Imports no service at runtime.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from facelens import errors
+from facelens.api.wire import image_bytes
+
+if TYPE_CHECKING:
+    from facelens.context import RequestContext
+    from facelens.recognition.moderation import Moderation, ModerationLabel
+    from facelens.service import Backend
+
+Shape = dict[str, Any]
+
+
+def moderation_label(label: ModerationLabel) -> Shape:
+    """Rekognition's ModerationLabel, members in the order it documents them."""
+    return {"Confidence": label.confidence, "Name": label.name, "ParentName": label.parent_name,
+            "TaxonomyLevel": label.taxonomy_level}
+
+
+def moderation_response(result: Moderation) -> Shape:
+    """DetectModerationLabelsResponse: the labels (highest Confidence first) and the model's version."""
+    ordered = sorted(result.labels, key=lambda label: label.confidence, reverse=True)
+    return {"ModerationLabels": [moderation_label(label) for label in ordered],
+            "ModerationModelVersion": result.model_version}
+
+
+def detect_moderation_labels(backend: Backend, p: dict[str, Any], context: RequestContext) -> Shape:
+    service = getattr(backend, "moderation", None)
+    if service is None:
+        raise errors.InvalidParameterException("DetectModerationLabels is not available on this backend")
+    return moderation_response(service.detect_moderation_labels(
+        image=image_bytes(p["Image"]), min_confidence=p.get("MinConfidence"), project_version=p.get("ProjectVersion"),
+        human_loop=p.get("HumanLoopConfig") is not None, context=context))

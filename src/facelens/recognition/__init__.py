@@ -1,0 +1,1 @@
+"""Image recognition beyond faces: one module per Rekognition operation family (moderation, ...)."""
