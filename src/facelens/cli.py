@@ -1,4 +1,4 @@
-"""`facelens` command line: detect | compare | calibrate | eval | serve | index | search | video | reindex | audit."""
+"""`facelens` command line: detect | text | compare | calibrate | eval | serve | index | search | video | reindex | audit."""
 
 from __future__ import annotations
 
@@ -57,6 +57,16 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     backend = build_faces(_settings(args))
     _print(backend.call("DetectFaces", {"Image": {"Bytes": _read(args.image)}, "Attributes": args.attributes}))
+    return 0
+
+
+def cmd_text(args: argparse.Namespace) -> int:
+    from facelens.service import build_faces
+
+    request: dict = {"Image": {"Bytes": _read(args.image)}}
+    if args.min_confidence is not None:
+        request["Filters"] = {"WordFilter": {"MinConfidence": args.min_confidence}}
+    _print(build_faces(_settings(args)).call("DetectText", request))
     return 0
 
 
@@ -232,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--attributes", nargs="+", default=["DEFAULT"], metavar="ATTR",
                         help="DEFAULT, ALL, or names such as AGE_RANGE GENDER EYES_OPEN MOUTH_OPEN")
     detect.set_defaults(func=cmd_detect)
+
+    text = sub.add_parser("text", help="DetectText on an image file (LINEs and WORDs); prints Rekognition JSON")
+    text.add_argument("image")
+    text.add_argument("--min-confidence", type=float, metavar="PERCENT", help="WordFilter MinConfidence (0-100)")
+    text.set_defaults(func=cmd_text)
 
     compare = sub.add_parser("compare", help="CompareFaces: largest face of SOURCE against faces of TARGET")
     compare.add_argument("source")

@@ -38,6 +38,10 @@ Quad = tuple[Point, Point, Point, Point]  # top-left, top-right, bottom-right, b
 DETECTOR = ("rapidocr", "models", "PP-OCRv6_det_small.onnx")
 RECOGNIZER = ("rapidocr", "models", "PP-OCRv6_rec_small.onnx")
 CLASSIFIER = ("rapidocr", "models", "ch_ppocr_mobile_v2.0_cls_mobile.onnx")
+# The detector's input size: RapidOCR's default ("min", 736) enlarges every image until its short side is 736 px,
+# which splits the words of a small image's line into lines of their own and costs 4x the time; ("max", 960),
+# PaddleOCR's own default, only shrinks images whose long side is over 960 (benchmarks/text.py, docs/models.md).
+DET_LIMIT: tuple[str, int] = ("max", 960)
 MIN_LINE_SCORE = 0.5  # RapidOCR's default `text_score`: lines the recogniser reads below 50% are dropped
 
 
@@ -69,8 +73,9 @@ def model_version() -> str:
 class TextReader:
     """RapidOCR made once, on first use, with the sessions' threads and providers from `config`."""
 
-    def __init__(self, config: ModelConfig | None = None) -> None:
+    def __init__(self, config: ModelConfig | None = None, det_limit: tuple[str, int] = DET_LIMIT) -> None:
         self.config = config or ModelConfig()
+        self.det_limit = det_limit
         self._engine: Any = None
         self._lock = threading.Lock()
 
@@ -83,7 +88,7 @@ class TextReader:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._engine = _make_engine(self.config)
+                    self._engine = _make_engine(self.config, self.det_limit)
         return self._engine
 
     def read(self, pixels: np.ndarray) -> list[ReadLine]:
@@ -104,7 +109,7 @@ class TextReader:
         return lines
 
 
-def _make_engine(config: ModelConfig) -> Any:
+def _make_engine(config: ModelConfig, det_limit: tuple[str, int]) -> Any:
     from rapidocr import RapidOCR
 
     from facelens.models.runtime import providers
@@ -118,6 +123,8 @@ def _make_engine(config: ModelConfig) -> Any:
         "Det.model_path": str(bundled(*DETECTOR)),
         "Rec.model_path": str(bundled(*RECOGNIZER)),
         "Cls.model_path": str(bundled(*CLASSIFIER)),
+        "Det.limit_type": det_limit[0],
+        "Det.limit_side_len": det_limit[1],
         "EngineConfig.onnxruntime.intra_op_num_threads": config.threads if config.threads > 0 else -1,
         "EngineConfig.onnxruntime.use_cuda": cuda,
     }
