@@ -61,8 +61,8 @@ def rss_bytes() -> int:
 
 
 def render(rng: random.Random, lines: int | None = None, size: int | None = None, angle: int | None = None,
-           face: str | None = None) -> tuple[bytes, list[str], list[tuple[str, tuple[int, int, int, int]]], int]:
-    """(PNG bytes, drawn lines, (word, box) at rotation 0, angle)."""
+           face: str | None = None) -> tuple[bytes, list[str], list[tuple[str, tuple[int, int, int, int]]], dict]:
+    """(PNG bytes, drawn lines, (word, box) at rotation 0, {"angle", "size", "font"})."""
     face = face or rng.choice(FACES)
     size = size or rng.choice(SIZES)
     angle = rng.choice(ANGLES) if angle is None else angle
@@ -94,7 +94,7 @@ def render(rng: random.Random, lines: int | None = None, size: int | None = None
     image.paste(layer.rotate(angle, resample=Image.Resampling.BICUBIC), (0, 0), layer.rotate(angle))
     out = io.BytesIO()
     image.save(out, "PNG")
-    return out.getvalue(), drawn, boxes, angle
+    return out.getvalue(), drawn, boxes, {"angle": angle, "size": size, "font": face.removesuffix(".ttf")}
 
 
 def iou(a: dict, box: tuple[int, int, int, int]) -> float:
@@ -111,8 +111,10 @@ def accuracy(service: TextService, count: int, seed: int) -> dict:
     totals = Counter()
     by_group: dict[str, Counter] = {}
     ious: list[float] = []
+    misread: list[tuple[list[str], list[str]]] = []
     for _ in range(count):
-        data, drawn, boxes, angle = render(rng)
+        data, drawn, boxes, drawing = render(rng)
+        angle = drawing["angle"]
         shape = text_detections(service.detect_text(image=data, filters=None, context=RequestContext()))
         words = [d for d in shape["TextDetections"] if d["Type"] == "WORD"]
         lines = [d["DetectedText"] for d in shape["TextDetections"] if d["Type"] == "LINE"]
@@ -120,7 +122,9 @@ def accuracy(service: TextService, count: int, seed: int) -> dict:
         found = Counter(w["DetectedText"] for w in words)
         matched = sum((truth & found).values())
         lines_ok = sum((Counter(drawn) & Counter(lines)).values())
-        for key in ("all", f"angle {angle:+d}"):
+        if truth != found and len(misread) < 12:
+            misread.append((sorted((truth - found).elements()), sorted((found - truth).elements())))
+        for key in ("all", f"angle {angle:+d}", f"size {drawing['size']:02d}px", f"font {drawing['font']}"):
             group = by_group.setdefault(key, Counter())
             group.update(drawn=sum(truth.values()), returned=sum(found.values()), matched=matched,
                          lines=len(drawn), lines_ok=lines_ok)
@@ -138,6 +142,7 @@ def accuracy(service: TextService, count: int, seed: int) -> dict:
     report = {key: {"word_recall": g["matched"] / g["drawn"], "word_precision": g["matched"] / max(g["returned"], 1),
                     "line_exact": g["lines_ok"] / g["lines"], "words_drawn": g["drawn"]}
               for key, g in sorted(by_group.items())}
+    report["misread (drawn, returned)"] = misread
     report["word_box_iou_rotation0"] = {"median": statistics.median(ious) if ious else None,
                                         "p10": float(np.percentile(ious, 10)) if ious else None, "words": len(ious)}
     return report

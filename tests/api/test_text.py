@@ -190,3 +190,14 @@ def test_bad_images_are_refused_as_rekognition_does(rek) -> None:
     blank = io.BytesIO()
     Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(blank, "JPEG")
     assert rek.detect_text(Image={"Bytes": blank.getvalue()})["TextDetections"] == []
+
+
+def test_the_model_loads_on_the_first_detect_text_only(tmp_path: Path, page: bytes) -> None:
+    settings = ServerSettings.from_env({}, data_dir=tmp_path, warmup=False)
+    backend = build_faces(settings, analyzer=ScriptedAnalyzer(), calibration_for=lambda version: CALIBRATION)
+    reader = backend.text.reader
+    assert reader._engine is None  # built, not loaded: a server that never reads text never pays for the model
+    backend.call("DetectText", {"Image": page, "Filters": {"WordFilter": {"MinConfidence": 0}}})
+    engine = reader._engine
+    backend.call("DetectText", {"Image": page})
+    assert engine is not None and reader._engine is engine  # loaded once, then reused
