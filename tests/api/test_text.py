@@ -201,3 +201,14 @@ def test_the_model_loads_on_the_first_detect_text_only(tmp_path: Path, page: byt
     engine = reader._engine
     backend.call("DetectText", {"Image": page})
     assert engine is not None and reader._engine is engine  # loaded once, then reused
+
+
+def test_the_cli_prints_detect_text_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from facelens.cli import main
+
+    path = tmp_path / "sign.png"
+    path.write_bytes(render([("Hello CLI world", 20, 20, 40)], (500, 120)))
+    assert main(["text", str(path), "--min-confidence", "50"]) == 0
+    lines, words = lines_and_words(json.loads(capsys.readouterr().out))
+    assert [line["DetectedText"] for line in lines] == ["Hello CLI world"]
+    assert [(w["DetectedText"], w["ParentId"]) for w in words] == [("Hello", 0), ("CLI", 0), ("world", 0)]
