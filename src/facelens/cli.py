@@ -1,5 +1,5 @@
-"""`facelens` command line: detect | moderation | compare | calibrate | eval | serve | index | search | video |
-reindex | audit."""
+"""`facelens` command line: detect | moderation | text | compare | calibrate | eval | serve | index | search |
+video | reindex | audit."""
 
 from __future__ import annotations
 
@@ -68,6 +68,16 @@ def cmd_moderation(args: argparse.Namespace) -> int:
     backend = build_faces(_settings(args))
     _print(backend.call("DetectModerationLabels", {"Image": {"Bytes": _read(args.image)},
                                                    "MinConfidence": args.min_confidence}))
+    return 0
+
+
+def cmd_text(args: argparse.Namespace) -> int:
+    from facelens.service import build_faces
+
+    request: dict = {"Image": {"Bytes": _read(args.image)}}
+    if args.min_confidence is not None:
+        request["Filters"] = {"WordFilter": {"MinConfidence": args.min_confidence}}
+    _print(build_faces(_settings(args)).call("DetectText", request))
     return 0
 
 
@@ -249,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     moderation.add_argument("image")
     moderation.add_argument("--min-confidence", type=float, default=50.0, help="MinConfidence (default 50)")
     moderation.set_defaults(func=cmd_moderation)
+
+    text = sub.add_parser("text", help="DetectText on an image file (LINEs and WORDs); prints Rekognition JSON")
+    text.add_argument("image")
+    text.add_argument("--min-confidence", type=float, metavar="PERCENT", help="WordFilter MinConfidence (0-100)")
+    text.set_defaults(func=cmd_text)
 
     compare = sub.add_parser("compare", help="CompareFaces: largest face of SOURCE against faces of TARGET")
     compare.add_argument("source")

@@ -37,6 +37,7 @@ from facelens.domain.search import SearchEngine
 from facelens.domain.users import UserService
 from facelens.domain.video_jobs import VideoService
 from facelens.recognition.moderation import ModerationService
+from facelens.recognition.text import TextReader, TextService
 from facelens.s3 import S3Reader
 from facelens.store.audit import AuditRow
 from facelens.store.base import MetadataStore
@@ -69,6 +70,7 @@ class Backend:
     s3: S3Reader | None = None  # `Image.S3Object` and `Video.S3Object` are read through it
     anchors: Anchoring | None = None  # the audit chain's head outside the database (file, log, witnesses)
     moderation: ModerationService | None = None  # DetectModerationLabels (its model loads on the first call)
+    text: TextService | None = None  # DetectText (its model loads on the first image)
 
     def __post_init__(self) -> None:
         if self.s3 is None:
@@ -158,7 +160,8 @@ def build_faces(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     calibration_for = calibration_for or calibration_in_force(settings)
     gate = Gate(None, settings.policy, calibration_for)  # no audit log
     return Backend(settings, analyzer, gate, FaceService(analyzer, gate, calibration_for),
-                   moderation=ModerationService(settings.models))
+                   moderation=ModerationService(settings.models),
+                   text=TextService(TextReader(settings.models)))
 
 
 def anchoring(settings: ServerSettings, s3: S3Reader) -> Anchoring:
@@ -209,4 +212,5 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
         s3=s3,
         anchors=anchors,
         moderation=ModerationService(settings.models),
+        text=TextService(TextReader(settings.models)),
     )

@@ -1,1 +1,1 @@
-"""Image recognition beyond faces: one module per Rekognition operation family (moderation, ...)."""
+"""Image recognition beyond faces: each operation's model and service, one module per kind (moderation, text, ...)."""
