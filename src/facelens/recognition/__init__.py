@@ -1,0 +1,1 @@
+"""Image recognition beyond faces: labels (objects) and image properties (DetectLabels)."""
