@@ -1,4 +1,5 @@
-"""`facelens` command line: detect | labels | compare | calibrate | eval | serve | index | search | video | reindex | audit."""
+"""`facelens` command line: detect | labels | compare | calibrate | eval | serve | index | search | video | reindex |
+audit."""
 
 from __future__ import annotations
 
