@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-RECIPE = "darknet-onnx-v1"  # change when `to_onnx` changes: it names the cached graph
+RECIPE = "darknet-onnx-v2"  # change when `to_onnx` changes: it names the cached graph
 
 
 @dataclass
@@ -66,8 +66,8 @@ def layout(cfg: Path) -> tuple[list[Head], int]:
 
 
 def to_onnx(cfg: Path, weights: Path) -> tuple[onnx.ModelProto, list[Head], int]:
-    """The network of `cfg` with the weights of `weights` as ONNX (input `image`: N x 3 x S x S RGB in 0..1),
-    its `[yolo]` heads, and its input side S."""
+    """The network of `cfg` with the weights of `weights` as ONNX (input `image`: N x 3 x side x side, RGB in 0..1),
+    its `[yolo]` heads, and its training input side S (the graph takes any square side)."""
     sections = parse_cfg(cfg.read_text())
     net, layers = sections[0], sections[1:]
     side = net.int("width", 416)
@@ -148,7 +148,7 @@ def to_onnx(cfg: Path, weights: Path) -> tuple[onnx.ModelProto, list[Head], int]
     if pos != floats.size:
         raise ValueError(f"{weights} has {floats.size - pos} weights more than {cfg} declares")
     graph = helper.make_graph(
-        nodes, "darknet", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, side, side])],
+        nodes, "darknet", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, "side", "side"])],
         [helper.make_tensor_value_info(head.output, TensorProto.FLOAT, None) for head in heads], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import onnx
 
 from facelens import errors, imaging
 from facelens.models.registry import ModelConfig, bundled
@@ -143,35 +142,42 @@ class Detector:
         self._session = None
         self._heads: list[darknet.Head] = []
 
-    def _graph(self) -> bytes:
+    def _graph(self) -> Path | bytes:
+        """The converted graph: its file in the model cache (made there once), or its bytes without a cache."""
         cfg, weights = bundled(*CFG), bundled(*WEIGHTS)
-        digest = hashlib.sha256(cfg.read_bytes() + weights.read_bytes()).hexdigest()[:16]
         self._heads, _ = darknet.layout(cfg)
         cache = self.config.cache_dir
-        cached = cache / f"yolov3-tiny-{darknet.RECIPE}-{digest}.onnx" if cache is not None else None
-        if cached is not None and cached.is_file():
-            return cached.read_bytes()
+        if cache is None:
+            return darknet.to_onnx(cfg, weights)[0].SerializeToString()
+        digest = hashlib.sha256(cfg.read_bytes() + weights.read_bytes()).hexdigest()[:16]
+        cached = cache / f"yolov3-tiny-{darknet.RECIPE}-{digest}.onnx"
+        if cached.is_file():
+            return cached
         data = darknet.to_onnx(cfg, weights)[0].SerializeToString()
-        if cached is not None:
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False, suffix=".part") as handle:
-                    handle.write(data)
-                os.replace(handle.name, cached)
-            except OSError as exc:
-                log.warning("could not keep the converted model in %s: %s", cache, exc)
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False, suffix=".part") as handle:
+                handle.write(data)
+            os.replace(handle.name, cached)
+        except OSError as exc:  # a read-only or full disk only costs the conversion next time
+            log.warning("could not keep the converted model in %s: %s", cache, exc)
         return data
 
     def session(self) -> ort.InferenceSession:
-        """The onnxruntime session, made on first use."""
+        """The onnxruntime session, made on first use (a cached graph that fails to load is converted again)."""
         with self._lock:
             if self._session is None:
                 from facelens.models.runtime import make_session
 
-                model = onnx.load_from_string(self._graph())
-                for dim in (2, 3):  # any square side
-                    model.graph.input[0].type.tensor_type.shape.dim[dim].dim_param = "side"
-                self._session = make_session(model, self.config)
+                graph = self._graph()
+                try:
+                    self._session = make_session(graph, self.config)
+                except Exception:
+                    if not isinstance(graph, Path):
+                        raise
+                    log.warning("cached model %s unreadable; converting again", graph)
+                    graph.unlink(missing_ok=True)
+                    self._session = make_session(self._graph(), self.config)
             return self._session
 
     def detect(self, pixels: np.ndarray, floor: float = FLOOR) -> list[tuple[int, float, np.ndarray]]:
