@@ -153,3 +153,10 @@ def test_the_model_loads_only_when_labels_are_asked_for(tmp_path: Path) -> None:
     red = np.zeros((8, 8, 3), np.uint8)
     service.detect_labels(image=encode(red, "PNG"), features=["IMAGE_PROPERTIES"])
     assert service.detector._session is None
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 3000, 3), (3000, 2, 3)])
+def test_degenerate_images_are_answered(rekognition, shape: tuple[int, int, int]) -> None:
+    image = {"Bytes": encode(np.full(shape, 200, np.uint8), "PNG")}
+    response = rekognition.detect_labels(Image=image, Features=["GENERAL_LABELS", "IMAGE_PROPERTIES"])
+    assert response["Labels"] == [] and response["ImageProperties"]["Quality"]["Sharpness"] == 0

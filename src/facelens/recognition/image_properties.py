@@ -76,8 +76,10 @@ def quality(pixels: np.ndarray) -> Quality:
     luma = _luma(pixels)
     brightness = 100.0 * float(luma.mean()) / 255.0
     contrast = min(100.0, 100.0 * float(luma.std()) / 127.5)
-    scale = SHARPNESS_SIDE / max(luma.shape)
-    small = cv2.resize(luma, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else luma
+    height, width = luma.shape
+    scale = SHARPNESS_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(luma, size, interpolation=cv2.INTER_AREA) if scale < 1 else luma
     variance = float(cv2.Laplacian(small, cv2.CV_32F, ksize=1).var()) if min(small.shape) >= 3 else 0.0
     sharpness = 100.0 * variance / (variance + SHARPNESS_HALF)
     return Quality(brightness, sharpness, contrast)
