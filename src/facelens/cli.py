@@ -1,5 +1,5 @@
-"""`facelens` command line: detect | moderation | text | compare | calibrate | eval | serve | index | search |
-video | reindex | audit."""
+"""`facelens` command line: detect | labels | moderation | text | compare | calibrate | eval | serve | index |
+search | video | reindex | audit."""
 
 from __future__ import annotations
 
@@ -58,6 +58,14 @@ def cmd_detect(args: argparse.Namespace) -> int:
 
     backend = build_faces(_settings(args))
     _print(backend.call("DetectFaces", {"Image": {"Bytes": _read(args.image)}, "Attributes": args.attributes}))
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from facelens.service import build_faces
+
+    request = {"Image": {"Bytes": _read(args.image)}, "Features": args.features, "MinConfidence": args.min_confidence}
+    _print(build_faces(_settings(args)).call("DetectLabels", {k: v for k, v in request.items() if v is not None}))
     return 0
 
 
@@ -253,6 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--attributes", nargs="+", default=["DEFAULT"], metavar="ATTR",
                         help="DEFAULT, ALL, or names such as AGE_RANGE GENDER EYES_OPEN MOUTH_OPEN")
     detect.set_defaults(func=cmd_detect)
+
+    labels = sub.add_parser("labels", help="DetectLabels on an image file (objects, image properties); prints JSON")
+    labels.add_argument("image")
+    labels.add_argument("--features", nargs="+", choices=("GENERAL_LABELS", "IMAGE_PROPERTIES"), default=None)
+    labels.add_argument("--min-confidence", type=float, default=None, help="0-100 (default 55, as Rekognition)")
+    labels.set_defaults(func=cmd_labels)
 
     moderation = sub.add_parser("moderation", help="DetectModerationLabels on an image file (only 'Explicit' is "
                                 "detected); prints Rekognition JSON")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.model import OperationModel
 
 from facelens import errors, service_model
-from facelens.api import wire, wire_moderation, wire_text
+from facelens.api import wire, wire_labels, wire_moderation, wire_text
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -63,6 +63,7 @@ OPERATIONS: Mapping[str, Operation] = _registry(
     # images: detection and 1:1 comparison
     Operation("DetectFaces", wire.detect_faces, read_only=True),
     Operation("CompareFaces", wire.compare_faces, read_only=True),
+    Operation("DetectLabels", wire_labels.detect_labels, read_only=True),
     Operation("DetectModerationLabels", wire_moderation.detect_moderation_labels, read_only=True),
     Operation("DetectText", wire_text.detect_text, read_only=True),
     # collections and faces

@@ -36,6 +36,7 @@ from facelens.domain.ports import Analyzer
 from facelens.domain.search import SearchEngine
 from facelens.domain.users import UserService
 from facelens.domain.video_jobs import VideoService
+from facelens.recognition.labels import LabelService
 from facelens.recognition.moderation import ModerationService
 from facelens.recognition.text import TextReader, TextService
 from facelens.s3 import S3Reader
@@ -71,6 +72,7 @@ class Backend:
     anchors: Anchoring | None = None  # the audit chain's head outside the database (file, log, witnesses)
     moderation: ModerationService | None = None  # DetectModerationLabels (its model loads on the first call)
     text: TextService | None = None  # DetectText (its model loads on the first image)
+    labels: LabelService | None = None  # DetectLabels (its model loads on the first request)
 
     def __post_init__(self) -> None:
         if self.s3 is None:
@@ -161,7 +163,8 @@ def build_faces(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     gate = Gate(None, settings.policy, calibration_for)  # no audit log
     return Backend(settings, analyzer, gate, FaceService(analyzer, gate, calibration_for),
                    moderation=ModerationService(settings.models),
-                   text=TextService(TextReader(settings.models)))
+                   text=TextService(TextReader(settings.models)),
+                   labels=LabelService(settings.models))
 
 
 def anchoring(settings: ServerSettings, s3: S3Reader) -> Anchoring:
@@ -213,4 +216,5 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
         anchors=anchors,
         moderation=ModerationService(settings.models),
         text=TextService(TextReader(settings.models)),
+        labels=LabelService(settings.models),
     )

@@ -25,6 +25,7 @@ from tests.service_fixtures import FAKE_JPEG, KEY_ID, SECRET, FakeBackend, signe
 
 URL = "http://testserver"
 IMG = base64.b64encode(FAKE_JPEG).decode()
+ARN = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1"  # for DetectCustomLabels, not answered
 
 
 def make_client(tmp_path: Path, fake: FakeBackend, **settings: object) -> TestClient:
@@ -117,14 +118,15 @@ def test_protocol_errors(api: TestClient) -> None:
         (call(api, "DetectFaces", {"Image": {"Bytes": base64.b64encode(b"GIF89a").decode()}}), 400,
          "InvalidImageFormatException"),
         (call(api, "DetectFacez", {}), 400, "UnknownOperationException"),
-        (call(api, "DetectLabels", {"Image": {"Bytes": IMG}}), 400, "NotImplementedException"),
+        (call(api, "DetectCustomLabels", {"ProjectVersionArn": ARN, "Image": {"Bytes": IMG}}), 400,
+         "NotImplementedException"),
         (call(api, "DetectFaces", {}, headers={"Content-Type": "text/plain"}), 400, "UnknownOperationException"),
         (api.get("/"), 405, "UnknownOperationException"),
         (api.post("/somewhere", content=b"{}"), 404, "UnknownOperationException"),
     ]
     for response, status, code in cases:
         assert (response.status_code, aws_error(response)["__type"]) == (status, code), response.text
-    assert "DetectLabels" in cases[4][0].json()["Message"]
+    assert "DetectCustomLabels" in cases[4][0].json()["Message"]
 
 
 def test_domain_faults_are_500s_without_details_and_client_errors_are_400s(tmp_path: Path) -> None:

@@ -74,8 +74,8 @@ def test_scopes_come_from_the_registry() -> None:
 def test_an_in_process_call_is_validated_once_and_scoped(backend, tmp_path: Path) -> None:
     with pytest.raises(errors.InvalidParameterException, match="Unknown parameter"):
         backend.call("ListCollections", {"MaxResult": 3})  # misspelt: refused in process (ignored on the wire)
-    with pytest.raises(errors.InvalidParameterException, match="no operation DetectLabels"):
-        backend.call("DetectLabels", {})
+    with pytest.raises(errors.InvalidParameterException, match="no operation StartProjectVersion"):
+        backend.call("StartProjectVersion", {})
     from facelens.context import RequestContext
 
     with pytest.raises(errors.AccessDeniedException):

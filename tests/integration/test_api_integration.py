@@ -192,8 +192,9 @@ def test_big_and_non_images(rek, astronaut_jpeg: bytes) -> None:
 
 
 def test_operations_not_implemented_are_named_client_errors(rek) -> None:
-    error = error_of(lambda: rek.detect_labels(Image={"Bytes": b"x"}))
-    assert code(error) == "NotImplementedException" and "DetectLabels" in str(error)
+    arn = "arn:aws:rekognition:us-east-1:123456789012:project/p/version/v/1"
+    error = error_of(lambda: rek.detect_custom_labels(ProjectVersionArn=arn, Image={"Bytes": b"x"}))
+    assert code(error) == "NotImplementedException" and "DetectCustomLabels" in str(error)
     assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 

