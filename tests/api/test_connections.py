@@ -137,3 +137,25 @@ def test_at_the_cap_the_longest_waiting_connection_makes_room(server) -> None:
     assert table.open <= CAP
     for sock in [*idle, fresh]:
         sock.close()
+
+
+class _Waiting:
+    """A waiting connection as the table sees it: when it began waiting, and whether bytes wait unread."""
+
+    def __init__(self, since: float, unread: bool) -> None:
+        self.since, self.unread = since, unread
+
+    def has_unread(self) -> bool:
+        return self.unread
+
+
+def test_eviction_passes_over_a_connection_whose_request_has_arrived_unread() -> None:
+    table = connections.ConnectionTable(connections.Limits(HEADER, BODY, CAP, burst=2))
+    arrived, silent, stalled = _Waiting(1.0, unread=True), _Waiting(2.0, unread=False), _Waiting(1.5, unread=False)
+    table.waiting[connections.Phase.FRESH] = {arrived: None, silent: None}
+    table.waiting[connections.Phase.BODY] = {stalled: None}
+    assert table.victim() is stalled  # the oldest waiting one with nothing unread
+    table.waiting[connections.Phase.BODY] = {}
+    assert table.victim() is silent
+    table.waiting[connections.Phase.FRESH] = {arrived: None}
+    assert table.victim() is arrived  # when every candidate has bytes waiting, the oldest still goes

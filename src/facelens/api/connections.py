@@ -4,8 +4,9 @@ Invariants (asyncio's selector event loop, uvicorn's h11 protocol):
 * At most `Limits.cap` accepted client sockets are open at once, counted from accept() to close(), so accept()
   never meets EMFILE while the process's other descriptors stay within the reserve (`derive_cap`). At the cap,
   accepting one more first closes, at once, the connection that has waited longest for its request's headers or
-  body (then the oldest idle keep-alive one); when every connection is running a request, the new one is closed
-  unanswered ("shed"). A connection running a request is never cut.
+  body, passing over any with bytes unread in its socket (then the oldest idle keep-alive one); when every
+  connection is running a request, the new one is closed unanswered ("shed").
+  A connection running a request is never cut.
 * A request's headers must be whole `header_timeout` seconds after its connection opened or went idle after a
   response, however slowly bytes trickle in; else the connection is closed.
 * A request's body must be whole `body_timeout` seconds after its headers: the app answers 408
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import heapq
+import itertools
 import logging
 import os
 import resource
@@ -38,6 +41,7 @@ log = logging.getLogger("facelens.api")
 BODY_DEADLINE = "facelens.body_deadline"  # scope["extensions"] key: loop time by which the body must be whole
 BODY_GRACE = 1.0
 REPORT_EVERY = 10.0
+PEEKS = 8  # waiting connections looked at for unread bytes before one is cut
 ACCEPT_ERROR = "socket.accept() out of system resource"
 
 
@@ -112,10 +116,17 @@ class ConnectionTable:
             self.waiting[phase][conn] = None
 
     def victim(self) -> GuardedH11Protocol | None:
-        """The connection that has waited longest for headers or body, else the oldest idle one."""
-        heads = [next(iter(q)) for q in (self.waiting[Phase.FRESH], self.waiting[Phase.BODY]) if q]
-        if heads:
-            return min(heads, key=lambda conn: conn.since)
+        """The connection that has waited longest for headers or body, else the oldest idle one. Of the
+        `PEEKS` oldest waiting ones, any with bytes unread in its socket is passed over: a client whose request
+        has arrived but not been read yet (the loop was busy) is not cut for an attacker's silent socket."""
+        waiting = heapq.merge(self.waiting[Phase.FRESH], self.waiting[Phase.BODY], key=lambda conn: conn.since)
+        first: GuardedH11Protocol | None = None
+        for conn in itertools.islice(waiting, PEEKS):  # each queue is in `since` order: merged, oldest first
+            first = first or conn
+            if not conn.has_unread():
+                return conn
+        if first is not None:
+            return first
         return next(iter(self.waiting[Phase.IDLE]), None)
 
     def make_room(self) -> bool:
@@ -231,6 +242,17 @@ class GuardedH11Protocol(H11Protocol):
             else:
                 self._await_headers(Phase.IDLE)
         super().on_response_complete()
+
+    def has_unread(self) -> bool:
+        """Whether bytes wait unread in this connection's socket (a non-blocking peek of one byte)."""
+        if self.sock is None or self.sock.fileno() < 0:
+            return False
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return False
 
     def evict(self) -> None:
         """Close now, releasing the descriptor in this iteration (the transport's own close waits for the next)."""
