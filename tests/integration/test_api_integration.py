@@ -290,3 +290,25 @@ def test_collection_round_trip_through_boto3(rek, astronaut: np.ndarray, astrona
     rek.delete_collection(CollectionId=name)
     with pytest.raises(rek.exceptions.ResourceNotFoundException):
         rek.describe_collection(CollectionId=name)
+
+
+def test_recognition_beyond_faces_reads_images_from_s3(rek, moto_s3: S3Server, astronaut_jpeg: bytes) -> None:  # noqa: F811
+    """DetectText, DetectLabels and DetectModerationLabels on a real server, the image read from S3."""
+    from tests.api.test_text import render
+
+    s3 = moto_s3.client()
+    s3.put_object(Bucket=BUCKET, Key="sign.png", Body=render([("Exit through gift shop", 60, 200, 48)]))
+    s3.put_object(Bucket=BUCKET, Key="astronaut.jpg", Body=astronaut_jpeg)
+    found = rek.detect_text(Image={"S3Object": {"Bucket": BUCKET, "Name": "sign.png"}})
+    lines = [t["DetectedText"] for t in found["TextDetections"] if t["Type"] == "LINE"]
+    assert lines == ["Exit through gift shop"] and found["TextModelVersion"]
+    words = [t for t in found["TextDetections"] if t["Type"] == "WORD"]
+    assert [w["DetectedText"] for w in words] == ["Exit", "through", "gift", "shop"]
+    assert {w["ParentId"] for w in words} == {0}
+    labels = rek.detect_labels(Image={"S3Object": {"Bucket": BUCKET, "Name": "astronaut.jpg"}},
+                               Features=["IMAGE_PROPERTIES"])
+    assert labels["ImageProperties"]["DominantColors"] and "Labels" not in labels
+    safe = rek.detect_moderation_labels(Image={"S3Object": {"Bucket": BUCKET, "Name": "astronaut.jpg"}})
+    assert safe["ModerationLabels"] == [] and safe["ModerationModelVersion"]
+    error = error_of(lambda: rek.detect_text(Image={"S3Object": {"Bucket": BUCKET, "Name": "missing.png"}}))
+    assert error.response["Error"]["Code"] == "InvalidS3ObjectException"
