@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.model import OperationModel
 
 from facelens import errors, service_model
-from facelens.api import wire, wire_labels, wire_moderation, wire_text
+from facelens.api import wire, wire_labels, wire_moderation, wire_ppe, wire_text
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -64,6 +64,7 @@ OPERATIONS: Mapping[str, Operation] = _registry(
     Operation("DetectFaces", wire.detect_faces, read_only=True),
     Operation("CompareFaces", wire.compare_faces, read_only=True),
     Operation("DetectLabels", wire_labels.detect_labels, read_only=True),
+    Operation("DetectProtectiveEquipment", wire_ppe.detect_protective_equipment, read_only=True),
     Operation("DetectModerationLabels", wire_moderation.detect_moderation_labels, read_only=True),
     Operation("DetectText", wire_text.detect_text, read_only=True),
     # collections and faces

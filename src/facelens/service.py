@@ -38,6 +38,7 @@ from facelens.domain.users import UserService
 from facelens.domain.video_jobs import VideoService
 from facelens.recognition.labels import LabelService
 from facelens.recognition.moderation import ModerationService
+from facelens.recognition.ppe import ProtectiveEquipmentService
 from facelens.recognition.text import TextReader, TextService
 from facelens.s3 import S3Reader
 from facelens.store.audit import AuditRow
@@ -73,6 +74,7 @@ class Backend:
     moderation: ModerationService | None = None  # DetectModerationLabels (its model loads on the first call)
     text: TextService | None = None  # DetectText (its model loads on the first image)
     labels: LabelService | None = None  # DetectLabels (its model loads on the first request)
+    ppe: ProtectiveEquipmentService | None = None  # DetectProtectiveEquipment (persons, faces, face covers)
 
     def __post_init__(self) -> None:
         if self.s3 is None:
@@ -162,9 +164,15 @@ def build_faces(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     calibration_for = calibration_for or calibration_in_force(settings)
     gate = Gate(None, settings.policy, calibration_for)  # no audit log
     return Backend(settings, analyzer, gate, FaceService(analyzer, gate, calibration_for),
-                   moderation=ModerationService(settings.models),
-                   text=TextService(TextReader(settings.models)),
-                   labels=LabelService(settings.models))
+                   **recognizers(settings, analyzer))
+
+
+def recognizers(settings: ServerSettings, analyzer: Analyzer) -> dict[str, Any]:
+    """The services of image recognition beyond faces (each loads its model on its first request); PPE shares
+    the label detector and the face analyzer."""
+    labels = LabelService(settings.models)
+    return {"moderation": ModerationService(settings.models), "text": TextService(TextReader(settings.models)),
+            "labels": labels, "ppe": ProtectiveEquipmentService(labels.detector, analyzer)}  # type: ignore[arg-type]
 
 
 def anchoring(settings: ServerSettings, s3: S3Reader) -> Anchoring:
@@ -214,7 +222,5 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
         retention=Retention(store, vectors, gate),
         s3=s3,
         anchors=anchors,
-        moderation=ModerationService(settings.models),
-        text=TextService(TextReader(settings.models)),
-        labels=LabelService(settings.models),
+        **recognizers(settings, analyzer),
     )

@@ -312,3 +312,27 @@ def test_recognition_beyond_faces_reads_images_from_s3(rek, moto_s3: S3Server, a
     assert safe["ModerationLabels"] == [] and safe["ModerationModelVersion"]
     error = error_of(lambda: rek.detect_text(Image={"S3Object": {"Bucket": BUCKET, "Name": "missing.png"}}))
     assert error.response["Error"]["Code"] == "InvalidS3ObjectException"
+
+
+def test_protective_equipment_face_covers(rek, astronaut: np.ndarray) -> None:
+    """DetectProtectiveEquipment: a person, their face, and a FACE_COVER only where a mask is drawn on."""
+    from tests.conftest import encode
+    from tests.unit.test_face_cover import masked
+
+    summary = {"MinConfidence": 80, "RequiredEquipmentTypes": ["FACE_COVER"]}
+    bare = rek.detect_protective_equipment(Image={"Bytes": encode(astronaut)}, SummarizationAttributes=summary)
+    covered = rek.detect_protective_equipment(Image={"Bytes": encode(masked(astronaut))},
+                                              SummarizationAttributes=summary)
+    for result in (bare, covered):
+        (person,) = result["Persons"]
+        assert [part["Name"] for part in person["BodyParts"]] == ["FACE"]  # no model sees heads or hands
+        assert 0 < person["BoundingBox"]["Width"] <= 1 and result["ProtectiveEquipmentModelVersion"]
+    assert bare["Persons"][0]["BodyParts"][0]["EquipmentDetections"] == []
+    assert bare["Summary"]["PersonsWithoutRequiredEquipment"] == [0]
+    (cover,) = covered["Persons"][0]["BodyParts"][0]["EquipmentDetections"]
+    assert cover["Type"] == "FACE_COVER" and cover["CoversBodyPart"]["Value"] is True and "BoundingBox" not in cover
+    assert covered["Summary"]["PersonsWithRequiredEquipment"] == [0]
+    error = error_of(lambda: rek.detect_protective_equipment(
+        Image={"Bytes": encode(astronaut)}, SummarizationAttributes={"MinConfidence": 80,
+                                                                      "RequiredEquipmentTypes": ["HEAD_COVER"]}))
+    assert error.response["Error"]["Code"] == "InvalidParameterException" and "HEAD_COVER" in str(error)
