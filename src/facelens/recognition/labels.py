@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -142,42 +140,18 @@ class Detector:
         self._session = None
         self._heads: list[darknet.Head] = []
 
-    def _graph(self) -> Path | bytes:
-        """The converted graph: its file in the model cache (made there once), or its bytes without a cache."""
-        cfg, weights = bundled(*CFG), bundled(*WEIGHTS)
-        self._heads, _ = darknet.layout(cfg)
-        cache = self.config.cache_dir
-        if cache is None:
-            return darknet.to_onnx(cfg, weights)[0].SerializeToString()
-        digest = hashlib.sha256(cfg.read_bytes() + weights.read_bytes()).hexdigest()[:16]
-        cached = cache / f"yolov3-tiny-{darknet.RECIPE}-{digest}.onnx"
-        if cached.is_file():
-            return cached
-        data = darknet.to_onnx(cfg, weights)[0].SerializeToString()
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False, suffix=".part") as handle:
-                handle.write(data)
-            os.replace(handle.name, cached)
-        except OSError as exc:  # a read-only or full disk only costs the conversion next time
-            log.warning("could not keep the converted model in %s: %s", cache, exc)
-        return data
-
     def session(self) -> ort.InferenceSession:
-        """The onnxruntime session, made on first use (a cached graph that fails to load is converted again)."""
+        """The onnxruntime session, made on first use from the converted graph, which is kept in the model cache
+        (`runtime.converted`: named by the weights' and the cfg's hashes, rebuilt when unreadable)."""
         with self._lock:
             if self._session is None:
-                from facelens.models.runtime import make_session
+                from facelens.models.runtime import converted, make_session
 
-                graph = self._graph()
-                try:
-                    self._session = make_session(graph, self.config)
-                except Exception:
-                    if not isinstance(graph, Path):
-                        raise
-                    log.warning("cached model %s unreadable; converting again", graph)
-                    graph.unlink(missing_ok=True)
-                    self._session = make_session(self._graph(), self.config)
+                cfg, weights = bundled(*CFG), bundled(*WEIGHTS)
+                self._heads, _ = darknet.layout(cfg)
+                recipe = f"{darknet.RECIPE}-{hashlib.sha256(cfg.read_bytes()).hexdigest()[:8]}"
+                graph = converted(weights, recipe, lambda path: darknet.to_onnx(cfg, path)[0], self.config.cache_dir)
+                self._session = make_session(graph, self.config)
             return self._session
 
     def detect(self, pixels: np.ndarray, floor: float = FLOOR) -> list[tuple[int, float, np.ndarray]]:
