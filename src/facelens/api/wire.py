@@ -39,6 +39,14 @@ def _needs(service: T | None, operation: str) -> T:
     return service
 
 
+def configured(backend: Backend, service: str, operation: str) -> Any:
+    """`backend`'s `service` (an attribute a backend may lack), or InvalidParameterException naming `operation`."""
+    found = getattr(backend, service, None)
+    if found is None:
+        raise errors.InvalidParameterException(f"{operation} is not configured on this server")
+    return found
+
+
 def image_bytes(image: Any) -> bytes:
     """The bytes of an `Image` member: `{"Bytes": ...}` (the HTTP layer has fetched `S3Object`s into it)."""
     if isinstance(image, Mapping) and image.get("Bytes") is not None:

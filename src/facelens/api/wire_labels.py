@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from facelens import errors
-from facelens.api.wire import image_bytes
+from facelens.api.wire import configured, image_bytes
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -60,9 +59,6 @@ def labels_response(result: LabelResult) -> Shape:
 
 
 def detect_labels(backend: Backend, p: dict[str, Any], context: RequestContext) -> Shape:
-    service = getattr(backend, "labels", None)
-    if service is None:
-        raise errors.InvalidParameterException("DetectLabels is not configured on this server")
-    return labels_response(service.detect_labels(
+    return labels_response(configured(backend, "labels", "DetectLabels").detect_labels(
         image=image_bytes(p["Image"]), features=p.get("Features"), max_labels=p.get("MaxLabels"),
         min_confidence=p.get("MinConfidence"), settings=p.get("Settings"), max_bytes=context.max_image_bytes))

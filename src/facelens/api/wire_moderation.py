@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from facelens import errors
-from facelens.api.wire import image_bytes
+from facelens.api.wire import configured, image_bytes
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -35,9 +34,7 @@ def moderation_response(result: Moderation) -> Shape:
 
 
 def detect_moderation_labels(backend: Backend, p: dict[str, Any], context: RequestContext) -> Shape:
-    service = getattr(backend, "moderation", None)
-    if service is None:
-        raise errors.InvalidParameterException("DetectModerationLabels is not available on this backend")
+    service = configured(backend, "moderation", "DetectModerationLabels")
     return moderation_response(service.detect_moderation_labels(
         image=image_bytes(p["Image"]), min_confidence=p.get("MinConfidence"), project_version=p.get("ProjectVersion"),
         human_loop=p.get("HumanLoopConfig") is not None, context=context))

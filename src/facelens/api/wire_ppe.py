@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from facelens import errors
-from facelens.api.wire import image_bytes
+from facelens.api.wire import configured, image_bytes
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -40,8 +39,6 @@ def response(result: PPEResult) -> Shape:
 
 
 def detect_protective_equipment(backend: Backend, p: dict[str, Any], context: RequestContext) -> Shape:
-    service = getattr(backend, "ppe", None)
-    if service is None:
-        raise errors.InvalidParameterException("DetectProtectiveEquipment is not configured on this server")
+    service = configured(backend, "ppe", "DetectProtectiveEquipment")
     return response(service.detect(image=image_bytes(p["Image"]), summarization=p.get("SummarizationAttributes"),
                                    max_bytes=context.max_image_bytes))

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from facelens import errors
-from facelens.api.wire import image_bytes
+from facelens.api.wire import configured, image_bytes
 from facelens.recognition.text import Region, TextFilters, TextReading, ratio_box, ratio_polygon
 
 if TYPE_CHECKING:
@@ -60,7 +59,6 @@ def text_detections(reading: TextReading) -> Shape:
 
 
 def detect_text(backend: Backend, p: dict[str, Any], context: RequestContext) -> Shape:
-    if backend.text is None:
-        raise errors.InvalidParameterException("DetectText is not configured on this backend")
-    return text_detections(backend.text.detect_text(image=image_bytes(p["Image"]), filters=filters(p.get("Filters")),
+    service = configured(backend, "text", "DetectText")
+    return text_detections(service.detect_text(image=image_bytes(p["Image"]), filters=filters(p.get("Filters")),
                                                context=context))
