@@ -3,6 +3,7 @@ at known times and places (scikit-image's astronaut and cameraman; no data set n
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -80,3 +81,30 @@ def write_audio(path: Path) -> Path:
         for packet in [*stream.encode(frame), *stream.encode()]:
             container.mux(packet)
     return path
+
+
+LOCAL = "facelens-local"  # the bucket name of the server's video directory
+
+
+def local(name: str) -> dict:
+    """A `Video` in the video directory."""
+    return {"S3Object": {"Bucket": LOCAL, "Name": name}}
+
+
+def wait(get, job_id: str, timeout: float = 180, **params: object) -> dict:
+    """The first Get* answer of a job that is no longer IN_PROGRESS."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = get(JobId=job_id, **params)
+        if response["JobStatus"] != "IN_PROGRESS":
+            return response
+        time.sleep(0.2)
+    raise TimeoutError(f"job {job_id} still IN_PROGRESS after {timeout}s")
+
+
+def wait_running(get, job_id: str, timeout: float = 60) -> None:
+    """Until a job has probed its file (its VideoMetadata is known): it is running."""
+    deadline = time.monotonic() + timeout
+    while get(JobId=job_id).get("VideoMetadata") is None:
+        assert time.monotonic() < deadline, f"job {job_id} did not start within {timeout}s"
+        time.sleep(0.1)

@@ -9,7 +9,6 @@ import contextlib
 import io
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -27,25 +26,10 @@ from tests.service_fixtures import (  # noqa: F401 - fixtures
     s3_env,
     start_server,
 )
-from tests.video_fixtures import write_video
+from tests.video_fixtures import LOCAL, local, wait, wait_running, write_video
 
 pytestmark = pytest.mark.slow
-LOCAL = "facelens-local"
 KEYS = {"FACELENS_ACCESS_KEYS": "FLKTESTKEY0000000001:test-secret-do-not-use"}
-
-
-def local(name: str) -> dict:
-    return {"S3Object": {"Bucket": LOCAL, "Name": name}}
-
-
-def wait(get, job_id: str, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = get(JobId=job_id)
-        if response["JobStatus"] != "IN_PROGRESS":
-            return response
-        time.sleep(0.2)
-    raise TimeoutError(f"job {job_id} still IN_PROGRESS after {timeout}s")
 
 
 def bomb() -> bytes:
@@ -99,10 +83,7 @@ def test_a_requeued_job_is_checked_again_when_its_file_is_opened(tmp_path: Path,
     first = start_server(data, KEYS)
     rek = client(first.url)
     job = rek.start_face_detection(Video=local("clip.mp4"))["JobId"]
-    deadline = time.monotonic() + 60
-    while rek.get_face_detection(JobId=job).get("VideoMetadata") is None:  # running: it has probed the file
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_running(rek.get_face_detection, job)
     first.process.kill()
     first.process.wait(10)
     (data / "videos" / "clip.mp4").unlink()

@@ -31,13 +31,15 @@ from tests.video_fixtures import (
     EILEEN_MS,
     OTHER_MS,
     assert_inside,
+    local,
     two_people,
+    wait,
+    wait_running,
     write_audio,
     write_video,
 )
 
 pytestmark = pytest.mark.slow
-LOCAL = "facelens-local"
 
 
 class Notices(BaseHTTPRequestHandler):
@@ -85,20 +87,6 @@ def server(request: pytest.FixtureRequest, videos: Path, moto_s3, webhook: str) 
         server = start_server(videos.parent.parent / f"data-{request.param}", env)
         stack.callback(server.stop)
         yield server
-
-
-def wait(get, job_id: str, timeout: float = 180, **params: object) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = get(JobId=job_id, **params)
-        if response["JobStatus"] != "IN_PROGRESS":
-            return response
-        time.sleep(0.3)
-    raise TimeoutError(f"job {job_id} still IN_PROGRESS after {timeout}s")
-
-
-def local(name: str) -> dict:
-    return {"S3Object": {"Bucket": LOCAL, "Name": name}}
 
 
 def test_face_detection_reports_faces_at_the_right_times_and_places(server: Server) -> None:
@@ -211,10 +199,7 @@ def test_a_job_interrupted_by_sigkill_completes_after_restart(tmp_path: Path, as
     first = start_server(data, env)
     rek = client(first.url)
     job = rek.start_face_detection(Video=local("long.mp4"))["JobId"]
-    deadline = time.monotonic() + 60
-    while rek.get_face_detection(JobId=job).get("VideoMetadata") is None:  # running: it has probed the file
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_running(rek.get_face_detection, job)
     time.sleep(0.5)
     first.process.kill()
     first.process.wait(10)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from botocore.credentials import Credentials
 
 from facelens.client import admin_client, with_purpose
 from tests.service_fixtures import REGION, Server, client, signed, start_server
-from tests.video_fixtures import write_video
+from tests.video_fixtures import local, wait, write_video
 
 pytestmark = pytest.mark.integration
 
@@ -190,30 +189,20 @@ def clip(server: Server, astronaut: np.ndarray) -> str:
     return "eileen.mp4"
 
 
-def wait_job(rek_client, job_id: str, operation: str = "get_face_search") -> dict:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        result = getattr(rek_client, operation)(JobId=job_id)
-        if result["JobStatus"] != "IN_PROGRESS":
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
 def test_video_jobs_stay_inside_a_keys_scope_and_die_with_their_collection(server: Server, astronaut_jpeg: bytes,
                                                                           clip: str) -> None:
     for name in ("team-a", "team-b"):
         rek(server).create_collection(CollectionId=name)
         rek(server).index_faces(CollectionId=name, Image={"Bytes": astronaut_jpeg}, ExternalImageId=f"{name}.jpg")
-    video = {"S3Object": {"Bucket": "facelens-local", "Name": clip}}
+    video = local(clip)
     job_b = rek(server).start_face_search(Video=video, CollectionId="team-b", ClientRequestToken="tok-1")["JobId"]
-    assert wait_job(rek(server), job_b)["JobStatus"] == "SUCCEEDED"
+    assert wait(rek(server).get_face_search, job_b)["JobStatus"] == "SUCCEEDED"
     scoped = rek(server, SCOPED)
     with pytest.raises(scoped.exceptions.AccessDeniedException, match="team-b"):
         scoped.get_face_search(JobId=job_b)
     own = scoped.start_face_search(Video=video, CollectionId="team-a", ClientRequestToken="tok-1")["JobId"]
     assert own != job_b  # another key's token is not this key's
-    persons = wait_job(scoped, own)["Persons"]
+    persons = wait(scoped.get_face_search, own)["Persons"]
     assert {m["Face"]["ExternalImageId"] for p in persons for m in p.get("FaceMatches", [])} == {"team-a.jpg"}
     reads = [r for r in audit(server, "team-a") if r["operation"] == "GetFaceSearch"]
     assert reads[-1]["key"] == SCOPED[0] and reads[-1]["job_id"] == own and reads[-1]["matches"]
