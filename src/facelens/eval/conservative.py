@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -56,30 +57,8 @@ def high_impostor_pairs(vectors: np.ndarray, identities: np.ndarray, valid: np.n
 
 def _chi2_lower(dof: int, tail: float) -> float:
     """The `tail` quantile of chi-square(dof) (Wilson-Hilferty; within 1% for dof >= 20)."""
-    z = -_normal_quantile(1 - tail)
+    z = NormalDist().inv_cdf(tail)
     return dof * (1 - 2 / (9 * dof) + z * math.sqrt(2 / (9 * dof))) ** 3
-
-
-def _normal_quantile(p: float) -> float:
-    """The standard normal's p-quantile (Acklam's rational approximation, |error| < 1.2e-9)."""
-    a = (-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2,
-         -3.066479806614716e1, 2.506628277459239)
-    b = (-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1,
-         -1.328068155288572e1)
-    c = (-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734,
-         4.374664141464968, 2.938163982698783)
-    d = (7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416)
-    q = min(p, 1 - p)
-    if q < 0.02425:
-        r = math.sqrt(-2 * math.log(q))
-        x = (((((c[0] * r + c[1]) * r + c[2]) * r + c[3]) * r + c[4]) * r + c[5]) / \
-            ((((d[0] * r + d[1]) * r + d[2]) * r + d[3]) * r + 1)
-    else:
-        r = (q - 0.5) ** 2
-        x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * (q - 0.5) / \
-            (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
-        return x if p < 0.5 else -x if p > 0.5 else 0.0
-    return x if p < 0.5 else -x
 
 
 @dataclass(frozen=True)
