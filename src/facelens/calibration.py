@@ -139,13 +139,17 @@ def for_model(model: str, kind: str = CONSERVATIVE) -> Calibration:
     return Calibration.load(path)
 
 
-def chooser(choice: str | None) -> Callable[[str], Calibration]:
+def chooser(choice: str | None, floor: float | None = None) -> Callable[[str], Calibration]:
     """The `calibration_for(model)` of a FACELENS_CALIBRATION value: None or `conservative` (the shipped
-    default), `pooled`, or the path of a table (`facelens calibrate --output`), which must be of that model."""
+    default), `pooled`, or the path of a table (`facelens calibrate --output`), which must be of that model. A
+    table whose data support no Similarity up to `floor` (the searches' floor) is a ValueError saying so."""
     if choice in (None, "", CONSERVATIVE, POOLED):
         kind = choice or CONSERVATIVE
         return lambda model: for_model(model, kind)
     table = Calibration.load(choice)
+    if floor is not None and table.supported_similarity < floor:
+        raise ValueError(f"its data support Similarity up to {table.supported_similarity:g}, below "
+                         f"MinSearchSimilarity {floor:g}")
 
     def site(model: str) -> Calibration:
         if table.model != model:

@@ -146,14 +146,10 @@ def calibration_in_force(settings: ServerSettings) -> CalibrationFor:
     server's MinSearchSimilarity is refused here, at start, with the reason."""
     from facelens.config import ConfigError
 
-    chosen = calibration.chooser(settings.calibration)
-    if settings.calibration not in (None, calibration.CONSERVATIVE, calibration.POOLED):
-        table = calibration.Calibration.load(settings.calibration)
-        if table.supported_similarity < settings.policy.min_search_similarity:
-            raise ConfigError(
-                f"FACELENS_CALIBRATION {settings.calibration}: its data support Similarity up to "
-                f"{table.supported_similarity:g}, below MinSearchSimilarity {settings.policy.min_search_similarity:g}")
-    return chosen
+    try:
+        return calibration.chooser(settings.calibration, settings.policy.min_search_similarity)
+    except ValueError as exc:
+        raise ConfigError(f"FACELENS_CALIBRATION {settings.calibration}: {exc}") from None
 
 
 def build_faces(settings: ServerSettings, *, analyzer: Analyzer | None = None,
