@@ -202,7 +202,6 @@ class LabelService:
                       min_confidence: float | None = None, settings: dict | None = None,
                       max_bytes: int | None = None) -> LabelResult:
         """Labels (GENERAL_LABELS, the default) and/or image properties (IMAGE_PROPERTIES) of one image."""
-        features = list(features or ["GENERAL_LABELS"])
         settings = settings or {}
         general = settings.get("GeneralLabels") or {}
         if general.get("LabelCategoryInclusionFilters") or general.get("LabelCategoryExclusionFilters"):
@@ -210,6 +209,15 @@ class LabelService:
                 "LabelCategoryInclusionFilters and LabelCategoryExclusionFilters are not supported: this model "
                 "gives no label categories")
         pixels = imaging.decode_image(image, max_bytes or imaging.MAX_IMAGE_BYTES).pixels
+        return self.labels_of(pixels, features=features, max_labels=max_labels, min_confidence=min_confidence,
+                              settings=settings)
+
+    def labels_of(self, pixels: np.ndarray, *, features: Sequence[str] | None = None, max_labels: int | None = None,
+                  min_confidence: float | None = None, settings: dict | None = None) -> LabelResult:
+        """DetectLabels of decoded RGB pixels (an image, or a video frame): the same answer as `detect_labels`."""
+        features = list(features or ["GENERAL_LABELS"])
+        settings = settings or {}
+        general = settings.get("GeneralLabels") or {}
         max_colors = (settings.get("ImageProperties") or {}).get("MaxDominantColors", DEFAULT_MAX_COLORS)
         properties = image_properties(pixels, max_colors) if "IMAGE_PROPERTIES" in features else None
         if "GENERAL_LABELS" not in features:
