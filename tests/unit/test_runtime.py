@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from facelens.config import ConfigError, ServerSettings, models_from_env
@@ -45,6 +46,8 @@ def test_the_runtime_setting_is_parsed_once_and_checked() -> None:
     # explicit execution providers are onnxruntime's to honour
     assert runtime_for(ModelConfig(providers=("CPUExecutionProvider",))) == "onnxruntime"
     assert runtime_for(ModelConfig()) == ("openvino" if openvino.available() else "onnxruntime")
+    assert runtime_for(ModelConfig(), openvino_first=False) == "onnxruntime"  # a graph OpenVINO runs slower
+    assert runtime_for(ModelConfig(runtime="openvino"), openvino_first=False) == "openvino"
 
 
 @needs_openvino
@@ -62,6 +65,9 @@ def test_detect_faces_answers_the_same_on_either_runtime(astronaut_jpeg: bytes) 
     assert len(faces["FaceDetails"]) == 1 and faces["FaceDetails"][0]["Emotions"][0]["Type"] == "HAPPY"
     assert any(label["Name"] == "Person" for label in labels["Labels"])
     close(answers["onnxruntime"], answers["openvino"])
+    auto = build_faces(ServerSettings.from_env({})).analyzer  # the recognizer on OpenVINO, the rest on onnxruntime
+    assert isinstance(auto.embedder.session, OpenVinoSession)  # type: ignore[attr-defined]
+    assert isinstance(auto.detector.session, ort.InferenceSession)  # type: ignore[attr-defined]
 
 
 @needs_openvino
@@ -90,7 +96,6 @@ def test_sface_embeddings_are_identical_and_calls_may_run_at_once(astronaut_crop
 def test_auto_falls_back_to_onnxruntime_where_openvino_cannot_compile() -> None:
     """com.microsoft's Inverse runs on onnxruntime and not on OpenVINO: under `auto` the graph runs on
     onnxruntime; asked for explicitly, OpenVINO's refusal is the error."""
-    import onnxruntime as ort
     from onnx import TensorProto, helper
 
     def model(op: str, domain: str = "", **attributes: float) -> bytes:
@@ -104,10 +109,10 @@ def test_auto_falls_back_to_onnxruntime_where_openvino_cannot_compile() -> None:
     inverse = model("Inverse", "com.microsoft")
     with pytest.raises(Exception, match="Inverse"):
         make_session(inverse, ModelConfig(runtime="openvino"))
-    fallback = make_session(inverse, ModelConfig())
+    fallback = make_session(inverse, ModelConfig(), openvino_first=True)
     assert isinstance(fallback, ort.InferenceSession)
     np.testing.assert_allclose(fallback.run(None, {"x": x})[0], np.linalg.inv(x), rtol=1e-6)
-    session = make_session(model("Celu", alpha=2.0), ModelConfig())
+    session = make_session(model("Celu", alpha=2.0), ModelConfig(), openvino_first=True)
     assert isinstance(session, OpenVinoSession)
     assert [port.name for port in session.get_inputs()] == ["x"] and session.get_outputs()[0].shape == [1, 3, 3]
     np.testing.assert_allclose(session.run(["y"], {"x": x})[0], np.where(x > 0, x, 2.0 * np.expm1(x / 2.0)),

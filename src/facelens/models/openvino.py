@@ -76,7 +76,8 @@ class OpenVinoSession:
             graph = core.read_model(model=model, weights=openvino.Tensor(np.empty(0, dtype=np.uint8)))
         else:
             graph = core.read_model(str(model))
-        properties: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        properties: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+                                      "ENABLE_CPU_PINNING": False}
         if threads > 0:  # `threads` per call, with as many calls at once as the cores allow (the service's pool)
             streams = max(1, (os.cpu_count() or 1) // threads)
             properties.update(NUM_STREAMS=streams, INFERENCE_NUM_THREADS=streams * threads)

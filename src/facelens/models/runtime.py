@@ -33,15 +33,16 @@ def providers(wanted: Sequence[str] | None = None) -> list[str]:
     return [p for p in order if p in available]
 
 
-def runtime_for(config: ModelConfig) -> str:
-    """The runtime `config` selects: "openvino" or "onnxruntime". `auto` takes OpenVINO (2.2x onnxruntime's
-    SFace rate on one core here, docs/benchmarks.md) when the package imports and onnxruntime would not run on
-    CUDA; explicit execution providers (FACELENS_ORT_PROVIDERS) mean onnxruntime."""
+def runtime_for(config: ModelConfig, openvino_first: bool = True) -> str:
+    """The runtime `config` selects for a graph: "openvino" or "onnxruntime". `auto` takes OpenVINO for a graph
+    it runs faster (`openvino_first`: the face recognizer, 2-3x onnxruntime's rate on this CPU; the other
+    models ran slower on it, docs/models.md "Runtime") when the package imports and onnxruntime would not run
+    on CUDA; explicit execution providers (FACELENS_ORT_PROVIDERS) mean onnxruntime."""
     if config.runtime not in RUNTIMES:
         raise ValueError(f"runtime {config.runtime!r} is not one of {', '.join(RUNTIMES)}")
     if config.runtime != "auto":
         return config.runtime
-    if config.providers or providers()[0] != "CPUExecutionProvider":
+    if not openvino_first or config.providers or providers()[0] != "CPUExecutionProvider":
         return "onnxruntime"
     from facelens.models import openvino
 
@@ -49,15 +50,16 @@ def runtime_for(config: ModelConfig) -> str:
 
 
 def make_session(model: str | Path | onnx.ModelProto | bytes, config: ModelConfig | None = None,
-                 threads: int | None = None) -> ort.InferenceSession:
+                 threads: int | None = None, *, openvino_first: bool = False) -> ort.InferenceSession:
     """Build an inference session from a path, serialized bytes or an in-memory ONNX model, with the runtime,
-    providers, threads and spinning of `config` (default: `ModelConfig()`); `threads` overrides `config.threads`.
-    An OpenVINO session (`facelens.models.openvino.OpenVinoSession`) answers the same `run`, `get_inputs` and
-    `get_outputs` as onnxruntime's."""
+    providers, threads and spinning of `config` (default: `ModelConfig()`); `threads` overrides `config.threads`;
+    `openvino_first`: `auto` runs this graph on OpenVINO (`runtime_for`). An OpenVINO session
+    (`facelens.models.openvino.OpenVinoSession`) answers the same `run`, `get_inputs` and `get_outputs` as
+    onnxruntime's."""
     config = config or ModelConfig()
     if isinstance(model, onnx.ModelProto):
         model = model.SerializeToString()
-    if runtime_for(config) == "openvino":
+    if runtime_for(config, openvino_first) == "openvino":
         from facelens.models.openvino import OpenVinoSession
 
         try:
