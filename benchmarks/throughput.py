@@ -5,8 +5,9 @@
 Workloads: LFW images (250x250, one main face) and a 1920x1080 group image of 32 LFW faces. Images are decoded
 before timing; each configuration runs once to warm up, then is timed. FaceLens runs with 1 and 2 threads per
 session on each runtime setting (FACELENS_RUNTIME: onnxruntime for every model, and `auto`, what ships: the
-recognizer on OpenVINO when installed, the detector on onnxruntime; fresh sessions per setting); the baseline is dlib's HOG detector (1 upsample, as
-`face_recognition.face_locations` defaults to) + 5-point landmarks + ResNet descriptor, dlib's own threading.
+recognizer on OpenVINO when installed, the detector on onnxruntime; fresh sessions per setting); the baseline
+is dlib's HOG detector (1 upsample, as `face_recognition.face_locations` defaults to) + 5-point landmarks +
+ResNet descriptor, dlib's own threading.
 Ratios compare against that baseline measured in the same run. Skips when LFW is absent.
 """
 
