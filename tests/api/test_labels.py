@@ -1,5 +1,6 @@
 """DetectLabels through boto3 against the app served in process (uvicorn in a thread): known-content images
-from scikit-image, image properties on synthetic images, the filters and the errors a client sees."""
+from scikit-image, image properties on synthetic images, the filters and the errors a client sees; the classifier's
+ONNX conversion against a numpy reference, and the WordNet table against a regeneration from the installed WordNet."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import botocore.exceptions
 import cv2
 import numpy as np
 import pytest
@@ -16,7 +16,9 @@ import uvicorn
 
 from facelens.api.app import create_app
 from facelens.config import ServerSettings
-from facelens.recognition import labels
+from facelens.models.registry import ModelNotFoundError, bundled
+from facelens.recognition import efficientnet, labels, taxonomy, wordnet
+from facelens.recognition.classifier import WEIGHTS, preprocess
 from facelens.service import build_faces
 from tests.conftest import encode
 from tests.service_fixtures import KEY_ID, SECRET, client, free_port
@@ -67,31 +69,59 @@ def test_the_expected_object_is_the_top_label_with_a_box(rekognition, image: str
     assert "ImageProperties" not in response  # not asked for
 
 
-def test_a_parent_is_a_label_too_and_its_children_name_it(rekognition) -> None:
+def test_wordnet_parents_aliases_and_categories(rekognition) -> None:
     response = rekognition.detect_labels(Image={"Bytes": sample("chelsea")})
     by_name = {label["Name"]: label for label in response["Labels"]}
-    assert by_name["Cat"]["Parents"] == [{"Name": "Animal"}]
-    assert by_name["Animal"]["Instances"] == [] and by_name["Animal"]["Confidence"] == by_name["Cat"]["Confidence"]
-    assert not {"Aliases", "Categories"} & set(by_name["Cat"])  # nothing computes them
+    cat = by_name["Cat"]
+    assert cat["Parents"] == [{"Name": "Mammal"}, {"Name": "Animal"}]
+    assert {"Name": "True Cat"} in cat["Aliases"] and cat["Categories"] == [{"Name": "Animals and Pets"}]
+    assert cat["Instances"]  # the detector's box
+    # a parent is a label too, with no instances and a confidence at least its child's (its subtree's probability)
+    assert by_name["Animal"]["Instances"] == [] and by_name["Animal"]["Confidence"] >= cat["Confidence"]
+    assert by_name["Mammal"]["Parents"] == [{"Name": "Animal"}]
 
 
-def test_rocket_has_no_coco_label(rekognition) -> None:
-    """COCO's 80 classes have no rocket: nothing is claimed at the default confidence."""
+@pytest.mark.parametrize(("image", "expected"), [
+    ("chelsea", {"Cat", "Mammal", "Animal"}), ("coffee", {"Espresso", "Coffee", "Beverage", "Cup"}),
+])
+def test_the_classifier_names_what_the_photo_shows(rekognition, image: str, expected: set[str]) -> None:
+    response = rekognition.detect_labels(Image={"Bytes": sample(image)})  # default MinConfidence 55
+    assert expected <= set(names(response))
+    assert response["LabelModelVersion"] == labels.MODEL_VERSION
+    assert "efficientnet-lite0" in labels.MODEL_VERSION and "yolov3-tiny" in labels.MODEL_VERSION
+
+
+def test_the_rocket_is_a_rocket_but_weakly(rekognition) -> None:
+    """Neither model is sure (COCO has no rocket; ImageNet's missile scores below 55): nothing at the default."""
     assert rekognition.detect_labels(Image={"Bytes": sample("rocket")})["Labels"] == []
+    found = names(rekognition.detect_labels(Image={"Bytes": sample("rocket")}, MinConfidence=20))
+    assert {"Missile", "Rocket", "Weapon"} <= set(found)
 
 
 def test_filters_max_labels_and_min_confidence(rekognition) -> None:
     image = {"Bytes": sample("chelsea")}
     assert names(rekognition.detect_labels(Image=image, Settings={"GeneralLabels": {
         "LabelInclusionFilters": ["cat"]}})) == ["Cat"]
+    everything = names(rekognition.detect_labels(Image=image))
+    assert "Animal" in everything
     assert names(rekognition.detect_labels(Image=image, Settings={"GeneralLabels": {
-        "LabelExclusionFilters": ["Animal"]}})) == ["Cat"]
+        "LabelExclusionFilters": ["Animal"]}})) == [n for n in everything if n != "Animal"]
     assert len(rekognition.detect_labels(Image=image, MaxLabels=1)["Labels"]) == 1
-    assert rekognition.detect_labels(Image=image, MinConfidence=99)["Labels"] == []
-    with pytest.raises(botocore.exceptions.ClientError) as refused:
-        rekognition.detect_labels(Image=image, Settings={"GeneralLabels": {
-            "LabelCategoryInclusionFilters": ["Animals and Pets"]}})
-    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert rekognition.detect_labels(Image=image, MinConfidence=99.9)["Labels"] == []
+
+
+def test_category_filters(rekognition) -> None:
+    coffee = {"Bytes": sample("coffee")}
+    kitchen = rekognition.detect_labels(Image=coffee, Settings={"GeneralLabels": {
+        "LabelCategoryInclusionFilters": ["kitchen and dining"]}})["Labels"]
+    assert [label["Name"] for label in kitchen] == ["Cup"]
+    assert all(label["Categories"] == [{"Name": "Kitchen and Dining"}] for label in kitchen)
+    rest = rekognition.detect_labels(Image=coffee, Settings={"GeneralLabels": {
+        "LabelCategoryExclusionFilters": ["Food and Beverage"]}})["Labels"]
+    assert rest and not any({"Name": "Food and Beverage"} in label["Categories"] for label in rest)
+    both = rekognition.detect_labels(Image=coffee, Settings={"GeneralLabels": {
+        "LabelCategoryInclusionFilters": ["Kitchen and Dining"], "LabelInclusionFilters": ["Espresso"]}})
+    assert sorted(names(both)) == ["Cup", "Espresso"]  # either filter includes
 
 
 def test_image_properties_of_a_flat_red_image(rekognition) -> None:
@@ -152,7 +182,7 @@ def test_the_model_loads_only_when_labels_are_asked_for(tmp_path: Path) -> None:
     service = labels.LabelService()
     red = np.zeros((8, 8, 3), np.uint8)
     service.detect_labels(image=encode(red, "PNG"), features=["IMAGE_PROPERTIES"])
-    assert service.detector._session is None
+    assert service.detector._session is None and service.classifier._session is None
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (2, 3000, 3), (3000, 2, 3)])
@@ -160,3 +190,57 @@ def test_degenerate_images_are_answered(rekognition, shape: tuple[int, int, int]
     image = {"Bytes": encode(np.full(shape, 200, np.uint8), "PNG")}
     response = rekognition.detect_labels(Image=image, Features=["GENERAL_LABELS", "IMAGE_PROPERTIES"])
     assert response["Labels"] == [] and response["ImageProperties"]["Quality"]["Sharpness"] == 0
+
+
+def test_the_classifier_graph_matches_a_numpy_reference() -> None:
+    """The ONNX graph built from the state dict computes what the same network computes step by step in numpy."""
+    from skimage import data
+
+    from facelens.models.runtime import make_session
+
+    weights = bundled(*WEIGHTS)
+    image = preprocess(data.chelsea())
+    session = make_session(efficientnet.to_onnx(weights, 224))
+    logits = session.run(["logits"], {"image": image[None]})[0][0]
+    expected = efficientnet.reference(weights, image)
+    assert np.abs(logits - expected).max() < 1e-3 * np.abs(expected).max()
+    assert int(np.argmax(logits)) == int(np.argmax(expected))
+
+
+def test_a_state_dict_pickle_may_not_name_other_globals(tmp_path: Path) -> None:
+    import pickle
+
+    class Hostile:
+        def __reduce__(self) -> tuple:
+            return (print, ("ran",))
+
+    path = tmp_path / "bad.pth"
+    with path.open("wb") as handle:
+        for value in (0x1950A86A20F9469CFC6C, 1001, {}, {"x": Hostile()}):
+            pickle.dump(value, handle, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match="not allowed"):
+        efficientnet.read_state_dict(path)
+
+
+def test_the_taxonomy_is_closed_and_consistent() -> None:
+    table = taxonomy.load()
+    assert len(table.imagenet) == 1000 and len(table.coco) == 80
+    for name in (*table.imagenet, *table.coco):
+        assert name in table.labels
+    for entry in table.labels.values():
+        assert entry.name not in entry.parents and len(set(entry.parents)) == len(entry.parents)
+        for parent in entry.parents:
+            assert set(table.labels[parent].parents) <= set(entry.parents), (entry.name, parent)
+        assert not set(entry.aliases) & set(table.labels)  # an alias never names another label
+
+
+def test_the_committed_table_is_what_wordnet_gives() -> None:
+    """Regenerates labels.json from the installed WordNet 3.0 (`make test` installs wordnet-base) and timm's
+    ImageNet id list (`make install`), and compares it with the committed table."""
+    if not (wordnet.WORDNET_DIR / "data.noun").is_file():
+        pytest.skip("WordNet 3.0 is not installed (Debian wordnet-base; `make wordnet`)")
+    try:
+        ids = wordnet.imagenet_ids()
+    except ModelNotFoundError:
+        pytest.skip("timm's imagenet_synsets.txt is not installed (`make install` installs timm --no-deps)")
+    assert wordnet.dumps(wordnet.build(wordnet.WORDNET_DIR, ids)) == taxonomy.TABLE.read_text(encoding="utf-8")
