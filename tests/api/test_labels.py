@@ -18,7 +18,7 @@ from facelens.api.app import create_app
 from facelens.config import ServerSettings
 from facelens.models.registry import ModelNotFoundError, bundled
 from facelens.recognition import efficientnet, labels, taxonomy, wordnet
-from facelens.recognition.classifier import WEIGHTS, preprocess
+from facelens.recognition.classifier import SIDE, WEIGHTS, preprocess
 from facelens.service import build_faces
 from tests.conftest import encode
 from tests.service_fixtures import KEY_ID, SECRET, client, free_port
@@ -88,14 +88,15 @@ def test_the_classifier_names_what_the_photo_shows(rekognition, image: str, expe
     response = rekognition.detect_labels(Image={"Bytes": sample(image)})  # default MinConfidence 55
     assert expected <= set(names(response))
     assert response["LabelModelVersion"] == labels.MODEL_VERSION
-    assert "efficientnet-lite0" in labels.MODEL_VERSION and "yolov3-tiny" in labels.MODEL_VERSION
+    assert "efficientnet-lite2" in labels.MODEL_VERSION and "yolov3-tiny" in labels.MODEL_VERSION
 
 
-def test_the_rocket_is_a_rocket_but_weakly(rekognition) -> None:
-    """Neither model is sure (COCO has no rocket; ImageNet's missile scores below 55): nothing at the default."""
+def test_the_rocket_gets_no_label_at_the_default(rekognition) -> None:
+    """COCO has no rocket and the classifier is unsure (Missile about 5): nothing is claimed at the default; and the
+    thin probability it spreads over hundreds of animal classes does not add up to an Animal (CLASS_FLOOR)."""
     assert rekognition.detect_labels(Image={"Bytes": sample("rocket")})["Labels"] == []
-    found = names(rekognition.detect_labels(Image={"Bytes": sample("rocket")}, MinConfidence=20))
-    assert {"Missile", "Rocket", "Weapon"} <= set(found)
+    found = names(rekognition.detect_labels(Image={"Bytes": sample("rocket")}, MinConfidence=5))
+    assert "Animal" not in found and "Vehicle" in found
 
 
 def test_filters_max_labels_and_min_confidence(rekognition) -> None:
@@ -200,7 +201,7 @@ def test_the_classifier_graph_matches_a_numpy_reference() -> None:
 
     weights = bundled(*WEIGHTS)
     image = preprocess(data.chelsea())
-    session = make_session(efficientnet.to_onnx(weights, 224))
+    session = make_session(efficientnet.to_onnx(weights, SIDE))
     logits = session.run(["logits"], {"image": image[None]})[0][0]
     expected = efficientnet.reference(weights, image)
     assert np.abs(logits - expected).max() < 1e-3 * np.abs(expected).max()

