@@ -102,6 +102,8 @@ def main() -> None:
             times.append((time.perf_counter() - start) * 1000)
         report["latency_ms_1280x720"]["+".join(features)] = {
             "p50": round(float(np.percentile(times, 50)), 1), "p99": round(float(np.percentile(times, 99)), 1)}
+    models = parts["classifier"]["p50"] + parts["detector"]["p50"]
+    report["general_p50_over_models_p50"] = round(report["latency_ms_1280x720"]["GENERAL_LABELS"]["p50"] / models, 2)
     for name, expected in KNOWN.items():
         response = backend.call("DetectLabels", {"Image": jpeg(getattr(data, name)()), "MinConfidence": 20})
         found = [(label["Name"], round(label["Confidence"], 1), len(label["Instances"]))

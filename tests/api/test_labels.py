@@ -1,45 +1,31 @@
-"""DetectLabels through boto3 against the app served in process (uvicorn in a thread): known-content images
+"""DetectLabels through boto3 against a real `facelens serve` subprocess: known-content images
 from scikit-image, image properties on synthetic images, the filters and the errors a client sees; the classifier's
 ONNX conversion against a numpy reference, and the WordNet table against a regeneration from the installed WordNet."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import uvicorn
 
-from facelens.api.app import create_app
-from facelens.config import ServerSettings
 from facelens.models.registry import ModelNotFoundError, bundled
 from facelens.recognition import efficientnet, labels, taxonomy, wordnet
 from facelens.recognition.classifier import SIDE, WEIGHTS, preprocess
-from facelens.service import build_faces
 from tests.conftest import encode
-from tests.service_fixtures import KEY_ID, SECRET, client, free_port
+from tests.service_fixtures import KEY_ID, SECRET, client, start_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def rekognition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    settings = ServerSettings.from_env({}, data_dir=tmp_path_factory.mktemp("labels"), warmup=False)
-    app = create_app(settings, build_faces(settings), keys={KEY_ID: SECRET})
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield client(f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(10)
+    """A real `facelens serve` subprocess (the models load on its first DetectLabels) and a boto3 client."""
+    server = start_server(tmp_path_factory.mktemp("labels") / "data", {"FACELENS_ACCESS_KEYS": f"{KEY_ID}:{SECRET}"})
+    yield client(server.url)
+    server.stop()
 
 
 def sample(name: str) -> bytes:
