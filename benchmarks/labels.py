@@ -7,7 +7,7 @@ Everything runs in process through `Backend.call` (validation, decoding and shap
 then `--runs` timed calls per feature set; p50/p99 of wall time; the classifier alone and the detector alone
 are timed on the same pixels (the baseline the full call is a ratio of). First call: on a fresh backend with an
 empty model cache (both conversions included), then on another with the graphs cached. RSS (Linux /proc): after
-the imports, and after both models are loaded. The known-content checks are the four scikit-image photos; the
+the imports, and after both models are loaded. The known-content checks are six scikit-image photos; the
 models' published accuracies are quoted, not measured here (no ImageNet or COCO data installs from a registry).
 """
 
@@ -32,7 +32,8 @@ from facelens.models.registry import ModelConfig
 from facelens.recognition.labels import LabelService
 from facelens.service import build_faces
 
-KNOWN = {"chelsea": "Cat", "coffee": "Espresso", "astronaut": "Person", "rocket": "Rocket"}
+KNOWN = {"chelsea": "Cat", "coffee": "Espresso", "astronaut": "Person", "rocket": "Rocket", "camera": "Tripod",
+         "stereo_motorcycle": "Motorcycle"}
 PUBLISHED = ["YOLOv3-tiny, COCO test-dev at 416x416: 33.1 mAP@0.5 (published by darknet's authors; not measured here)",
              "EfficientNet-Lite2 (float), ImageNet-1k validation: 77.6% top-1 (published by Google for the TensorFlow "
              "checkpoint the package converts; not measured here)"]
@@ -105,7 +106,10 @@ def main() -> None:
     models = parts["classifier"]["p50"] + parts["detector"]["p50"]
     report["general_p50_over_models_p50"] = round(report["latency_ms_1280x720"]["GENERAL_LABELS"]["p50"] / models, 2)
     for name, expected in KNOWN.items():
-        response = backend.call("DetectLabels", {"Image": jpeg(getattr(data, name)()), "MinConfidence": 20})
+        pixels = getattr(data, name)()
+        pixels = pixels[0] if isinstance(pixels, tuple) else pixels  # stereo_motorcycle: (left, right, disparity)
+        pixels = np.stack([pixels] * 3, -1) if pixels.ndim == 2 else pixels
+        response = backend.call("DetectLabels", {"Image": jpeg(pixels), "MinConfidence": 20})
         found = [(label["Name"], round(label["Confidence"], 1), len(label["Instances"]))
                  for label in response["Labels"]]
         report["known"][name] = {"expected": expected, "labels_at_min_confidence_20 (name, confidence, instances)":

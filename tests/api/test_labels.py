@@ -31,7 +31,10 @@ def rekognition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def sample(name: str) -> bytes:
     from skimage import data
 
-    return encode(getattr(data, name)())
+    pixels = getattr(data, name)()
+    if isinstance(pixels, tuple):  # stereo_motorcycle: (left, right, disparity)
+        pixels = pixels[0]
+    return encode(np.stack([pixels] * 3, -1) if pixels.ndim == 2 else pixels)
 
 
 def names(response: dict) -> list[str]:
@@ -69,6 +72,7 @@ def test_wordnet_parents_aliases_and_categories(rekognition) -> None:
 
 @pytest.mark.parametrize(("image", "expected"), [
     ("chelsea", {"Cat", "Mammal", "Animal"}), ("coffee", {"Espresso", "Coffee", "Beverage", "Cup"}),
+    ("camera", {"Person", "Tripod"}), ("stereo_motorcycle", {"Motorcycle", "Vehicle"}),
 ])
 def test_the_classifier_names_what_the_photo_shows(rekognition, image: str, expected: set[str]) -> None:
     response = rekognition.detect_labels(Image={"Bytes": sample(image)})  # default MinConfidence 55

