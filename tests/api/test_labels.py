@@ -235,3 +235,41 @@ def test_the_committed_table_is_what_wordnet_gives() -> None:
     except ModelNotFoundError:
         pytest.skip("timm's imagenet_synsets.txt is not installed (`make install` installs timm --no-deps)")
     assert wordnet.dumps(wordnet.build(wordnet.WORDNET_DIR, ids)) == taxonomy.TABLE.read_text(encoding="utf-8")
+
+
+class FakeClassifier:
+    def __init__(self, probabilities: dict[str, float]) -> None:
+        table = taxonomy.load()
+        self.vector = np.zeros(1000)
+        for name, p in probabilities.items():
+            self.vector[table.imagenet.index(name)] = p
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        return self.vector
+
+
+class FakeDetector:
+    def __init__(self, found: list[tuple[str, float]]) -> None:
+        self.found = [(labels.CLASSES.index(name), score, np.array([0.1, 0.2, 0.5, 0.6])) for name, score in found]
+
+    def detect(self, pixels: np.ndarray, floor: float) -> list:
+        return [item for item in self.found if item[1] >= floor]
+
+
+def test_subtree_sums_and_the_merge_of_both_models() -> None:
+    """A parent's confidence is its subtree's probability; a label both models give takes the larger; classes
+    under CLASS_FLOOR count for nothing; instances come from the detector only."""
+    classifier = FakeClassifier({"Tiger Cat": 0.5, "Egyptian Cat": 0.25, "Espresso": 0.2, "Chihuahua": 0.009})
+    service = labels.LabelService(classifier=classifier, detector=FakeDetector([("Cat", 0.9), ("Dog", 0.3)]))
+    result = service.labels_of(np.zeros((32, 32, 3), np.uint8), min_confidence=10)
+    by_name = {label.name: label for label in result.labels}
+    assert by_name["Tiger Cat"].confidence == pytest.approx(50) and not by_name["Tiger Cat"].instances
+    assert by_name["Cat"].confidence == pytest.approx(90) and len(by_name["Cat"].instances) == 1  # detector > 75
+    assert by_name["Mammal"].confidence == pytest.approx(90)  # its best detected child
+    assert by_name["Coffee"].confidence == pytest.approx(20) and by_name["Food"].confidence == pytest.approx(20)
+    assert by_name["Dog"].confidence == pytest.approx(30)  # the detector's; Chihuahua's 0.9% is under the floor
+    assert "Chihuahua" not in by_name
+    assert [label.name for label in result.labels][:3] == ["Animal", "Cat", "Mammal"]  # by confidence, then name
+    alone = labels.LabelService(classifier=classifier, detector=FakeDetector([]))
+    cat = next(label for label in alone.labels_of(np.zeros((8, 8, 3), np.uint8)).labels if label.name == "Cat")
+    assert cat.confidence == pytest.approx(75) and cat.instances == []  # 50 + 25: the sum over the cat classes
