@@ -112,6 +112,7 @@ MIGRATIONS: list[list[str]] = [
     ],
     schema.VIDEO_JOBS,  # stored-video jobs and their results
     schema.VECTOR_MARKS,  # a shared vector store's (Milvus) position in the change log, per collection
+    schema.VIDEO_RESULT_PARTS,  # a video job's results per timestamp and aggregated into segments
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
