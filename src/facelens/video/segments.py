@@ -13,9 +13,10 @@
   of white. Its Confidence is the run's mean black coverage (percent). Other cue types (ColorBars, EndCredits,
   OpeningCredits, StudioLogo, Slate, Content) are not detected: nothing here measures them.
 
-Measured (docs/video.md): on the clips tests/integration/test_api_video_analyses.py renders, a cut between two of
-scikit-image's sample photographs scores 0.55-0.95, a slow pan across one photograph at most 0.08, and
-compression noise of a still about 0.01; SHOT_DISTANCE = 0.35 lies between.
+Measured (docs/video.md, on scikit-image's sample photographs scaled to 720p and measured at 160 px): a cut
+between two of six photographs scores 0.36 (coffee -> astronaut) to 0.89, a cut to or from black 0.85-0.99; a
+pan across one photograph at 1-16 px a frame at most 0.013. SHOT_DISTANCE = 0.2 lies between, with a margin on
+both sides. These are stills, not camera footage: a flash or a sudden change of lighting can score like a cut.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 MEASURE_WIDTH = 160  # frames are measured at this width (the histogram and black coverage barely depend on it)
 BINS = 16
-SHOT_DISTANCE = 0.35
+SHOT_DISTANCE = 0.2
 SHOT_MODEL = "facelens-rgb-histogram-1"  # SelectedSegmentTypes ModelVersion of SHOT
 CUE_MODEL = "facelens-black-frames-1"  # ... and of TECHNICAL_CUE
 DEFAULT_MIN_CONFIDENCE = 50.0  # Rekognition's MinSegmentConfidence default and minimum
