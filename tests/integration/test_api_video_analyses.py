@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from botocore.config import Config
+from botocore.model import Shape
 from skimage import data
 
 from facelens.client import admin_client
@@ -63,8 +65,38 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
+def conforms(value: Any, shape: Shape, where: str = "") -> None:
+    """`value` is exactly of `shape`: no member the model lacks, each of its type and within its bounds."""
+    kind = shape.type_name
+    if kind == "structure":
+        assert isinstance(value, dict) and set(value) <= set(shape.members), (where, value)
+        assert set(shape.required_members) <= set(value), where
+        for name, member in value.items():
+            conforms(member, shape.members[name], f"{where}.{name}")
+    elif kind == "list":
+        assert isinstance(value, list), where
+        for i, item in enumerate(value):
+            conforms(item, shape.member, f"{where}[{i}]")
+    elif kind == "string":
+        assert isinstance(value, str) and value in shape.metadata.get("enum", [value]), (where, value)
+    elif kind in ("float", "integer", "long"):
+        assert isinstance(value, int | float) and not isinstance(value, bool), where
+        assert kind == "float" or isinstance(value, int), (where, value)
+        assert shape.metadata.get("min", value) <= value <= shape.metadata.get("max", value), (where, value)
+    else:
+        assert kind == "boolean" and isinstance(value, bool), where
+
+
 def rek(server: Server, key: tuple[str, str] = ADMIN):
-    return client(server.url, *key)
+    """A boto3 client that checks every Get* response, as sent, against the operation's output shape."""
+    made = client(server.url, *key)
+
+    def check(http_response: Any, model: Any, **_: Any) -> None:
+        if http_response.status_code == 200 and model.name.startswith("Get"):
+            conforms(json.loads(http_response.content), model.output_shape, model.name)
+
+    made.meta.events.register("after-call.rekognition", check)
+    return made
 
 
 def everything(get, job_id: str, key: str, **params: object) -> list[dict]:
