@@ -291,3 +291,14 @@ def test_on_postgresql(tmp_path: Path) -> None:
             assert len(wait(client_.get_content_moderation, job)["ModerationLabels"]) == 30
         finally:
             server.stop()
+
+
+def test_the_cli_runs_an_analysis_in_its_own_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from facelens.cli import main
+
+    clip = programme(tmp_path / "clips" / "programme.mp4", data.chelsea(), data.coffee())
+    assert main(["video", "segments", str(clip), "--types", "TECHNICAL_CUE", "--data-dir", str(tmp_path / "d")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [(s["Type"], s["StartFrameNumber"], s["EndFrameNumber"]) for s in printed["Segments"]] == [
+        ("TECHNICAL_CUE", 60, 89)]
+    assert main(["video", "labels", str(tmp_path / "clips" / "none.mp4"), "--data-dir", str(tmp_path / "d")]) == 2
