@@ -111,7 +111,7 @@ def wait_running(get, job_id: str, timeout: float = 60) -> None:
 
 
 # -- clips for the analyses (labels, moderation, text, persons, segments), with known content at known frames
-def _fit(image: np.ndarray, size: tuple[int, int] = SIZE, shift: int = 0) -> np.ndarray:
+def fit(image: np.ndarray, size: tuple[int, int] = SIZE, shift: int = 0) -> np.ndarray:
     """`image` resized to cover `size`, shifted `shift` px right to left (a slow pan)."""
     import cv2
 
@@ -148,10 +148,10 @@ def programme(path: Path, cat: np.ndarray, coffee: np.ndarray, with_audio: bool 
 
     def draw(i: int) -> np.ndarray:
         if i < 60:
-            return _fit(cat, shift=i)  # 1 px a frame
+            return fit(cat, shift=i)  # 1 px a frame
         if i < 90:
             return black
-        return _fit(coffee) if i < 150 else card
+        return fit(coffee) if i < 150 else card
 
     width, height = SIZE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,4 +176,4 @@ def programme(path: Path, cat: np.ndarray, coffee: np.ndarray, with_audio: bool 
 
 def walker(path: Path, person: np.ndarray, coffee: np.ndarray) -> Path:
     """3 s at SIZE, FPS: a photograph of a person panning slowly (0-2 s), then coffee (2-3 s)."""
-    return write_video(path, 90, FPS, "libx264", SIZE, lambda i: _fit(person, shift=i) if i < 60 else _fit(coffee))
+    return write_video(path, 90, FPS, "libx264", SIZE, lambda i: fit(person, shift=i) if i < 60 else fit(coffee))

@@ -20,7 +20,19 @@ from skimage import data
 from facelens.client import admin_client
 from tests.pg_fixtures import fresh_database
 from tests.service_fixtures import REGION, Server, client, start_server
-from tests.video_fixtures import CUTS, FPS, TEXT_LINES, local, programme, wait, walker
+from tests.video_fixtures import (
+    CUTS,
+    FPS,
+    SIZE,
+    TEXT_LINES,
+    fit,
+    local,
+    programme,
+    wait,
+    wait_running,
+    walker,
+    write_video,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -302,3 +314,26 @@ def test_the_cli_runs_an_analysis_in_its_own_process(tmp_path: Path, capsys: pyt
     assert [(s["Type"], s["StartFrameNumber"], s["EndFrameNumber"]) for s in printed["Segments"]] == [
         ("TECHNICAL_CUE", 60, 89)]
     assert main(["video", "labels", str(tmp_path / "clips" / "none.mp4"), "--data-dir", str(tmp_path / "d")]) == 2
+
+
+def test_a_label_job_interrupted_by_sigkill_completes_after_restart(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    cat = data.chelsea()
+    write_video(data_dir / "videos" / "long.mp4", 450, FPS, "libx264", SIZE, lambda i: fit(cat, shift=i % 60))
+    env = {"FACELENS_ACCESS_KEYS": "FLKTESTKEY0000000001:test-secret-do-not-use"}
+    first = start_server(data_dir, env)
+    client_ = client(first.url)
+    job = client_.start_label_detection(Video=local("long.mp4"))["JobId"]
+    wait_running(client_.get_label_detection, job)
+    first.process.kill()
+    first.process.wait(10)
+    second = start_server(data_dir, env)
+    try:
+        client_ = client(second.url)
+        resumed = wait(client_.get_label_detection, job)
+        fresh = wait(client_.get_label_detection, client_.start_label_detection(Video=local("long.mp4"))["JobId"])
+        assert resumed["JobStatus"] == fresh["JobStatus"] == "SUCCEEDED"
+        assert resumed["Labels"] == fresh["Labels"] and {d["Label"]["Name"] for d in resumed["Labels"]} >= {"Cat"}
+        assert "interrupted jobs queued again" in second.output()
+    finally:
+        second.stop()
