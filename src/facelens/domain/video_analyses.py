@@ -10,8 +10,7 @@ Get* reports beside them (the model version, segment types, audio metadata), kep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from itertools import islice
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from facelens.recognition.text import Region, TextFilters, apply_filters
 from facelens.store.jobs import SEGMENTS, JobRecord, JobResult
 from facelens.video import segments as cuts
 from facelens.video.decode import audio, every_frame, frames, probe
+from facelens.video.faces import FRAME_FORMAT, batches
 from facelens.video.source import VideoSource
 from facelens.video.tracker import FaceTracker
 
@@ -34,18 +34,12 @@ if TYPE_CHECKING:
     from facelens.domain.video_jobs import VideoService
 
 BATCH = 8  # frames per moderation / face-path call
-FRAME_FORMAT = "VIDEO"  # DecodedImage.format of a video frame
 TEXT_INTERVAL_MS = 1000  # text is read once a second: OCR costs ~0.5 s a frame on 2 cores, and text lingers
 DEFAULT_MIN_CONFIDENCE = 50.0  # StartLabelDetection / StartContentModeration: "50 percent" unless given
 PERSON_MIN_CONFIDENCE = 50.0  # a detector Person at least this confident is a person to track
 PERSON_IOU = 0.2  # person boxes of one walker 200 ms apart overlap at least this much (looser than faces')
 Outcome = tuple[list[JobResult], dict[str, Any]]
 Progress = Callable[[int], None]
-
-
-def _batches(items: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
-    while batch := list(islice(items, size)):
-        yield batch
 
 
 def _need(service: Any, what: str) -> Any:
@@ -97,7 +91,7 @@ def moderation(service: VideoService, job: JobRecord, source: VideoSource, progr
     threshold = job.request.get("MinConfidence", DEFAULT_MIN_CONFIDENCE)
     detections: list[Timed] = []
     version = None
-    for batch in _batches(frames(source, service.interval_ms), BATCH):
+    for batch in batches(frames(source, service.interval_ms), BATCH):
         found = service.moderation.moderate([DecodedImage(pixels, FRAME_FORMAT) for _, pixels in batch], threshold)
         for (timestamp, _), result in zip(batch, found, strict=True):
             version = result.model_version
@@ -170,7 +164,7 @@ def persons(service: VideoService, job: JobRecord, source: VideoSource, progress
     tracker = FaceTracker(iou_min=PERSON_IOU)
     only_persons = {"GeneralLabels": {"LabelInclusionFilters": ["Person"]}}
     results: list[JobResult] = []
-    for batch in _batches(frames(source, service.interval_ms), BATCH):
+    for batch in batches(frames(source, service.interval_ms), BATCH):
         images = [DecodedImage(pixels, FRAME_FORMAT) for _, pixels in batch]
         face_sets = find_faces(service.analyzer, images, resolve_attributes(None), embed=0)
         for (timestamp, pixels), faces in zip(batch, face_sets, strict=True):

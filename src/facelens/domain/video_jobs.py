@@ -51,6 +51,7 @@ log = logging.getLogger("facelens.video")
 LOCAL_BUCKET = "facelens-local"
 MAX_VIDEO_BYTES = 10 * 1024**3  # Rekognition's stored-video limit
 PAGE = 1000  # Get* MaxResults default and maximum
+RENEW_SECONDS = 5.0  # a running job's claim is renewed this often (at most; a quarter of a shorter lease)
 Fetch = Callable[[str, str, str | None, Path, int], None]  # (bucket, key, version, destination, max bytes)
 Persist = Callable[[Any], dict[str, Any]]  # a typed result as stored, in the shape Get* serves
 
@@ -224,9 +225,17 @@ class VideoService:
         started = time.perf_counter()
         report = progress
 
+        # a claim is renewed a few times per lease, not at every progress report (a label job reports each frame)
+        with self.store.transaction() as session:
+            every = min(RENEW_SECONDS, session.lease_seconds / 4)
+        renewed = time.monotonic()
+
         def renewing(ms: int) -> None:
-            with self.store.transaction(write=True) as session:
-                session.renew_job(job.job_id)
+            nonlocal renewed
+            if time.monotonic() - renewed >= every:
+                with self.store.transaction(write=True) as session:
+                    session.renew_job(job.job_id)
+                renewed = time.monotonic()
             if report is not None:
                 report(ms)
 
