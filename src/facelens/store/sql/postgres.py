@@ -115,6 +115,7 @@ MIGRATIONS: list[list[str]] = [
     schema.VIDEO_JOBS,
     schema.VECTOR_MARKS,
     [*schema.FACE_COUNTS, _FACE_COUNT_TRIGGERS],
+    schema.VIDEO_RESULT_PARTS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

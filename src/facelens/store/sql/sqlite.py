@@ -119,6 +119,7 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TRIGGER faces_uncounted AFTER DELETE ON faces BEGIN
             UPDATE collections SET face_count = face_count - 1 WHERE pk = OLD.collection; END""",
     ],
+    schema.VIDEO_RESULT_PARTS,  # a video job's results per timestamp and aggregated into segments
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
