@@ -59,11 +59,6 @@ def _timed(service: VideoService, detections: list[Timed], name: Callable[[Any],
 # -- labels
 def admit_labels(service: VideoService, request: Mapping[str, Any], context: RequestContext) -> None:
     _need(service.labels, "StartLabelDetection")
-    general = (request.get("Settings") or {}).get("GeneralLabels") or {}
-    if general.get("LabelCategoryInclusionFilters") or general.get("LabelCategoryExclusionFilters"):
-        raise errors.InvalidParameterException(
-            "LabelCategoryInclusionFilters and LabelCategoryExclusionFilters are not supported: this model "
-            "gives no label categories")
 
 
 def labels(service: VideoService, job: JobRecord, source: VideoSource, progress: Progress,
