@@ -15,7 +15,10 @@ seed:
    reported.
 3. Mirror: the mirrored image must give the opposite Yaw and the same Pitch.
 4. Roll: the image rotated by +-15 degrees must give the same Yaw and Pitch (the method works in the eye's axis).
-5. Speed of the iris model per face (two eyes in one batch).
+5. Rendered gaze: inside each eye's opening (the model's eyelid contour) the pixels are moved along the
+   corner axis by +-15% of the eye's width, eyelids and corners left in place, as an eye turning by
+   asin(0.15 / K) would move its iris; the slope of the measured iris offset on the rendered one should be 1.
+6. Speed of the iris model per face (two eyes in one batch).
 """
 
 from __future__ import annotations
@@ -42,6 +45,24 @@ def face_of(analyzer: FaceAnalyzer, image: np.ndarray):
     face = max(faces, key=lambda f: f.area)
     analyzer.describe(image, [face], {"Pose"})
     return face
+
+
+SHIFT = 0.15  # rendered iris shift, in eye widths
+
+
+def render_shift(image: np.ndarray, eyes: list[np.ndarray], fraction: float) -> np.ndarray:
+    """The image with each eye's opening (contour points 0-15) moved by `fraction` of its width along its axis."""
+    out = image.copy()
+    for points in eyes:
+        a, b = points[iris.CORNERS[0]], points[iris.CORNERS[1]]
+        axis = (b - a) if b[0] >= a[0] else (a - b)
+        shift = axis * fraction
+        moved = cv2.warpAffine(image, np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float64),
+                               (image.shape[1], image.shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        mask = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(points[:16] * 4).astype(np.int32)], 1, shift=2)
+        out[mask > 0] = moved[mask > 0]
+    return out
 
 
 def main() -> int:
@@ -89,7 +110,13 @@ def main() -> int:
             turned = cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REFLECT)
             other = face_of(analyzer, turned)
             rolled.append(model.predict(turned, [other.landmarks68])[0] if other else None)
-        rows.append({"fit": path.parent.name[0].upper() <= "L", "head_yaw": face.pose[1], "head_pitch": face.pose[2],
+        rendered = []
+        for fraction in (-SHIFT, SHIFT):
+            shifted = model.eyes(render_shift(image, eyes, fraction), [face.landmarks68])[0]
+            rendered.append((fraction, float(np.mean([iris.eye_offset(p)[0] for p in shifted])),
+                             iris.eye_direction(shifted)[0]))
+        rows.append({"rendered": rendered, "dx": float(np.mean([o[0] for o in offsets])),
+                     "fit": path.parent.name[0].upper() <= "L", "head_yaw": face.pose[1], "head_pitch": face.pose[2],
                      "dy": float(np.mean([o[1] for o in offsets])), "yaw": yaw, "pitch": pitch, "flip": flip,
                      "rolled": rolled})
     print(f"LFW {folder}: {len(rows)} faces of {len(paths)} images; K={iris.K}, DY0={iris.DY0}; {model.version}")
@@ -125,8 +152,14 @@ def main() -> int:
     rolls = [(r["yaw"], r["pitch"], *t) for r in test for t in r["rolled"] if t is not None]
     print(f"4. roll +-15 deg ({len(rolls)} images): median |dYaw| {np.median([abs(a - c) for a, _, c, _ in rolls]):.1f}"
           f", median |dPitch| {np.median([abs(b - d) for _, b, _, d in rolls]):.1f} deg")
+    shifts = [(f, dx - r["dx"], yaw - r["yaw"]) for r in test for f, dx, yaw in r["rendered"]]
+    fractions, measured = np.array([s[0] for s in shifts]), np.array([s[1] for s in shifts])
+    slope = float(fractions @ measured / (fractions @ fractions))
+    print(f"5. rendered iris shift of +-{SHIFT:.2f} eye widths ({len(shifts)} renders): measured shift = "
+          f"{slope:.2f} x rendered; Yaw change median {np.median([abs(s[2]) for s in shifts]):.1f} deg (the rendered "
+          f"shift is {np.degrees(np.arcsin(SHIFT / iris.K)):.1f} deg at K={iris.K})")
     ms = np.array(timings) * 1000
-    print(f"5. iris model per face (2 eyes): p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms")
+    print(f"6. iris model per face (2 eyes): p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms")
     return 0
 
 

