@@ -9,7 +9,7 @@ explicit, none is a drawing) is read in place from `lfw-deepfunneled` under FACE
 MinConfidence (50 is Rekognition's default), with its 95% Wilson interval; Explicit is given for each model alone,
 for their mean (what the service returns) and their maximum, so the combination can be judged on the same images.
 The latency table has open_nsfw alone (the service before nsfwjs was added) as the baseline of the same run. Prints
-a SKIP line when LFW is absent (the latency and load figures are still measured). About 6 minutes on 2 cores.
+a SKIP line when LFW is absent (the latency and load figures are still measured). About 15 minutes on 2 busy cores.
 """
 
 from __future__ import annotations

