@@ -55,3 +55,7 @@ VECTOR_MARKS = [
         watermark BIGINT NOT NULL,
         count BIGINT NOT NULL)""",
 ]
+FACE_COUNTS = [  # each collection's face count (the dialects add the triggers that keep it)
+    "ALTER TABLE collections ADD COLUMN face_count BIGINT NOT NULL DEFAULT 0",
+    "UPDATE collections SET face_count = (SELECT count(*) FROM faces WHERE faces.collection = collections.pk)",
+]

@@ -107,7 +107,10 @@ class SqlSession:
         return [self._collection(row) for row in rows]
 
     def count_faces(self, pk: int) -> int:
-        return self._run("SELECT count(*) FROM faces WHERE collection = ?", (pk,)).fetchone()[0]
+        """The collection's face count, kept by triggers on `faces` in the transaction that adds or deletes a face
+        (see the stores' migrations): one row read, whatever the collection's size (0: no such collection)."""
+        row = self._run("SELECT face_count FROM collections WHERE pk = ?", (pk,)).fetchone()
+        return int(row[0]) if row else 0
 
     def count_users(self, pk: int) -> int:
         return self._run("SELECT count(*) FROM users WHERE collection = ?", (pk,)).fetchone()[0]
