@@ -1,0 +1,279 @@
+"""The web console in a real Chromium (Debian's, driven by Playwright) against a real `facelens serve`: sign in,
+create a collection, index photos (an error per file), search, record a decision, find it in the audit view and
+in `facelens audit export`; a read-only key sees no write control and its forged POSTs change nothing; a POST
+without the CSRF token is refused; an expired session is sent to sign-in. Screenshots of each page (1366x768)
+are written to docs/console/ (shown in docs/console.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import encode
+from tests.service_fixtures import BIN, Server, client, start_server
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make chromium`)")
+
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+ADMIN = ("FLKADMIN000000000001", "admin-secret-console")
+READER = ("FLKREADER00000000002", "reader-secret-console")
+CREDENTIALS = f"""
+[admin]
+aws_access_key_id = {ADMIN[0]}
+aws_secret_access_key = {ADMIN[1]}
+facelens_admin = true
+
+[reader]
+aws_access_key_id = {READER[0]}
+aws_secret_access_key = {READER[1]}
+facelens_read_only = true
+"""
+COLLECTION = "console-cases"
+
+
+def serve(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Server:
+    data = tmp_path_factory.mktemp(name) / "data"
+    data.mkdir(parents=True)
+    (data / "credentials").write_text(CREDENTIALS)
+    (data / "credentials").chmod(0o600)
+    return start_server(data, {"FACELENS_WORKERS": "2", **env})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = serve(tmp_path_factory, "console")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray, cameraman: np.ndarray) -> dict[str, Path]:
+    """Three photos to index, a file that is no image, and a probe (Eileen Collins at another size)."""
+    folder = tmp_path_factory.mktemp("photos")
+    probe = np.asarray(Image.fromarray(astronaut).resize((400, 400)))
+    files = {"astronaut.jpg": encode(astronaut), "astronaut-mirrored.jpg": encode(np.ascontiguousarray(
+        astronaut[:, ::-1])), "cameraman.jpg": encode(cameraman), "notes.jpg": b"this is not an image",
+        "probe.jpg": encode(probe)}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return {name: folder / name for name in files}
+
+
+def shoot(page: object, name: str) -> None:
+    """A 1366x768 screenshot of the page, reduced to 64 colours to keep the PNG small."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    raw = Image.open(io.BytesIO(page.screenshot(full_page=False)))
+    raw.convert("RGB").quantize(colors=64).save(SHOTS / f"{name}.png", optimize=True)
+
+
+def new_page(browser: object) -> object:
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    return context.new_page()
+
+
+def sign_in(page: object, server: Server, key: tuple[str, str], path: str = "/console/collections") -> None:
+    page.goto(server.url + path)
+    assert "/console/signin" in page.url  # no session: sent to sign-in
+    page.get_by_label("Access key id").fill(key[0])
+    page.get_by_label("Secret access key").fill(key[1])
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url(re.compile(re.escape(path) + r"$"))
+
+
+def csrf(page: object) -> str:
+    return page.locator("input[name=csrf]").first.get_attribute("value")
+
+
+def collections_of(server: Server) -> list[str]:
+    return client(server.url, *ADMIN).list_collections()["CollectionIds"]
+
+
+def test_review_flow_through_the_console(server: Server, browser: object, photos: dict[str, Path]) -> None:
+    page = new_page(browser)
+    page.goto(server.url + "/console/")
+    shoot(page, "signin")
+    sign_in(page, server, ADMIN)
+    # the browser holds a session id only: HttpOnly, SameSite=Strict, nothing in storage, no secret anywhere
+    cookies = page.context.cookies()
+    assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("facelens_console", True, "Strict")]
+    assert all(ADMIN[1] not in c["value"] for c in cookies)
+    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
+
+    page.get_by_label("Collection id").fill(COLLECTION)
+    page.get_by_role("button", name="Create", exact=True).click()
+    page.wait_for_url(re.compile(f"/console/collections/{COLLECTION}"))
+    assert f"Collection {COLLECTION} created." in page.inner_text("main")
+
+    page.get_by_label(re.compile("Drop images here")).set_input_files(
+        [photos[n] for n in ("astronaut.jpg", "astronaut-mirrored.jpg", "cameraman.jpg", "notes.jpg")])
+    page.get_by_role("button", name="Index", exact=True).click()
+    page.wait_for_selector("#index-results")
+    results = {row.locator("td").nth(0).inner_text(): row.locator("td").nth(1).inner_text()
+               for row in page.locator("#index-results tbody tr").all()}
+    assert results["astronaut.jpg"] == "1 face(s) indexed" and results["cameraman.jpg"] == "1 face(s) indexed"
+    assert results["astronaut-mirrored.jpg"] == "1 face(s) indexed" and results["notes.jpg"] == "not indexed"
+    assert "InvalidImageFormatException" in page.locator("#index-results").inner_text()
+    shoot(page, "index")
+
+    page.get_by_role("link", name=f"Back to {COLLECTION}").click()
+    assert page.inner_text("#face-count") == "3"
+    assert {"astronaut.jpg", "astronaut-mirrored.jpg", "cameraman.jpg"} <= set(page.locator("#faces").inner_text()
+                                                                                .split())
+    page.get_by_label("Refuse searches without a purpose").check()  # admin key: the policy form is there
+    page.get_by_role("button", name="Save policy", exact=True).click()
+    assert "purpose required" in page.inner_text("#policy")
+    shoot(page, "collection")
+    page.goto(server.url + "/console/collections")
+    assert COLLECTION in page.inner_text("#collections")
+    shoot(page, "collections")
+
+    page.get_by_role("link", name="Search and review").click()
+    page.get_by_label(re.compile("Probe image")).set_input_files(photos["probe.jpg"])
+    assert page.get_by_label(re.compile("Purpose")).get_attribute("required") is not None
+    page.get_by_label(re.compile("Purpose")).fill("CASE-2026-117")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_selector("#candidates")
+    shoot(page, "search-result")
+    first = page.locator("#candidates tbody tr").first
+    assert first.locator("td").nth(4).inner_text() in ("astronaut.jpg", "astronaut-mirrored.jpg")
+    assert "cameraman.jpg" not in page.inner_text("#candidates")
+    assert re.fullmatch(r"Similarity \d+\.\d\d \(about 1 false match in [\d,]+ comparisons.*\)",
+                        page.inner_text("#effective"))
+    assert "chance" in page.inner_text("#fmp")
+    assert "candidates, not identifications" in page.inner_text("main")
+    face_id = first.locator("td").nth(3).inner_text()
+    request_id = page.inner_text("#request-id")
+
+    first.get_by_label("Confirmed").check()
+    first.get_by_label("Note").fill("same mole under the left eye")
+    first.get_by_role("button", name="Record decision", exact=True).click()
+    page.wait_for_url(re.compile("done="))
+    assert "Decision recorded as audit record" in page.inner_text("main")
+    assert "Confirmed: same person: same mole under the left eye" in page.inner_text("#candidates")
+    shoot(page, "review")
+
+    page.get_by_role("link", name="Audit", exact=True).click()
+    page.get_by_label("FaceId (subject access)").fill(face_id)
+    page.get_by_role("button", name="Filter", exact=True).click()
+    audit_text = page.inner_text("#audit")
+    assert "SearchFacesByImage" in audit_text and "ReviewDecision" in audit_text and "CONFIRMED" in audit_text
+    assert "CASE-2026-117" in audit_text
+    shoot(page, "audit")
+    page.get_by_role("link", name="Verify the chain").click()
+    assert "Audit log intact" in page.inner_text("#chain")
+    shoot(page, "audit-verify")
+    page.get_by_role("link", name="Evaluation").click()
+    card = page.frame_locator("iframe.card")
+    assert "FaceLens model card: sface-2021dec-int8bq" in card.locator("h1").inner_text(timeout=60_000)
+    shoot(page, "evaluation")
+
+    # the decision is in the chain, linked to the search's record, and in `facelens audit export`
+    exported = subprocess.run([str(BIN / "facelens"), "audit", "export", "--data-dir", str(server.data_dir)],
+                              capture_output=True, text=True, check=True).stdout
+    records = [json.loads(line) for line in exported.splitlines()]
+    searched = next(r for r in records if r["request_id"] == request_id)
+    decision = next(r for r in records if r["operation"] == "ReviewDecision")
+    assert (searched["operation"], searched["key"], searched["purpose"]) == ("SearchFacesByImage", ADMIN[0],
+                                                                            "CASE-2026-117")
+    assert face_id in [m["FaceId"] for m in searched["matches"]]
+    assert (decision["search_seq"], decision["search_hash"]) == (searched["seq"], searched["hash"])
+    assert (decision["decision"], decision["note"], decision["key"]) == ("CONFIRMED", "same mole under the left eye",
+                                                                         ADMIN[0])
+    assert decision["reviewed"][0]["FaceId"] == face_id
+    verified = subprocess.run([str(BIN / "facelens"), "audit", "verify", "--data-dir", str(server.data_dir)],
+                              capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    # the console's export is the CLI's, record for record
+    page.goto(server.url + "/console/audit")
+    with page.expect_download() as download:
+        page.get_by_role("link", name=re.compile("Export these records")).click()
+    assert Path(download.value.path()).read_text() == exported
+    page.context.close()
+
+
+def test_a_read_only_key_changes_nothing(server: Server, browser: object, photos: dict[str, Path]) -> None:
+    if COLLECTION not in collections_of(server):
+        client(server.url, *ADMIN).create_collection(CollectionId=COLLECTION)
+    faces_before = client(server.url, *ADMIN).describe_collection(CollectionId=COLLECTION)["FaceCount"]
+    page = new_page(browser)
+    sign_in(page, server, READER)
+    assert "read-only key" in page.inner_text("#who")
+    assert page.locator("form[action='/console/collections']").count() == 0  # no create control
+    page.goto(f"{server.url}/console/collections/{COLLECTION}")
+    actions = [page.locator("form").nth(i).get_attribute("action") for i in range(page.locator("form").count())]
+    assert actions == ["/console/signout"]  # no index, policy or delete form
+    shoot(page, "read-only")
+    token = csrf(page)
+    forged = [("/console/collections", {"collection_id": "forged"}),
+              (f"/console/collections/{COLLECTION}/delete", {"confirm": COLLECTION}),
+              (f"/console/collections/{COLLECTION}/policy", {"MinSearchSimilarity": "1"})]
+    for path, fields in forged:  # with the session's own valid CSRF token: the key's scope still refuses
+        answer = page.request.post(server.url + path, form={**fields, "csrf": token}, max_redirects=0)
+        assert answer.status == 403 and "read-only" in answer.text(), path
+    answer = page.request.post(f"{server.url}/console/collections/{COLLECTION}/index", max_redirects=0,
+                               multipart={"csrf": token, "images": {"name": "a.jpg", "mimeType": "image/jpeg",
+                                                                    "buffer": photos["astronaut.jpg"].read_bytes()}})
+    assert answer.status == 403 and "read-only" in answer.text()
+    assert "forged" not in collections_of(server)
+    assert client(server.url, *ADMIN).describe_collection(CollectionId=COLLECTION)["FaceCount"] == faces_before
+    policy = client(server.url, *ADMIN).describe_collection(CollectionId=COLLECTION)
+    assert policy["FaceCount"] == faces_before
+    page.context.close()
+
+
+def test_a_post_without_the_csrf_token_is_refused(server: Server, browser: object) -> None:
+    page = new_page(browser)
+    sign_in(page, server, ADMIN)
+    for fields in ({"collection_id": "no-token"}, {"collection_id": "no-token", "csrf": "guessed"}):
+        answer = page.request.post(server.url + "/console/collections", form=fields, max_redirects=0)
+        assert answer.status == 403 and "CSRF token" in answer.text()
+    assert "no-token" not in collections_of(server)
+    # a sign-in form not issued to this browser is refused too (no login CSRF)
+    fresh = new_page(browser)
+    answer = fresh.request.post(server.url + "/console/signin", form={"key_id": ADMIN[0], "secret": ADMIN[1],
+                                                                       "signin": "made-up"}, max_redirects=0)
+    assert answer.status == 403 and "facelens_console" not in [c["name"] for c in fresh.context.cookies()]
+    for context in (page.context, fresh.context):
+        context.close()
+
+
+def test_an_expired_session_is_sent_to_sign_in(tmp_path_factory: pytest.TempPathFactory, browser: object) -> None:
+    server = serve(tmp_path_factory, "console-expiry", FACELENS_CONSOLE_SESSION_SECONDS="2")
+    try:
+        page = new_page(browser)
+        sign_in(page, server, ADMIN)
+        token = csrf(page)
+        time.sleep(2.5)
+        page.reload()
+        assert "/console/signin" in page.url and "expired=1" in page.url
+        assert "Your session expired" in page.inner_text("main")
+        shoot(page, "expired")
+        answer = page.request.post(server.url + "/console/collections", max_redirects=0,
+                                   form={"collection_id": "late", "csrf": token})
+        assert answer.status == 303 and "/console/signin" in answer.headers["location"]
+        assert "late" not in collections_of(server)
+        page.context.close()
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
