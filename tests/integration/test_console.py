@@ -80,8 +80,16 @@ def photos(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray, came
     return {name: folder / name for name in files}
 
 
+UNLABELLED = """Array.from(document.querySelectorAll("input:not([type=hidden]), select, textarea, button"))
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+  .map(e => e.outerHTML)"""
+
+
 def shoot(page: object, name: str) -> None:
-    """A 1366x768 screenshot of the page, reduced to 64 colours to keep the PNG small."""
+    """A 1366x768 screenshot of the page, reduced to 64 colours to keep the PNG small; every form control on it
+    must have a label that assistive technology reads, and the page must not scroll sideways at that width."""
+    assert page.evaluate(UNLABELLED) == [], name
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366, name
     SHOTS.mkdir(parents=True, exist_ok=True)
     raw = Image.open(io.BytesIO(page.screenshot(full_page=False)))
     raw.convert("RGB").quantize(colors=64).save(SHOTS / f"{name}.png", optimize=True)
@@ -113,6 +121,10 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     page = new_page(browser)
     page.goto(server.url + "/console/")
     shoot(page, "signin")
+    page.keyboard.press("Tab")  # keyboard: the first stop is the skip link, then the form in order
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "key_id"
     sign_in(page, server, ADMIN)
     # the browser holds a session id only: HttpOnly, SameSite=Strict, nothing in storage, no secret anywhere
     cookies = page.context.cookies()
@@ -149,6 +161,10 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     shoot(page, "collections")
 
     page.get_by_role("link", name="Search and review").click()
+    refused = page.request.post(server.url + "/console/search", max_redirects=0, multipart={  # no purpose given
+        "csrf": csrf(page), "collection": COLLECTION, "probe": {"name": "probe.jpg", "mimeType": "image/jpeg",
+                                                                "buffer": photos["probe.jpg"].read_bytes()}})
+    assert refused.status == 403 and "requires a purpose" in refused.text()
     page.get_by_label(re.compile("Probe image")).set_input_files(photos["probe.jpg"])
     assert page.get_by_label(re.compile("Purpose")).get_attribute("required") is not None
     page.get_by_label(re.compile("Purpose")).fill("CASE-2026-117")
@@ -179,6 +195,13 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     audit_text = page.inner_text("#audit")
     assert "SearchFacesByImage" in audit_text and "ReviewDecision" in audit_text and "CONFIRMED" in audit_text
     assert "CASE-2026-117" in audit_text
+    page.get_by_label("Since").fill(time.strftime("%Y-%m-%d", time.gmtime()))
+    page.get_by_label("Operation").fill("ReviewDecision")
+    page.get_by_role("button", name="Filter", exact=True).click()
+    assert [row.locator("td").nth(2).inner_text() for row in page.locator("#audit tbody tr").all()] == [
+        "ReviewDecision"]
+    page.get_by_label("Operation").fill("")
+    page.get_by_role("button", name="Filter", exact=True).click()
     shoot(page, "audit")
     page.get_by_role("link", name="Verify the chain").click()
     assert "Audit log intact" in page.inner_text("#chain")
@@ -194,6 +217,7 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     records = [json.loads(line) for line in exported.splitlines()]
     searched = next(r for r in records if r["request_id"] == request_id)
     decision = next(r for r in records if r["operation"] == "ReviewDecision")
+    assert any(r["operation"] == "SearchFacesByImage" and r["outcome"] == "denied" for r in records)  # the refusal
     assert (searched["operation"], searched["key"], searched["purpose"]) == ("SearchFacesByImage", ADMIN[0],
                                                                             "CASE-2026-117")
     assert face_id in [m["FaceId"] for m in searched["matches"]]

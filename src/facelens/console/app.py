@@ -13,6 +13,7 @@ the ones boto3 gets. Invariants of the guard (`guarded`):
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -33,6 +34,7 @@ from facelens.console.sessions import COOKIE, SIGNIN_COOKIE, Session, Sessions
 from facelens.context import KeyScope, RequestContext
 from facelens.service import Backend
 
+log = logging.getLogger("facelens.console")
 STATIC = __file__.rsplit("/", 1)[0] + "/static"
 MAX_FORM_BYTES = 64 * 1024 * 1024  # a drop of images: each is still held to IndexFaces' 5 MiB
 MAX_FILES = 100
@@ -112,6 +114,10 @@ def guarded(console: Console, handler: Handler) -> Callable[[Request], Awaitable
         except errors.FaceLensError as exc:
             back = request.headers.get("referer") if request.method == "POST" else None
             return html.error_page(exc.code, exc.message, session, _status(exc), _local(back))
+        except Exception:  # a fault of the service, not of the request: logged, and said without details
+            log.exception("console %s %s failed", request.method, request.url.path)
+            return html.error_page("Internal error", "The console could not answer this request; the server log "
+                                   "has the details.", session, 500)
         finally:
             if form is not None:
                 await form.close()

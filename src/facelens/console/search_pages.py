@@ -27,6 +27,8 @@ from facelens.console.collection_pages import MAX_IMAGE_BYTES, all_collections, 
 from facelens.console.html import esc
 from facelens.console.sessions import Session
 
+SCALES = {"conservative": " (a false-match rate is a 95% upper bound for every measured group, docs/calibration.md)",
+          "pooled": " (a false-match rate is the average over the groups measured, docs/calibration.md)"}
 DECISION_LABELS = {"CONFIRMED": "Confirmed: same person", "REJECTED": "Rejected: not the same person",
                    "INCONCLUSIVE": "Inconclusive"}
 
@@ -112,6 +114,7 @@ async def run_search(console: Console, request: Request, session: Session, form:
     else:
         return await search_form(console, request, session, form, "Give a probe image or a stored FaceId.", 400)
     described, _ = await console.call(session, "DescribeCollection", {"CollectionId": collection_id})
+    policy = await policy_of(console, session, collection_id)
     try:
         answer, context = await console.call(session, operation, request_, purpose)
     except errors.AccessDeniedException as exc:  # a purpose refusal: audited by the gate; shown on the form
@@ -119,7 +122,8 @@ async def run_search(console: Console, request: Request, session: Session, form:
     session.remember(context.request_id or "", {
         "collection": collection_id, "operation": operation, "probe": probe_text, "purpose": purpose,
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "answer": answer,
-        "gallery": described.get("FaceCount"), "disclosures": dict(context.disclosures), "reviews": {}})
+        "gallery": described.get("FaceCount"), "calibration": (policy or {}).get("Calibration"),
+        "disclosures": dict(context.disclosures), "reviews": {}})
     return RedirectResponse(f"/console/search/{quote(context.request_id or '')}", status_code=303)
 
 
@@ -142,7 +146,9 @@ async def result(console: Console, request: Request, session: Session, form: For
             f'({esc(meaning(effective))})</dd><dt>False-match probability of this search</dt>'
             f'<dd id="fmp">{esc(probability)}: the chance, for '
             f'a collection of this size, that a search for someone who is not in it still returns a stranger</dd>'
-            f'<dt>Audit record</dt><dd>request id <code id="request-id">{esc(request_id)}</code>, '
+            + (f'<dt>Similarity scale</dt><dd>{esc(search["calibration"])}'
+               f'{esc(SCALES.get(str(search["calibration"]).split(":")[0], ""))}</dd>' if search["calibration"] else "")
+            + f'<dt>Audit record</dt><dd>request id <code id="request-id">{esc(request_id)}</code>, '
             f'{esc(search["time"])}</dd></dl>')
     may_review = console.may(session, "RecordReviewDecision", collection_id)
     rows = []
