@@ -199,7 +199,7 @@ async def _home(console: Console, request: Request, session: Session, form: Form
 def mount(settings: ServerSettings, backend: Backend, pools: dispatch.Pools, keys: Mapping[str, str],
           scopes: Mapping[str, KeyScope]) -> list[BaseRoute]:
     """The console's routes (`/console` and everything under it), over the API's backend, pools and keys."""
-    from facelens.console import audit_pages, collection_pages, search_pages
+    from facelens.console import audit_pages, collection_pages, search_pages, video_pages
 
     console = Console(settings, backend, pools, Sessions(keys, scopes, settings.console_session_seconds))
 
@@ -211,7 +211,7 @@ def mount(settings: ServerSettings, backend: Backend, pools: dispatch.Pools, key
         route("/signout", _signout, ("POST",)),
         route("/", _home),
         *(route(path, handler, methods) for path, handler, methods in
-          (*collection_pages.ROUTES, *search_pages.ROUTES, *audit_pages.ROUTES)),
+          (*collection_pages.ROUTES, *search_pages.ROUTES, *audit_pages.ROUTES, *video_pages.ROUTES)),
         Mount("/static", app=StaticFiles(directory=STATIC), name="console-static"),
     ]
     return [Route("/console", lambda request: RedirectResponse("/console/", status_code=308)),

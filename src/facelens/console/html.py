@@ -20,7 +20,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
 NAV = (("collections", "Collections", "/console/collections"), ("search", "Search and review", "/console/search"),
-       ("audit", "Audit", "/console/audit"), ("evaluation", "Evaluation", "/console/evaluation"))
+       ("audit", "Audit", "/console/audit"), ("video", "Video", "/console/video"),
+       ("evaluation", "Evaluation", "/console/evaluation"))
 
 
 def esc(value: Any) -> str:
