@@ -168,6 +168,7 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     page.get_by_label(re.compile("Probe image")).set_input_files(photos["probe.jpg"])
     assert page.get_by_label(re.compile("Purpose")).get_attribute("required") is not None
     page.get_by_label(re.compile("Purpose")).fill("CASE-2026-117")
+    shoot(page, "search")
     page.get_by_role("button", name="Search", exact=True).click()
     page.wait_for_selector("#candidates")
     shoot(page, "search-result")
@@ -326,3 +327,30 @@ def test_a_video_job_on_its_timeline(server: Server, browser: object, astronaut:
     assert any(ms in rows and rows[ms].startswith("eileen (") for ms in EILEEN_MS)
     shoot(page, "video")
     page.context.close()
+
+
+def test_boto3_records_a_decision_with_a_read_only_key(server: Server, photos: dict[str, Path]) -> None:
+    """RecordReviewDecision is an operation like any other: boto3 (FaceLens's model) can call it, with a read-only
+    key, for a face its search returned; the record lands in the chain after the search's."""
+    from botocore.exceptions import ClientError
+
+    from facelens.client import admin_client, with_purpose
+    from tests.service_fixtures import REGION
+
+    rek = client(server.url, *ADMIN)
+    rek.create_collection(CollectionId="console-boto3")
+    for name in ("astronaut.jpg", "astronaut-mirrored.jpg"):
+        rek.index_faces(CollectionId="console-boto3", Image={"Bytes": photos[name].read_bytes()}, ExternalImageId=name)
+    reader = with_purpose(client(server.url, *READER), "CASE-2026-118")
+    probe = {"Bytes": photos["probe.jpg"].read_bytes()}
+    found = reader.search_faces_by_image(CollectionId="console-boto3", Image=probe)
+    face_id = found["FaceMatches"][0]["Face"]["FaceId"]
+    review = admin_client(server.url, region_name=REGION, aws_access_key_id=READER[0], aws_secret_access_key=READER[1])
+    answer = review.record_review_decision(CollectionId="console-boto3", FaceId=face_id, Decision="INCONCLUSIVE",
+                                           SearchRequestId=found["ResponseMetadata"]["RequestId"], Note="blurred")
+    assert answer["Sequence"] > answer["SearchSequence"] and len(answer["SearchHash"]) == 64
+    assert answer["Similarity"] == pytest.approx(found["FaceMatches"][0]["Similarity"], abs=1e-3)
+    with pytest.raises(ClientError) as refused:  # a face that search did not return
+        review.record_review_decision(CollectionId="console-boto3", FaceId="00000000-0000-4000-8000-000000000000",
+                                      Decision="CONFIRMED", SearchRequestId=found["ResponseMetadata"]["RequestId"])
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
