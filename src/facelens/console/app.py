@@ -14,12 +14,14 @@ the ones boto3 gets. Invariants of the guard (`guarded`):
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -65,9 +67,18 @@ class Console:
         (its request id, named by the audit record, and what the gate disclosed)."""
         entry = operations.require(operation)
         context = RequestContext(session.key_id, session.scope, purpose, str(uuid.uuid4()))
-        params = Backend.validate(operation, request)
-        context.scope.check(operation, params.get("CollectionId"))
-        result = await dispatch.run(self.backend, self.pools, entry, params, context)
+        started, outcome = time.perf_counter(), "error"
+        try:
+            params = Backend.validate(operation, request)
+            context.scope.check(operation, params.get("CollectionId"))
+            result = await dispatch.run(self.backend, self.pools, entry, params, context)
+            outcome = "ok"
+        except errors.FaceLensError as exc:
+            outcome = exc.code
+            raise
+        finally:
+            log.info("%s console %s %s %.1fms key=%s", context.request_id, operation, outcome,
+                     (time.perf_counter() - started) * 1000, session.key_id)
         return result, context
 
 
@@ -104,7 +115,10 @@ def guarded(console: Console, handler: Handler) -> Callable[[Request], Awaitable
             if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
                 return html.error_page("Too large", f"A request may carry at most {MAX_FORM_BYTES // 2**20} MiB.",
                                        session, 413)
-            form = await request.form(max_files=MAX_FILES, max_fields=200)
+            try:
+                form = await request.form(max_files=MAX_FILES, max_fields=200)
+            except HTTPException as exc:  # a malformed or oversized multipart body
+                return html.error_page("Bad request", str(exc.detail), session, 400)
             token = form.get("csrf")
             if not session.csrf_ok(token if isinstance(token, str) else None):
                 return html.error_page("Refused", "This request did not carry the session's CSRF token, so "

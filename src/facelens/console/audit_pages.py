@@ -24,8 +24,7 @@ from starlette.responses import HTMLResponse, Response
 
 from facelens import errors
 from facelens.accountability import audit
-from facelens.accountability.anchors import ANCHOR_FILE
-from facelens.accountability.commands import _paged, _rows, anchors
+from facelens.accountability.commands import check_store
 from facelens.console import html
 from facelens.console.app import Console
 from facelens.console.collection_pages import all_collections
@@ -135,12 +134,9 @@ async def export(console: Console, request: Request, session: Session, form: For
 
 def _verify(console: Console) -> tuple[audit.Verification, list[str]]:
     """`facelens audit verify` of this server's store and anchor file (and S3 witness, when configured)."""
-    store = console.backend.store
-    if store is None:
+    if console.backend.store is None:
         raise errors.InvalidParameterException("this FaceLens has no audit log")
-    noted, notes = anchors(console.settings, [console.settings.collections_dir / ANCHOR_FILE])
-    index = _paged(store, lambda s, after: s.audit_index(after, 10_000), lambda item: item[0])
-    return audit.verify(_rows(store), anchors=noted, index=index), notes
+    return check_store(console.settings, console.backend.store)
 
 
 async def verify(console: Console, request: Request, session: Session, form: FormData | None) -> Response:
