@@ -274,8 +274,18 @@ def test_a_post_without_the_csrf_token_is_refused(server: Server, browser: objec
         answer = page.request.post(server.url + "/console/collections", form=fields, max_redirects=0)
         assert answer.status == 403 and "CSRF token" in answer.text()
     assert "no-token" not in collections_of(server)
-    # a sign-in form not issued to this browser is refused too (no login CSRF)
+    missing = page.goto(server.url + "/console/no-such-page")
+    assert missing.status == 404 and "no such page" in page.inner_text("main")
+    answer = page.request.post(server.url + "/console/signin", form={"key_id": ADMIN[0], "secret": "wrong",
+                                                                      "signin": "x"}, max_redirects=0)
+    assert answer.status == 403  # the form token is checked before the secret is even looked at
+    # a wrong secret signs nobody in; a sign-in form not issued to this browser is refused too (no login CSRF)
     fresh = new_page(browser)
+    fresh.goto(server.url + "/console/signin")
+    fresh.get_by_label("Access key id").fill(ADMIN[0])
+    fresh.get_by_label("Secret access key").fill(ADMIN[1] + "x")
+    fresh.get_by_role("button", name="Sign in", exact=True).click()
+    assert "Unknown access key id or wrong secret" in fresh.inner_text("main") and "/console/signin" in fresh.url
     answer = fresh.request.post(server.url + "/console/signin", form={"key_id": ADMIN[0], "secret": ADMIN[1],
                                                                        "signin": "made-up"}, max_redirects=0)
     assert answer.status == 403 and "facelens_console" not in [c["name"] for c in fresh.context.cookies()]

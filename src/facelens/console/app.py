@@ -13,6 +13,7 @@ the ones boto3 gets. Invariants of the guard (`guarded`):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -40,6 +41,7 @@ log = logging.getLogger("facelens.console")
 STATIC = __file__.rsplit("/", 1)[0] + "/static"
 MAX_FORM_BYTES = 64 * 1024 * 1024  # a drop of images: each is still held to IndexFaces' 5 MiB
 MAX_FILES = 100
+FAILED_SIGNIN_DELAY = 1.0  # seconds before a failed sign-in is answered
 
 
 class Console:
@@ -189,6 +191,7 @@ def _signin(console: Console) -> Callable[[Request], Awaitable[Response]]:
         key_id, secret = str(form.get("key_id") or "").strip(), str(form.get("secret") or "")
         session = console.sessions.sign_in(key_id, secret)
         if session is None:
+            await asyncio.sleep(FAILED_SIGNIN_DELAY)  # slows guessing; the secrets are 40 random characters
             return _signin_page(console, request, "Unknown access key id or wrong secret.", 401)
         response = RedirectResponse(_next(request.query_params.get("next")), status_code=303)
         response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path="/console",
@@ -204,6 +207,10 @@ async def _signout(console: Console, request: Request, session: Session, form: F
     response = RedirectResponse("/console/signin", status_code=303)
     response.delete_cookie(COOKIE, path="/console")
     return response
+
+
+async def _not_found(request: Request) -> Response:
+    return html.error_page("Not found", "The console has no such page.", None, 404, "/console/")
 
 
 async def _home(console: Console, request: Request, session: Session, form: FormData | None) -> Response:
@@ -227,6 +234,7 @@ def mount(settings: ServerSettings, backend: Backend, pools: dispatch.Pools, key
         *(route(path, handler, methods) for path, handler, methods in
           (*collection_pages.ROUTES, *search_pages.ROUTES, *audit_pages.ROUTES, *video_pages.ROUTES)),
         Mount("/static", app=StaticFiles(directory=STATIC), name="console-static"),
+        Route("/{path:path}", _not_found, methods=["GET", "POST"]),
     ]
     return [Route("/console", lambda request: RedirectResponse("/console/", status_code=308)),
             Mount("/console", routes=routes)]

@@ -29,6 +29,7 @@ COOKIE = "facelens_console"
 SIGNIN_COOKIE = "facelens_console_signin"
 MAX_AGE = 12 * 3600.0  # no session outlives a working day, however active
 MAX_SEARCHES = 50  # search results kept per session (oldest dropped first)
+MAX_SIGNIN_FORMS = 10_000  # sign-in forms outstanding at once (the oldest is forgotten first)
 
 
 @dataclass
@@ -72,6 +73,8 @@ class Sessions:
         with self._lock:
             now = self._clock()
             self._signins = {t: e for t, e in self._signins.items() if e > now}
+            while len(self._signins) >= MAX_SIGNIN_FORMS:  # unauthenticated GETs cannot grow memory without bound
+                self._signins.pop(next(iter(self._signins)))
             self._signins[token] = now + self.lifetime
         return token
 
@@ -93,6 +96,7 @@ class Sessions:
         session = Session(secrets.token_urlsafe(32), key_id, self._scopes.get(key_id, UNSCOPED),
                           secrets.token_urlsafe(32), now, now + self.lifetime)
         with self._lock:
+            self._sessions = {k: s for k, s in self._sessions.items() if s.expires > now}
             self._sessions[session.id] = session
         return session
 
