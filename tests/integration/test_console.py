@@ -30,6 +30,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 ADMIN = ("FLKADMIN000000000001", "admin-secret-console")
 READER = ("FLKREADER00000000002", "reader-secret-console")
+SCOPED = ("FLKSCOPED00000000003", "scoped-secret-console")
 CREDENTIALS = f"""
 [admin]
 aws_access_key_id = {ADMIN[0]}
@@ -40,6 +41,12 @@ facelens_admin = true
 aws_access_key_id = {READER[0]}
 aws_secret_access_key = {READER[1]}
 facelens_read_only = true
+
+[scoped]
+aws_access_key_id = {SCOPED[0]}
+aws_secret_access_key = {SCOPED[1]}
+facelens_collections = console-scoped
+facelens_operations = ListCollections, SearchFacesByImage
 """
 COLLECTION = "console-cases"
 
@@ -364,3 +371,29 @@ def test_boto3_records_a_decision_with_a_read_only_key(server: Server, photos: d
         review.record_review_decision(CollectionId="console-boto3", FaceId="00000000-0000-4000-8000-000000000000",
                                       Decision="CONFIRMED", SearchRequestId=found["ResponseMetadata"]["RequestId"])
     assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_a_key_limited_to_a_collection_and_operations(server: Server, browser: object,
+                                                      photos: dict[str, Path]) -> None:
+    rek = client(server.url, *ADMIN)
+    for name in ("console-scoped", "console-hidden"):
+        rek.create_collection(CollectionId=name)
+        rek.index_faces(CollectionId=name, Image={"Bytes": photos["astronaut.jpg"].read_bytes()})
+    page = new_page(browser)
+    sign_in(page, server, SCOPED)
+    listed = page.inner_text("#collections")
+    assert "console-scoped" in listed and "console-hidden" not in listed
+    assert page.goto(f"{server.url}/console/collections/console-hidden").status == 403
+    assert "no access to collection console-hidden" in page.inner_text("main")
+    page.goto(f"{server.url}/console/search?collection=console-scoped")
+    assert page.locator("#probe").count() == 1 and page.locator("#face_id").count() == 0  # no SearchFaces
+    page.get_by_label(re.compile("Probe image")).set_input_files(photos["probe.jpg"])
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_selector("#candidates")
+    assert page.locator("#candidates tbody tr").count() == 1
+    assert page.get_by_role("button", name="Record decision").count() == 0  # RecordReviewDecision not in its list
+    face_id = page.locator("#candidates tbody tr td").nth(3).inner_text()
+    answer = page.request.post(server.url + "/console/review", max_redirects=0, form={
+        "csrf": csrf(page), "search": page.inner_text("#request-id"), "face_id": face_id, "decision": "CONFIRMED"})
+    assert answer.status == 403 and "not allowed to call RecordReviewDecision" in answer.text()
+    page.context.close()

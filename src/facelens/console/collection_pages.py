@@ -47,6 +47,14 @@ async def all_collections(console: Console, session: Session) -> list[tuple[str,
             return found
 
 
+async def describe(console: Console, session: Session, collection_id: str) -> dict[str, Any]:
+    """DescribeCollection's answer, or {} when the key may not call it (an operation-scoped key)."""
+    if not console.may(session, "DescribeCollection", collection_id):
+        return {}
+    answer, _ = await console.call(session, "DescribeCollection", {"CollectionId": collection_id})
+    return answer
+
+
 async def policy_of(console: Console, session: Session, collection_id: str) -> dict[str, Any] | None:
     """GetCollectionPolicy's answer, or None when the key may not read it."""
     if not console.may(session, "GetCollectionPolicy", collection_id):
@@ -69,10 +77,10 @@ def policy_text(policy: dict[str, Any] | None) -> str:
 async def collections(console: Console, request: Request, session: Session, form: FormData | None) -> Response:
     rows = []
     for collection_id, model in await all_collections(console, session):
-        described, _ = await console.call(session, "DescribeCollection", {"CollectionId": collection_id})
+        described = await describe(console, session, collection_id)
         policy = await policy_of(console, session, collection_id)
         rows.append([f'<a href="{esc(_path(collection_id))}">{esc(collection_id)}</a>',
-                     esc(described.get("FaceCount")), esc(described.get("UserCount", "")), esc(model),
+                     esc(described.get("FaceCount", "—")), esc(described.get("UserCount", "—")), esc(model),
                      esc(policy_text(policy))])
     body = html.table("Collections this key can see", ["Collection", "Faces", "Users", "Face model", "Policy"],
                       rows, "No collections yet.", "collections")
@@ -103,12 +111,16 @@ async def create(console: Console, request: Request, session: Session, form: For
 
 async def collection(console: Console, request: Request, session: Session, form: FormData | None) -> Response:
     collection_id = request.path_params["collection_id"]
-    described, _ = await console.call(session, "DescribeCollection", {"CollectionId": collection_id})
+    if not session.scope.sees(collection_id):  # what KeyScope.check answers any operation on it
+        raise errors.AccessDeniedException(f"this access key has no access to collection {collection_id}")
+    described = await describe(console, session, collection_id)
     policy = await policy_of(console, session, collection_id)
     token = request.query_params.get("page")
-    listing, _ = await console.call(session, "ListFaces", {"CollectionId": collection_id,
-                                                           "MaxResults": FACES_PER_PAGE,
-                                                           **({"NextToken": token} if token else {})})
+    listing: dict[str, Any] = {}
+    if console.may(session, "ListFaces", collection_id):
+        listing, _ = await console.call(session, "ListFaces", {"CollectionId": collection_id,
+                                                               "MaxResults": FACES_PER_PAGE,
+                                                               **({"NextToken": token} if token else {})})
     body = (f'<dl class="facts"><dt>Faces</dt><dd id="face-count">{esc(described.get("FaceCount"))}</dd>'
             f'<dt>Users</dt><dd>{esc(described.get("UserCount", ""))}</dd>'
             f'<dt>Face model</dt><dd>{esc(described.get("FaceModelVersion"))}</dd>'
@@ -118,7 +130,7 @@ async def collection(console: Console, request: Request, session: Session, form:
              esc(f"{f.get('Confidence', 0):.1f}")] for f in listing.get("Faces", [])]
     body += ('<section aria-labelledby="faces-h"><h2 id="faces-h">Faces</h2>'
              + html.table("Faces in this collection", ["FaceId", "ExternalImageId", "UserId", "Detection confidence"],
-                          rows, "No faces indexed yet.", "faces"))
+                          rows, "No faces indexed yet." if listing else "This key may not list faces.", "faces"))
     if listing.get("NextToken"):
         body += (f'<p><a href="{esc(_path(collection_id))}?page={esc(quote(listing["NextToken"]))}" rel="next">'
                  "Next faces</a></p>")

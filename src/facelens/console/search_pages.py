@@ -23,7 +23,7 @@ from facelens import calibration, errors
 from facelens.accountability.review import DECISIONS
 from facelens.console import html
 from facelens.console.app import Console
-from facelens.console.collection_pages import MAX_IMAGE_BYTES, all_collections, policy_of
+from facelens.console.collection_pages import MAX_IMAGE_BYTES, all_collections, describe, policy_of
 from facelens.console.html import esc
 from facelens.console.sessions import Session
 
@@ -113,7 +113,7 @@ async def run_search(console: Console, request: Request, session: Session, form:
         probe_text = f"stored face {face_id}"
     else:
         return await search_form(console, request, session, form, "Give a probe image or a stored FaceId.", 400)
-    described, _ = await console.call(session, "DescribeCollection", {"CollectionId": collection_id})
+    described = await describe(console, session, collection_id)
     policy = await policy_of(console, session, collection_id)
     try:
         answer, context = await console.call(session, operation, request_, purpose)
@@ -140,7 +140,8 @@ async def result(console: Console, request: Request, session: Session, form: For
     matches = search["answer"].get("FaceMatches", [])
     body = (html.notice("These are candidates, not identifications. A person must compare each one with the probe "
                         "and record a decision; a match alone is never evidence.", "warn")
-            + f'<dl class="facts"><dt>Collection</dt><dd>{esc(collection_id)} ({esc(search["gallery"])} faces)</dd>'
+            + f'<dl class="facts"><dt>Collection</dt><dd>{esc(collection_id)} ({esc(_or(search["gallery"]))} '
+            'faces)</dd>'
             f'<dt>Probe</dt><dd>{esc(search["probe"])}</dd><dt>Purpose</dt><dd>{esc(search["purpose"] or "none")}'
             f'</dd><dt>Effective threshold</dt><dd id="effective">Similarity {effective:.2f} '
             f'({esc(meaning(effective))})</dd><dt>False-match probability of this search</dt>'
@@ -168,6 +169,10 @@ async def result(console: Console, request: Request, session: Session, form: For
                        "candidates")
     body += '<p><a href="/console/search">New search</a></p>'
     return html.page("Search result", body, session, "search", flash=_flash(request))
+
+
+def _or(value: Any, missing: str = "?") -> Any:
+    return missing if value is None else value
 
 
 def _flash(request: Request) -> list[str]:
