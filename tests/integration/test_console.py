@@ -160,8 +160,9 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     assert {"astronaut.jpg", "astronaut-mirrored.jpg", "cameraman.jpg"} <= set(page.locator("#faces").inner_text()
                                                                                 .split())
     page.get_by_label("Refuse searches without a purpose").check()  # admin key: the policy form is there
+    page.get_by_label(re.compile("Export a search's results only once")).check()
     page.get_by_role("button", name="Save policy", exact=True).click()
-    assert "purpose required" in page.inner_text("#policy")
+    assert "purpose required" in page.inner_text("#policy") and "review required" in page.inner_text("#policy")
     shoot(page, "collection")
     page.goto(server.url + "/console/collections")
     assert COLLECTION in page.inner_text("#collections")
@@ -189,6 +190,9 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     face_id = first.locator("td").nth(3).inner_text()
     request_id = page.inner_text("#request-id")
 
+    export_url = f"{server.url}/console/search/{request_id}/export"
+    early = page.request.get(export_url)  # RequireReview: no export before every candidate has a decision
+    assert early.status == 409 and "requires a decision on every candidate" in early.text()
     first.get_by_label("Confirmed").check()
     first.get_by_label("Note").fill("same mole under the left eye")
     first.get_by_role("button", name="Record decision", exact=True).click()
@@ -196,6 +200,18 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     assert "Decision recorded as audit record" in page.inner_text("main")
     assert "Confirmed: same person: same mole under the left eye" in page.inner_text("#candidates")
     shoot(page, "review")
+    candidates = page.locator("#candidates tbody tr")
+    for row in range(1, candidates.count()):
+        candidates.nth(row).get_by_label("Rejected").check()
+        candidates.nth(row).get_by_role("button", name="Record decision", exact=True).click()
+        page.wait_for_url(re.compile("done="))
+    with page.expect_download() as download:
+        page.get_by_role("link", name=re.compile("Export these results")).click()
+    results = json.loads(Path(download.value.path()).read_text())
+    assert results["SearchRequestId"] == request_id and results["EffectiveThreshold"] == page.inner_text(
+        "#effective").split()[1]
+    assert [c["Decisions"][0]["Decision"] for c in results["Candidates"]] == (
+        ["CONFIRMED"] + ["REJECTED"] * (len(results["Candidates"]) - 1))
 
     page.get_by_role("link", name="Audit", exact=True).click()
     page.get_by_label("FaceId (subject access)").fill(face_id)

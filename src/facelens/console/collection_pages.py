@@ -69,6 +69,8 @@ def policy_text(policy: dict[str, Any] | None) -> str:
     effective = policy["EffectivePolicy"]
     parts = [f"floor {policy['SearchFloor']:g}", f"p(stranger) ≤ {effective['MaxFalseMatchProbability']:g}",
              "purpose required" if effective.get("RequirePurpose") else "purpose optional"]
+    if effective.get("RequireReview"):
+        parts.append("review required before export")
     if effective.get("RetentionDays"):
         parts.append(f"retention {effective['RetentionDays']:g} d")
     return "; ".join(parts)
@@ -167,10 +169,14 @@ def _policy_form(session: Session, collection_id: str, policy: dict[str, Any]) -
         f'max="{high}" step="{step}" value="{esc(own.get(name, ""))}" placeholder="{esc(effective.get(name, ""))}">'
         "</p>" for name, label, low, high, step in POLICY_NUMBERS)
     checked = " checked" if effective.get("RequirePurpose") else ""
+    review = " checked" if effective.get("RequireReview") else ""
     return ('<section aria-labelledby="policy-h"><h2 id="policy-h">Policy (admin)</h2>'
             f'<form method="post" action="{esc(_path(collection_id))}/policy">{html.csrf_field(session)}{fields}'
             f'<p><input id="p-RequirePurpose" name="RequirePurpose" type="checkbox" value="true"{checked}>'
             '<label for="p-RequirePurpose" class="inline">Refuse searches without a purpose</label></p>'
+            f'<p><input id="p-RequireReview" name="RequireReview" type="checkbox" value="true"{review}>'
+            '<label for="p-RequireReview" class="inline">Export a search\'s results only once every candidate has a '
+            "decision</label></p>"
             f'<p><label for="p-PurposePattern">Pattern the whole purpose must match</label><input '
             f'id="p-PurposePattern" name="PurposePattern" value="{esc(own.get("PurposePattern", ""))}"></p>'
             '<p class="hint">Empty fields keep their present value (the server default shown greyed).</p>'
@@ -227,6 +233,7 @@ async def put_policy(console: Console, request: Request, session: Session, form:
             except ValueError:
                 raise errors.InvalidParameterException(f"{name} must be a number, not {raw[:40]!r}") from None
     values["RequirePurpose"] = (form or {}).get("RequirePurpose") == "true"
+    values["RequireReview"] = (form or {}).get("RequireReview") == "true"
     pattern = str((form or {}).get("PurposePattern") or "").strip()
     if pattern:
         values["PurposePattern"] = pattern

@@ -12,6 +12,7 @@ the same `RequestContext.disclosures`. A result is kept in the server-side sessi
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -167,8 +168,36 @@ async def result(console: Console, request: Request, session: Session, form: For
     body += html.table("Candidates", ["#", "Similarity", "What it means", "FaceId", "ExternalImageId",
                                       "Review"], rows, "No face reached the effective threshold: no candidate.",
                        "candidates")
-    body += '<p><a href="/console/search">New search</a></p>'
+    body += (f'<p class="actions"><a href="/console/search/{esc(quote(request_id))}/export" download>Export these '
+             'results (JSON, with the decisions)</a> · <a href="/console/search">New search</a></p>')
     return html.page("Search result", body, session, "search", flash=_flash(request))
+
+
+async def export(console: Console, request: Request, session: Session, form: FormData | None) -> Response:
+    """The search's results with the decisions recorded on them; where the collection's policy has
+    RequireReview, refused (409) until every candidate has one."""
+    request_id = request.path_params["request_id"]
+    search = session.searches.get(request_id)
+    if search is None:
+        raise errors.ResourceNotFoundException("this search is not among this session's searches")
+    matches = search["answer"].get("FaceMatches", [])
+    policy = await policy_of(console, session, search["collection"])
+    pending = [m["Face"]["FaceId"] for m in matches if not search["reviews"].get(m["Face"]["FaceId"])]
+    if pending and (policy or {}).get("EffectivePolicy", {}).get("RequireReview"):
+        return html.error_page("Review first", f"Collection {search['collection']} requires a decision on every "
+                               f"candidate before its results are exported; {len(pending)} of {len(matches)} have "
+                               "none yet.", session, 409, f"/console/search/{quote(request_id)}")
+    body = {"SearchRequestId": request_id, "CollectionId": search["collection"], "Operation": search["operation"],
+            "Probe": search["probe"], "Purpose": search["purpose"], "Time": search["time"],
+            "EffectiveThreshold": search["disclosures"].get("effective-threshold"),
+            "FalseMatchProbability": search["disclosures"].get("false-match-probability"),
+            "Calibration": search["calibration"],
+            "Candidates": [{"FaceId": m["Face"]["FaceId"], "ExternalImageId": m["Face"].get("ExternalImageId"),
+                            "Similarity": m["Similarity"], "Decisions": [
+                                {"Decision": r["decision"], "Note": r["note"], "AuditSequence": r["seq"]}
+                                for r in search["reviews"].get(m["Face"]["FaceId"], [])]} for m in matches]}
+    return Response(json.dumps(body, indent=1), media_type="application/json", headers={
+        **html.HEADERS, "Content-Disposition": f'attachment; filename="search-{request_id}.json"'})
 
 
 def _or(value: Any, missing: str = "?") -> Any:
@@ -213,5 +242,6 @@ ROUTES = (
     ("/search", search_form, ("GET",)),
     ("/search", run_search, ("POST",)),
     ("/search/{request_id}", result, ("GET",)),
+    ("/search/{request_id}/export", export, ("GET",)),
     ("/review", review, ("POST",)),
 )
