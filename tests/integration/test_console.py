@@ -7,124 +7,39 @@ are written to docs/console/ (shown in docs/console.md)."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import re
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from tests.conftest import encode
-from tests.service_fixtures import BIN, Server, client, start_server
+from tests.console_fixtures import (  # noqa: F401 - fixtures
+    ADMIN,
+    CHROMIUM,
+    COLLECTION,
+    READER,
+    SCOPED,
+    browser,
+    collections_of,
+    csrf,
+    new_page,
+    photos,
+    serve,
+    server,
+    shoot,
+    sign_in,
+)
+from tests.service_fixtures import BIN, Server, client
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make chromium`)")
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
-ADMIN = ("FLKADMIN000000000001", "admin-secret-console")
-READER = ("FLKREADER00000000002", "reader-secret-console")
-SCOPED = ("FLKSCOPED00000000003", "scoped-secret-console")
-CREDENTIALS = f"""
-[admin]
-aws_access_key_id = {ADMIN[0]}
-aws_secret_access_key = {ADMIN[1]}
-facelens_admin = true
 
-[reader]
-aws_access_key_id = {READER[0]}
-aws_secret_access_key = {READER[1]}
-facelens_read_only = true
-
-[scoped]
-aws_access_key_id = {SCOPED[0]}
-aws_secret_access_key = {SCOPED[1]}
-facelens_collections = console-scoped
-facelens_operations = ListCollections, SearchFacesByImage
-"""
-COLLECTION = "console-cases"
-
-
-def serve(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Server:
-    data = tmp_path_factory.mktemp(name) / "data"
-    data.mkdir(parents=True)
-    (data / "credentials").write_text(CREDENTIALS)
-    (data / "credentials").chmod(0o600)
-    return start_server(data, {"FACELENS_WORKERS": "2", **env})
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = serve(tmp_path_factory, "console")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray, cameraman: np.ndarray) -> dict[str, Path]:
-    """Three photos to index, a file that is no image, and a probe (Eileen Collins at another size)."""
-    folder = tmp_path_factory.mktemp("photos")
-    probe = np.asarray(Image.fromarray(astronaut).resize((400, 400)))
-    files = {"astronaut.jpg": encode(astronaut), "astronaut-mirrored.jpg": encode(np.ascontiguousarray(
-        astronaut[:, ::-1])), "cameraman.jpg": encode(cameraman), "notes.jpg": b"this is not an image",
-        "probe.jpg": encode(probe)}
-    for name, data in files.items():
-        (folder / name).write_bytes(data)
-    return {name: folder / name for name in files}
-
-
-UNLABELLED = """Array.from(document.querySelectorAll("input:not([type=hidden]), select, textarea, button"))
-  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
-  .map(e => e.outerHTML)"""
-
-
-def shoot(page: object, name: str) -> None:
-    """A 1366x768 screenshot of the page, reduced to 64 colours to keep the PNG small; every form control on it
-    must have a label that assistive technology reads, and the page must not scroll sideways at that width."""
-    assert page.evaluate(UNLABELLED) == [], name
-    assert page.evaluate("document.documentElement.scrollWidth") <= 1366, name
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    raw = Image.open(io.BytesIO(page.screenshot(full_page=False)))
-    raw.convert("RGB").quantize(colors=64).save(SHOTS / f"{name}.png", optimize=True)
-
-
-def new_page(browser: object) -> object:
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
-    return context.new_page()
-
-
-def sign_in(page: object, server: Server, key: tuple[str, str], path: str = "/console/collections") -> None:
-    page.goto(server.url + path)
-    assert "/console/signin" in page.url  # no session: sent to sign-in
-    page.get_by_label("Access key id").fill(key[0])
-    page.get_by_label("Secret access key").fill(key[1])
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url(re.compile(re.escape(path) + r"$"))
-
-
-def csrf(page: object) -> str:
-    return page.locator("input[name=csrf]").first.get_attribute("value")
-
-
-def collections_of(server: Server) -> list[str]:
-    return client(server.url, *ADMIN).list_collections()["CollectionIds"]
-
-
-def test_review_flow_through_the_console(server: Server, browser: object, photos: dict[str, Path]) -> None:
+def test_review_flow_through_the_console(server: Server, browser: object, photos: dict[str, Path]) -> None:  # noqa: F811
     page = new_page(browser)
     page.goto(server.url + "/console/")
     shoot(page, "signin")
@@ -260,7 +175,7 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     page.context.close()
 
 
-def test_a_read_only_key_changes_nothing(server: Server, browser: object, photos: dict[str, Path]) -> None:
+def test_a_read_only_key_changes_nothing(server: Server, browser: object, photos: dict[str, Path]) -> None:  # noqa: F811
     if COLLECTION not in collections_of(server):
         client(server.url, *ADMIN).create_collection(CollectionId=COLLECTION)
     faces_before = client(server.url, *ADMIN).describe_collection(CollectionId=COLLECTION)["FaceCount"]
@@ -290,7 +205,7 @@ def test_a_read_only_key_changes_nothing(server: Server, browser: object, photos
     page.context.close()
 
 
-def test_a_post_without_the_csrf_token_is_refused(server: Server, browser: object) -> None:
+def test_a_post_without_the_csrf_token_is_refused(server: Server, browser: object) -> None:  # noqa: F811
     page = new_page(browser)
     sign_in(page, server, ADMIN)
     for fields in ({"collection_id": "no-token"}, {"collection_id": "no-token", "csrf": "guessed"}):
@@ -316,29 +231,29 @@ def test_a_post_without_the_csrf_token_is_refused(server: Server, browser: objec
         context.close()
 
 
-def test_an_expired_session_is_sent_to_sign_in(tmp_path_factory: pytest.TempPathFactory, browser: object) -> None:
-    server = serve(tmp_path_factory, "console-expiry", FACELENS_CONSOLE_SESSION_SECONDS="2")
+def test_an_expired_session_is_sent_to_sign_in(tmp_path_factory: pytest.TempPathFactory, browser: object) -> None:  # noqa: F811
+    short = serve(tmp_path_factory, "console-expiry", FACELENS_CONSOLE_SESSION_SECONDS="2")
     try:
         page = new_page(browser)
-        sign_in(page, server, ADMIN)
+        sign_in(page, short, ADMIN)
         token = csrf(page)
         time.sleep(2.5)
         page.reload()
         assert "/console/signin" in page.url and "expired=1" in page.url
         assert "Your session expired" in page.inner_text("main")
         shoot(page, "expired")
-        answer = page.request.post(server.url + "/console/collections", max_redirects=0,
+        answer = page.request.post(short.url + "/console/collections", max_redirects=0,
                                    form={"collection_id": "late", "csrf": token})
         assert answer.status == 303 and "/console/signin" in answer.headers["location"]
-        assert "late" not in collections_of(server)
+        assert "late" not in collections_of(short)
         page.context.close()
     finally:
         with contextlib.suppress(Exception):
-            server.stop()
+            short.stop()
 
 
-def test_a_video_job_on_its_timeline(server: Server, browser: object, astronaut: np.ndarray,
-                                     cameraman: np.ndarray) -> None:
+def test_a_video_job_on_its_timeline(server: Server, browser: object,  # noqa: F811
+                                     astronaut: np.ndarray, cameraman: np.ndarray) -> None:
     from facelens.pipeline import default_analyzer
     from tests.video_fixtures import EILEEN_MS, local, two_people, wait
 
@@ -362,7 +277,7 @@ def test_a_video_job_on_its_timeline(server: Server, browser: object, astronaut:
     page.context.close()
 
 
-def test_boto3_records_a_decision_with_a_read_only_key(server: Server, photos: dict[str, Path]) -> None:
+def test_boto3_records_a_decision_with_a_read_only_key(server: Server, photos: dict[str, Path]) -> None:  # noqa: F811
     """RecordReviewDecision is an operation like any other: boto3 (FaceLens's model) can call it, with a read-only
     key, for a face its search returned; the record lands in the chain after the search's."""
     from botocore.exceptions import ClientError
@@ -389,8 +304,8 @@ def test_boto3_records_a_decision_with_a_read_only_key(server: Server, photos: d
     assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
 
 
-def test_a_key_limited_to_a_collection_and_operations(server: Server, browser: object,
-                                                      photos: dict[str, Path]) -> None:
+def test_a_key_limited_to_a_collection_and_operations(server: Server, browser: object,  # noqa: F811
+                                                      photos: dict[str, Path]) -> None:  # noqa: F811
     rek = client(server.url, *ADMIN)
     for name in ("console-scoped", "console-hidden"):
         rek.create_collection(CollectionId=name)
