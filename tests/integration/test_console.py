@@ -172,6 +172,15 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     with page.expect_download() as download:
         page.get_by_role("link", name=re.compile("Export these records")).click()
     assert Path(download.value.path()).read_text() == exported
+    # a search with a stored face, from the collection's face list: the face itself is not its own candidate
+    page.goto(f"{server.url}/console/collections/{COLLECTION}")
+    page.get_by_role("link", name="Search with face astronaut.jpg").click()
+    page.get_by_label(re.compile("Purpose")).fill("CASE-2026-117")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_selector("#candidates")
+    assert "stored face" in page.inner_text("main")
+    assert [row.locator("td").nth(4).inner_text() for row in page.locator("#candidates tbody tr").all()] == [
+        "astronaut-mirrored.jpg"]
     page.context.close()
 
 

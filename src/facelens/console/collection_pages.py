@@ -128,11 +128,16 @@ async def collection(console: Console, request: Request, session: Session, form:
             f'<dt>Face model</dt><dd>{esc(described.get("FaceModelVersion"))}</dd>'
             f'<dt>Policy</dt><dd id="policy">{esc(policy_text(policy))}</dd></dl>'
             f'<p><a href="/console/search?collection={esc(quote(collection_id))}">Search this collection</a></p>')
+    searchable = console.may(session, "SearchFaces", collection_id)
     rows = [[f"<code>{esc(f['FaceId'])}</code>", esc(f.get("ExternalImageId", "")), esc(f.get("UserId", "")),
-             esc(f"{f.get('Confidence', 0):.1f}")] for f in listing.get("Faces", [])]
+             esc(f"{f.get('Confidence', 0):.1f}"),
+             f'<a href="/console/search?collection={esc(quote(collection_id))}&amp;face_id={esc(f["FaceId"])}" '
+             f'aria-label="Search with face {esc(f.get("ExternalImageId") or f["FaceId"])}">Search with it</a>'
+             if searchable else ""] for f in listing.get("Faces", [])]
     body += ('<section aria-labelledby="faces-h"><h2 id="faces-h">Faces</h2>'
-             + html.table("Faces in this collection", ["FaceId", "ExternalImageId", "UserId", "Detection confidence"],
-                          rows, "No faces indexed yet." if listing else "This key may not list faces.", "faces"))
+             + html.table("Faces in this collection", ["FaceId", "ExternalImageId", "UserId", "Detection confidence",
+                                                       "Search"], rows,
+                          "No faces indexed yet." if listing else "This key may not list faces.", "faces"))
     if listing.get("NextToken"):
         body += (f'<p><a href="{esc(_path(collection_id))}?page={esc(quote(listing["NextToken"]))}" rel="next">'
                  "Next faces</a></p>")

@@ -68,7 +68,8 @@ async def search_form(console: Console, request: Request, session: Session, form
            '<input id="probe" name="probe" type="file" accept="image/jpeg,image/png"></p>'
            if "SearchFacesByImage" in allowed else "")
         + ('<p><label for="face_id">or a stored FaceId</label><input id="face_id" name="face_id" '
-           'spellcheck="false" autocomplete="off"></p>' if "SearchFaces" in allowed else "")
+           f'value="{esc(request.query_params.get("face_id", ""))}" spellcheck="false" autocomplete="off"></p>'
+           if "SearchFaces" in allowed else "")
         + "</fieldset>"
         f'<p><label for="purpose">Purpose (case or ticket reference){" — required" if needs else ""}</label>'
         f'<input id="purpose" name="purpose" maxlength="1024"{" required" if needs else ""} '
