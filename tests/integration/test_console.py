@@ -36,6 +36,16 @@ from tests.console_fixtures import (  # noqa: F401 - fixtures
 from tests.service_fixtures import BIN, Server, client
 
 pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
+GUARDED = "console-guarded"  # the read-only key's target
+
+
+def admin(server: Server):  # noqa: F811
+    from facelens.client import admin_client
+    from tests.service_fixtures import REGION
+
+    return admin_client(server.url, region_name=REGION, aws_access_key_id=ADMIN[0], aws_secret_access_key=ADMIN[1])
+
+
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make chromium`)")
 
 
@@ -185,32 +195,33 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
 
 
 def test_a_read_only_key_changes_nothing(server: Server, browser: object, photos: dict[str, Path]) -> None:  # noqa: F811
-    if COLLECTION not in collections_of(server):
-        client(server.url, *ADMIN).create_collection(CollectionId=COLLECTION)
-    faces_before = client(server.url, *ADMIN).describe_collection(CollectionId=COLLECTION)["FaceCount"]
+    rek = client(server.url, *ADMIN)
+    rek.create_collection(CollectionId=GUARDED)
+    rek.index_faces(CollectionId=GUARDED, Image={"Bytes": photos["cameraman.jpg"].read_bytes()},
+                    ExternalImageId="cameraman.jpg")
+    policy_before = admin(server).get_collection_policy(CollectionId=GUARDED)["Policy"]
     page = new_page(browser)
     sign_in(page, server, READER)
     assert "read-only key" in page.inner_text("#who")
     assert page.locator("form[action='/console/collections']").count() == 0  # no create control
-    page.goto(f"{server.url}/console/collections/{COLLECTION}")
+    page.goto(f"{server.url}/console/collections/{GUARDED}")
     actions = [page.locator("form").nth(i).get_attribute("action") for i in range(page.locator("form").count())]
     assert actions == ["/console/signout"]  # no index, policy or delete form
     shoot(page, "read-only")
     token = csrf(page)
     forged = [("/console/collections", {"collection_id": "forged"}),
-              (f"/console/collections/{COLLECTION}/delete", {"confirm": COLLECTION}),
-              (f"/console/collections/{COLLECTION}/policy", {"MinSearchSimilarity": "1"})]
+              (f"/console/collections/{GUARDED}/delete", {"confirm": GUARDED}),
+              (f"/console/collections/{GUARDED}/policy", {"MinSearchSimilarity": "1"})]
     for path, fields in forged:  # with the session's own valid CSRF token: the key's scope still refuses
         answer = page.request.post(server.url + path, form={**fields, "csrf": token}, max_redirects=0)
         assert answer.status == 403 and "read-only" in answer.text(), path
-    answer = page.request.post(f"{server.url}/console/collections/{COLLECTION}/index", max_redirects=0,
+    answer = page.request.post(f"{server.url}/console/collections/{GUARDED}/index", max_redirects=0,
                                multipart={"csrf": token, "images": {"name": "a.jpg", "mimeType": "image/jpeg",
                                                                     "buffer": photos["astronaut.jpg"].read_bytes()}})
     assert answer.status == 403 and "read-only" in answer.text()
     assert "forged" not in collections_of(server)
-    assert client(server.url, *ADMIN).describe_collection(CollectionId=COLLECTION)["FaceCount"] == faces_before
-    policy = client(server.url, *ADMIN).describe_collection(CollectionId=COLLECTION)
-    assert policy["FaceCount"] == faces_before
+    assert rek.describe_collection(CollectionId=GUARDED)["FaceCount"] == 1
+    assert admin(server).get_collection_policy(CollectionId=GUARDED)["Policy"] == policy_before
     page.context.close()
 
 
