@@ -71,8 +71,15 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
 
     page.get_by_label(re.compile("Drop images here")).set_input_files(
         [photos[n] for n in ("astronaut.jpg", "astronaut-mirrored.jpg", "cameraman.jpg", "notes.jpg")])
+    progress = []  # the script sends one file per request and says how far it got
+    page.expose_function("noteProgress", lambda text: progress.append(text))
+    page.evaluate("""new MutationObserver(() => noteProgress(document.querySelector('[data-progress]').textContent))
+                     .observe(document.querySelector('[data-progress]'), {childList: true})""")
     page.get_by_role("button", name="Index", exact=True).click()
-    page.wait_for_selector("#index-results")
+    page.locator("[data-progress]", has_text=re.compile("^Done")).wait_for(timeout=120_000)
+    assert [p for p in progress if p.startswith("Indexing")] == [
+        f"Indexing {i} of 4: {name}…" for i, name in enumerate(("astronaut.jpg", "astronaut-mirrored.jpg",
+                                                                "cameraman.jpg", "notes.jpg"), 1)]
     results = {row.locator("td").nth(0).inner_text(): row.locator("td").nth(1).inner_text()
                for row in page.locator("#index-results tbody tr").all()}
     assert results["astronaut.jpg"] == "1 face(s) indexed" and results["cameraman.jpg"] == "1 face(s) indexed"
@@ -80,7 +87,7 @@ def test_review_flow_through_the_console(server: Server, browser: object, photos
     assert "InvalidImageFormatException" in page.locator("#index-results").inner_text()
     shoot(page, "index")
 
-    page.get_by_role("link", name=f"Back to {COLLECTION}").click()
+    page.reload()
     assert page.inner_text("#face-count") == "3"
     assert {"astronaut.jpg", "astronaut-mirrored.jpg", "cameraman.jpg"} <= set(page.locator("#faces").inner_text()
                                                                                 .split())

@@ -159,7 +159,7 @@ async def collection(console: Console, request: Request, session: Session, form:
 def _index_form(session: Session, collection_id: str) -> str:
     return ('<section aria-labelledby="index-h"><h2 id="index-h">Index faces</h2>'
             f'<form method="post" action="{esc(_path(collection_id))}/index" enctype="multipart/form-data" '
-            f'class="drop" data-drop>{html.csrf_field(session)}'
+            f'class="drop" data-drop data-one-by-one>{html.csrf_field(session)}'
             '<p><label for="images">Drop images here, or choose them (JPEG or PNG, up to 5 MiB each; the largest '
             'faces of each are indexed, ExternalImageId = file name)</label>'
             '<input id="images" name="images" type="file" accept="image/jpeg,image/png" multiple required></p>'

@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse
 from facelens.console.sessions import Session
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-       "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+       "frame-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "Cache-Control": "no-store", "X-Frame-Options": "DENY"}
 NAV = (("collections", "Collections", "/console/collections"), ("search", "Search and review", "/console/search"),
