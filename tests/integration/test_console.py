@@ -355,3 +355,20 @@ def test_a_key_limited_to_a_collection_and_operations(server: Server, browser: o
         "csrf": csrf(page), "search": page.inner_text("#request-id"), "face_id": face_id, "decision": "CONFIRMED"})
     assert answer.status == 403 and "not allowed to call RecordReviewDecision" in answer.text()
     page.context.close()
+
+
+def test_indexing_without_javascript_answers_every_file_in_one_page(server: Server, browser: object,  # noqa: F811
+                                                                     photos: dict[str, Path]) -> None:  # noqa: F811
+    client(server.url, *ADMIN).create_collection(CollectionId="console-nojs")
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, java_script_enabled=False)
+    page = context.new_page()
+    sign_in(page, server, ADMIN, "/console/collections/console-nojs")
+    page.get_by_label(re.compile("Drop images here")).set_input_files([photos["cameraman.jpg"], photos["notes.jpg"]])
+    page.get_by_role("button", name="Index", exact=True).click()
+    page.wait_for_url(re.compile("/index$"))
+    cells = [[cell.inner_text() for cell in row.locator("td").all()] for row in
+             page.locator("#index-results tbody tr").all()]
+    assert [(c[0], c[1]) for c in cells] == [("cameraman.jpg", "1 face(s) indexed"), ("notes.jpg", "not indexed")]
+    page.get_by_role("link", name="Back to console-nojs").click()
+    assert page.inner_text("#face-count") == "1"
+    context.close()
