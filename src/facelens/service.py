@@ -26,6 +26,7 @@ from facelens.accountability.anchors import Anchoring, S3Witness, WebhookWitness
 from facelens.accountability.gate import Gate
 from facelens.accountability.policy import Policy
 from facelens.accountability.retention import Retention
+from facelens.accountability.review import ReviewService
 from facelens.api import wire_video
 from facelens.config import ServerSettings
 from facelens.context import RequestContext
@@ -75,6 +76,7 @@ class Backend:
     text: TextService | None = None  # DetectText (its model loads on the first image)
     labels: LabelService | None = None  # DetectLabels (its model loads on the first request)
     ppe: ProtectiveEquipmentService | None = None  # DetectProtectiveEquipment (persons, faces, face covers)
+    review: ReviewService | None = None  # reviewers' decisions about search candidates (RecordReviewDecision)
 
     def __post_init__(self) -> None:
         if self.s3 is None:
@@ -218,6 +220,7 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
                            moderation=image_services["moderation"], text=image_services["text"]),
         admin=AdminService(records, gate),
         retention=Retention(store, vectors, gate),
+        review=ReviewService(store, gate),
         s3=s3,
         anchors=anchors,
         **image_services,
