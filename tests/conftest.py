@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.milvus_fixtures import milvus  # noqa: F401 - the session's Milvus Lite server, for any test
+from tests.milvus_fixtures import milvus  # noqa: F401 - the session's Milvus standalone server, for any test
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

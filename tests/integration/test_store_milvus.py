@@ -1,9 +1,11 @@
-"""Milvus (Lite's gRPC server, reached like a cluster) as the vector store shared by replicas on PostgreSQL:
-writes through one replica found through the others, deletes and stray vectors never returned, `facelens
-reindex` refilling a collection lost from Milvus; and embedded Milvus Lite beside SQLite."""
+"""Milvus (a real Milvus standalone server, reached like a cluster) as the vector store shared by replicas on
+PostgreSQL: writes through one replica found through the others, deletes and stray vectors never returned,
+`facelens reindex` refilling a collection lost from Milvus, and the index the URL names built and searched with
+its parameters."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 from facelens.cli import main
 from facelens.config import ServerSettings, StoreSettings
 from facelens.service import Backend
-from facelens.store.milvus import MilvusVectors, client_uri
+from facelens.store.milvus import MilvusIndex, MilvusVectors, client_uri, index_of
 from facelens.store.sql.postgres import PostgresMetadataStore
 from tests.collections_fakes import DIM, make_backend, unit
 from tests.pg_fixtures import postgres_url  # noqa: F401 - fixture
@@ -34,7 +36,15 @@ def replicas(postgres_url: str, milvus: str, tmp_path: Path,  # noqa: F811
 def test_urls() -> None:
     assert client_uri("milvus://db.internal:19530") == ("http://db.internal:19530", "FLAT")
     assert client_uri("milvus+https://db:443?index=hnsw") == ("https://db:443", "HNSW")
-    assert client_uri("milvus:///var/lib/facelens/milvus.db") == ("/var/lib/facelens/milvus.db", "FLAT")
+    assert index_of("milvus://db:19530") == MilvusIndex("FLAT", {}, {})
+    assert index_of("milvus://db:19530?index=hnsw") == MilvusIndex("HNSW", {"M": 16, "efConstruction": 200},
+                                                                   {"ef": 128})
+    assert index_of("milvus://db:19530?index=IVF_SQ8&nlist=4096&nprobe=32") == MilvusIndex(
+        "IVF_SQ8", {"nlist": 4096}, {"nprobe": 32})
+    assert index_of("milvus://db?index=HNSW&ef=16").search_params(64) == {"metric_type": "IP",
+                                                                          "params": {"ef": 64}}
+    with pytest.raises(ValueError, match="Milvus server"):
+        client_uri("milvus:///var/lib/facelens/milvus.db")
 
 
 def test_replicas_share_one_milvus(replicas: list[Backend]) -> None:
@@ -78,12 +88,26 @@ def test_reindex_refills_a_collection_lost_from_milvus(replicas: list[Backend], 
     assert main(["reindex", "nope", "--data-dir", str(tmp_path / "cli")]) == 2
 
 
-def test_embedded_milvus_lite_beside_sqlite(tmp_path: Path) -> None:
-    settings = ServerSettings(data_dir=tmp_path / "data",
-                              store=StoreSettings(vector_url=f"milvus://{tmp_path / 'milvus.db'}"))
-    with make_backend(tmp_path / "data", settings=settings) as backend:
+def test_the_url_names_the_index_and_its_parameters(postgres_url: str, milvus: str,  # noqa: F811
+                                                    tmp_path: Path) -> None:
+    settings = ServerSettings(data_dir=tmp_path / "data", store=StoreSettings(
+        vector_url=f"{milvus}?index=HNSW&M=8&efConstruction=64&ef=16"))  # ef < the 64 candidates asked
+    with make_backend(tmp_path / "data", store=PostgresMetadataStore(postgres_url), settings=settings) as backend:
         backend.call("CreateCollection", {"CollectionId": "c"})
-        people = unit(np.random.default_rng(7).standard_normal((5, DIM)))
+        people = unit(np.random.default_rng(7).standard_normal((1500, DIM)))  # Milvus indexes >= 1,024 rows
         face_ids = backend.collections.add_embeddings("c", people)
-        assert isinstance(backend.vectors, MilvusVectors)
-        assert [m.face.face_id for m in backend.search.by_embedding("c", people[1], threshold=90)] == [face_ids[1]]
+        assert backend.vectors.count(1) == 1500
+        client, name = backend.vectors.client, backend.vectors.name(1)
+        client.flush(name)  # seal the segment, so that Milvus builds the HNSW index on it and searches that
+        deadline = time.monotonic() + 120
+        while int(client.describe_index(name, "vector").get("indexed_rows", 0)) < 1500:
+            assert time.monotonic() < deadline, client.describe_index(name, "vector")
+            time.sleep(0.5)
+        client.release_collection(name)
+        client.load_collection(name)
+        described = client.describe_index(name, "vector")
+        assert (described["index_type"], described["metric_type"]) == ("HNSW", "IP")
+        assert (int(described["M"]), int(described["efConstruction"])) == (8, 64)
+        for i in (1, 750, 1499):
+            assert [m.face.face_id for m in backend.search.by_embedding("c", people[i], threshold=90)] == [
+                face_ids[i]]

@@ -8,7 +8,13 @@ it across replicas (the database records how far Milvus has got: `vector_marks`)
 order, once. A search catches up first, so a face indexed through any replica is searchable through any other
 at once; the backend re-reads and re-ranks every candidate from the database, so a face the database has
 deleted is never returned. `rebuild()` (`facelens reindex`) refills a collection from the database's
-embeddings. The same client code talks to Milvus Lite's gRPC server and to a Milvus cluster.
+embeddings. The same client code talks to a Milvus standalone server and to a cluster.
+
+The index is named in the URL (`?index=HNSW`, FLAT by default: exact) with Milvus's own build and search
+parameters beside it (`&M=16&efConstruction=200&ef=128`, `&nlist=1024&nprobe=64`); an index type without
+parameters gets the defaults in `INDEX_DEFAULTS`, measured with real probes against realistic distractors
+(benchmarks/search_milvus.py, docs/scaling.md). A search parameter that bounds the candidates (HNSW's `ef`,
+DiskANN's `search_list`) is raised to the number of candidates asked, as Milvus requires.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import hashlib
 import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -29,15 +37,62 @@ MAX_TOPK = 16384  # Milvus's largest search limit
 _BATCH = 2000
 
 
+# index type -> (build parameters, search parameters) sent when the URL names none
+INDEX_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "FLAT": ({}, {}),
+    "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 64}),
+    "IVF_SQ8": ({"nlist": 1024}, {"nprobe": 64}),
+    "IVF_PQ": ({"nlist": 1024, "m": 32, "nbits": 8}, {"nprobe": 64}),
+    "HNSW": ({"M": 16, "efConstruction": 200}, {"ef": 128}),
+    "DISKANN": ({}, {"search_list": 128}),
+}
+SEARCH_KEYS = frozenset({"nprobe", "ef", "search_list", "reorder_k", "max_empty_result_buckets"})
+AT_LEAST_LIMIT = ("ef", "search_list")  # Milvus refuses a search whose candidate list is shorter than its limit
+
+
+@dataclass(frozen=True)
+class MilvusIndex:
+    """The index FaceLens creates on each Milvus collection, and the parameters it searches it with."""
+
+    type: str = "FLAT"
+    build: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+
+    def search_params(self, limit: int) -> dict[str, Any]:
+        params = {key: max(value, limit) if key in AT_LEAST_LIMIT else value for key, value in self.search.items()}
+        return {"metric_type": "IP", "params": params}
+
+
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def index_of(url: str) -> MilvusIndex:
+    """The `MilvusIndex` a `FACELENS_VECTOR_URL` names: `index=TYPE`, then any Milvus build or search parameter
+    (`nprobe`, `ef`, `search_list`, `reorder_k` search; everything else builds); unnamed ones take the type's
+    defaults."""
+    query = {key: values[-1] for key, values in parse_qs(urlparse(url).query).items()}
+    kind = query.pop("index", "FLAT").upper()
+    build, search = INDEX_DEFAULTS.get(kind, ({}, {}))
+    given = {key: _number(value) for key, value in query.items()}
+    return MilvusIndex(kind, {**build, **{k: v for k, v in given.items() if k not in SEARCH_KEYS}},
+                       {**search, **{k: v for k, v in given.items() if k in SEARCH_KEYS}})
+
+
 def client_uri(url: str) -> tuple[str, str]:
-    """(pymilvus uri, index type) of `milvus://host:port[?index=HNSW]`, `milvus+https://...` or a Milvus Lite
-    path (`milvus:///var/lib/facelens/milvus` or a plain path)."""
+    """(pymilvus uri, index type) of `milvus://host:port[?index=HNSW...]` or `milvus+https://...`. A local path
+    (Milvus Lite, embedded in this process) is refused: FaceLens talks to Milvus servers only."""
     parsed = urlparse(url)
-    index = (parse_qs(parsed.query).get("index") or ["FLAT"])[0].upper()
-    if parsed.scheme in ("milvus", "milvus+http", "milvus+https") and parsed.netloc:
-        scheme = "https" if parsed.scheme.endswith("https") else "http"
-        return f"{scheme}://{parsed.netloc}", index
-    return (parsed.path if parsed.scheme else url.split("?", 1)[0]), index
+    if parsed.scheme not in ("milvus", "milvus+http", "milvus+https") or not parsed.netloc:
+        raise ValueError(f"FACELENS_VECTOR_URL={url!r} must name a Milvus server: milvus://host:port "
+                         "(Milvus Lite paths are not supported; leave it unset for the embedded FAISS index)")
+    scheme = "https" if parsed.scheme.endswith("https") else "http"
+    return f"{scheme}://{parsed.netloc}", index_of(url).type
 
 
 class MilvusVectors:
@@ -47,7 +102,8 @@ class MilvusVectors:
         from pymilvus import MilvusClient
 
         self.store = store
-        self.uri, self.index_type = client_uri(url)
+        self.uri = client_uri(url)[0]
+        self.index = index_of(url)
         self.client = MilvusClient(uri=self.uri)
         with store.transaction() as session:
             self.namespace = hashlib.sha256(session.secret()).hexdigest()[:12]
@@ -85,7 +141,7 @@ class MilvusVectors:
 
     def _search(self, pk: int, queries: np.ndarray, limit: int) -> list:
         return self.client.search(self.name(pk), data=queries.tolist(), limit=limit,
-                                  search_params={"metric_type": "IP"}, consistency_level="Strong")
+                                  search_params=self.index.search_params(limit), consistency_level="Strong")
 
     def sync(self, pk: int) -> None:
         self._catch_up(pk)
@@ -130,7 +186,7 @@ class MilvusVectors:
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         index = self.client.prepare_index_params()
-        index.add_index(field_name="vector", index_type=self.index_type, metric_type="IP")
+        index.add_index(field_name="vector", index_type=self.index.type, metric_type="IP", params=self.index.build)
         self.client.create_collection(self.name(pk), schema=schema, index_params=index, consistency_level="Strong")
         self.client.load_collection(self.name(pk))
         self._known.add(self.name(pk))

@@ -1,0 +1,230 @@
+"""`benchmarks/search.py`'s realistic workload on a real Milvus server, beside FAISS Flat measured in the same run.
+
+    PYTHONPATH=src:. .venv/bin/python benchmarks/search_milvus.py [--faces 100000] [--distractors realistic]
+        [--milvus-index "IVF_SQ8&nlist=1024;HNSW&M=16&efConstruction=200"] [--nprobe 16 64 256] [--ef 64 128 256]
+        [--search-list 64 128 256] [--candidates 64] [--queries 1000] [--milvus-url milvus://host:19530]
+
+The gallery, probes and ground truth are search.py's (`split`, `gallery_of`, `exact_top1`; LFW people through
+the service's face path, genuine probes = their second photo, strangers = people never enrolled, distractors
+from a Gaussian fitted to real SFace embeddings). FAISS rows are search.py's `measure` (Flat, and the service's
+default FAISS index at this size). Milvus rows: a Milvus standalone server (the `milvus` package's Milvus 2.3.5
+binary, started here on free ports in a temporary directory; or --milvus-url, a server or cluster you run), one
+collection per --milvus-index entry with the schema and index `facelens.store.milvus.MilvusVectors` creates
+(`index_of` parses each entry as the query string of a FACELENS_VECTOR_URL, so unnamed parameters take
+`INDEX_DEFAULTS`), the gallery inserted in batches of 2,000, then:
+- **growing**: searched at once, before any flush: the rows sit in growing segments, which Milvus searches with
+  its interim index (`queryNode.segcore.interimIndex`, IVF nlist 128 / nprobe 16), whatever index was asked;
+- **sealed**: after `flush`, the index built on every row (`indexed_rows`), release and load: searched at each
+  --nprobe (IVF), --ef (HNSW) or --search-list (DISKANN) setting.
+Consistency: the service searches at Strong (a face written through any replica is found at once), and Milvus
+answers a Strong search once its time tick (`proxy.timeTickInterval`, 200 ms) has passed the request: the
+growing rows and one sealed row per index (the index's default setting) are Strong, on --strong-queries
+probes of each kind. The sweeps are Bounded: every row is flushed, indexed and loaded by then, so Bounded sees
+the same data and its latency is the index's own.
+Each probe is one `client.search` call (limit = --candidates) and
+the candidates are re-ranked exactly in float64, as `SearchEngine.ranked` does; recall = the re-ranked top-1 is
+the exact top-1. Latency includes the gRPC round trip. Memory = the server's VmRSS after loading (a server this
+script started). Build s = inserting + flush + index build + load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
+from search import Probes, Row, exact_top1, gallery_of, measure, split
+
+from facelens.eval.dataset import embed_with_pipeline, lfw_root
+from facelens.store.milvus import MilvusIndex, client_uri, index_of
+from facelens.store.vectors import VectorConfig
+
+BATCH = 2000
+NAME = "facelens_benchmark"
+SWEEP = {"nprobe": "nprobe", "ef": "ef", "search_list": "search_list"}
+
+
+def rss_mib(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def create(client: Any, index: MilvusIndex) -> None:
+    """The collection `MilvusVectors._create` makes (loaded)."""
+    from pymilvus import DataType
+
+    if client.has_collection(NAME):
+        client.drop_collection(NAME)
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=128)
+    params = client.prepare_index_params()
+    params.add_index(field_name="vector", index_type=index.type, metric_type="IP", params=index.build)
+    client.create_collection(NAME, schema=schema, index_params=params, consistency_level="Strong")
+    client.load_collection(NAME)
+
+
+def searched(client: Any, index: MilvusIndex, gallery: np.ndarray, queries: np.ndarray, truth: np.ndarray,
+             k: int, consistency: str) -> tuple[np.ndarray, float]:
+    """Latencies (ms) and re-rank recall of one-at-a-time searches for `k` candidates."""
+    params = index.search_params(k)
+    latencies, right = np.empty(len(queries)), 0
+    for row, query in enumerate(queries):
+        start = time.perf_counter()
+        hits = client.search(NAME, data=[query.tolist()], limit=k, search_params=params,
+                             consistency_level=consistency)[0]
+        candidates = np.array([int(hit["id"]) for hit in hits], np.int64)
+        exact = gallery[candidates].astype(np.float64) @ query.astype(np.float64)
+        best = candidates[int(np.argmax(exact))] if len(candidates) else -1
+        latencies[row] = (time.perf_counter() - start) * 1000
+        right += int(best == truth[row])
+    return latencies, right / len(queries)
+
+
+def row_of(client: Any, index: MilvusIndex, setting: str, gallery: np.ndarray, probes: Probes,
+           truth: dict[str, np.ndarray], k: int, memory: float, build_s: float, consistency: str = "Bounded",
+           queries: int | None = None) -> Row:
+    """One table row: every probe (or the first `queries` of each kind) searched at `consistency`."""
+    n = queries or len(probes.genuine)
+    searched(client, index, gallery, probes.genuine[:20], truth["genuine"][:20], k, consistency)  # warm-up
+    lat_g, rec_g = searched(client, index, gallery, probes.genuine[:n], truth["genuine"][:n], k, consistency)
+    lat_s, rec_s = searched(client, index, gallery, probes.strangers[:n], truth["stranger"][:n], k, consistency)
+    latencies = np.concatenate([lat_g, lat_s])
+    setting = f"{setting}, {consistency}" + (f", {min(n, len(probes.genuine))} probes/kind" if queries else "")
+    row = Row(f"milvus:{index.type}", setting, k, float(np.percentile(latencies, 50)),
+              float(np.percentile(latencies, 99)), rec_g, rec_s, memory, build_s)
+    print(f"  {row.spec} {setting} k={k}: p50 {row.p50:.2f} / p99 {row.p99:.2f} ms, recall {rec_g:.4f} / "
+          f"{rec_s:.4f}", flush=True)
+    return row
+
+
+def wait_indexed(client: Any, total: int, timeout: float = 3600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = client.describe_index(NAME, "vector")
+        if int(described.get("indexed_rows", 0)) >= total and not int(described.get("pending_index_rows", 0)):
+            return
+        time.sleep(1)
+    raise TimeoutError(f"Milvus did not index {total:,} rows in {timeout:g} s: {described}")
+
+
+def measure_milvus(client: Any, pid: int | None, entry: str, gallery: np.ndarray, probes: Probes,
+                   truth: dict[str, np.ndarray], args: argparse.Namespace) -> list[Row]:
+    index = index_of("milvus://benchmark?index=" + entry)
+    print(f"Milvus {index.type} build {index.build} search {index.search}", flush=True)
+    started = time.perf_counter()
+    create(client, index)
+    for first in range(0, len(gallery), BATCH):
+        block = gallery[first:first + BATCH]
+        client.insert(NAME, [{"id": first + i, "vector": vector.tolist()} for i, vector in enumerate(block)])
+    inserted = time.perf_counter() - started
+    rows = [row_of(client, index, "growing, before flush", gallery, probes, truth, k, rss_mib(pid), inserted,
+                   "Strong", args.strong_queries) for k in args.candidates] if not args.skip_growing else []
+    client.flush(NAME)
+    wait_indexed(client, len(gallery))
+    client.release_collection(NAME)
+    client.load_collection(NAME)
+    build_s = time.perf_counter() - started
+    memory = rss_mib(pid)
+    sweep = next((key for key in SWEEP if key in index.search), None)
+    values = {"nprobe": args.nprobe, "ef": args.ef, "search_list": args.search_list}.get(sweep or "", [None])
+    label = "sealed" + "".join(f" {key}={val}" for key, val in index.build.items())
+    rows += [row_of(client, index, label + "".join(f" {key}={val}" for key, val in index.search.items()), gallery,
+                    probes, truth, k, memory, build_s, "Strong", args.strong_queries) for k in args.candidates]
+    for value in values:
+        setting = MilvusIndex(index.type, index.build, {**index.search, **({sweep: value} if sweep else {})})
+        named = label + "".join(f" {key}={val}" for key, val in setting.search.items())
+        rows += [row_of(client, setting, named, gallery, probes, truth, k, memory, build_s) for k in args.candidates]
+    client.drop_collection(NAME)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faces", type=int, default=100_000)
+    parser.add_argument("--distractors", choices=("realistic", "uniform"), default="realistic")
+    parser.add_argument("--milvus-index", default="FLAT;IVF_SQ8;HNSW", help="';'-separated index entries: TYPE "
+                        "then &key=value Milvus parameters (unnamed ones: facelens.store.milvus.INDEX_DEFAULTS)")
+    parser.add_argument("--nprobe", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--ef", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--search-list", type=int, nargs="+", default=[64, 128, 256])
+    parser.add_argument("--candidates", type=int, nargs="+", default=[64])
+    parser.add_argument("--queries", type=int, default=1000, help="probes of each kind (at most LFW's)")
+    parser.add_argument("--milvus-url", default=None, help="a running Milvus (default: start a standalone here)")
+    parser.add_argument("--strong-queries", type=int, default=200, help="probes of each kind for the Strong "
+                        "rows (as the service searches: each waits for Milvus's time tick)")
+    parser.add_argument("--time-tick-ms", type=int, default=None, help="proxy.timeTickInterval of the server "
+                        "started here (Milvus's default: 200)")
+    parser.add_argument("--skip-growing", action="store_true", help="measure only after the index is built")
+    parser.add_argument("--no-faiss-default", action="store_true", help="FAISS Flat only")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dataset", default=None, help="LFW-like folder with pairs.txt (default: LFW)")
+    args = parser.parse_args()
+    root = Path(args.dataset or lfw_root())
+    if not (root / "pairs.txt").is_file():
+        print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
+        return 0
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    rng = np.random.default_rng(args.seed)
+    embedded = embed_with_pipeline(root)
+    enrolled, fit, probes = split(embedded, args.queries, rng)
+    gallery = gallery_of(args.faces, enrolled, fit, args.distractors, rng)
+    truth = {"genuine": exact_top1(gallery, probes.genuine), "stranger": exact_top1(gallery, probes.strangers)}
+    default = VectorConfig().factory_for(args.faces)
+    print(f"{args.faces:,} faces ({len(enrolled):,} enrolled LFW people + {args.distractors} distractors), "
+          f"{len(probes.genuine):,} genuine and {len(probes.strangers):,} stranger probes; {os.cpu_count()} cores, "
+          f"load {os.getloadavg()[0]:.2f}; FAISS default at this size: {default}", flush=True)
+    faiss_args = argparse.Namespace(nprobe=[32, 256], k_factor=[16], candidates=args.candidates, threads=2)
+    specs = ["Flat"] + ([] if args.no_faiss_default or default == "Flat" else [default])
+    rows = [row for spec in specs for row in measure(spec, gallery, probes, truth, faiss_args, rng)]
+    from pymilvus import MilvusClient
+
+    with tempfile.TemporaryDirectory(prefix="facelens-milvus-") as tmp:
+        if args.milvus_url:
+            server, pid, uri = None, None, client_uri(args.milvus_url)[0]
+        else:
+            from tests.milvus_fixtures import MilvusStandalone
+
+            settings = {"proxy.timeTickInterval": args.time_tick_ms} if args.time_tick_ms else {}
+            server = MilvusStandalone(Path(tmp), settings=settings).__enter__()
+            pid, uri = server.server.server_proc.pid, client_uri(server.url)[0]
+        try:
+            client = MilvusClient(uri=uri)
+            print(f"Milvus at {uri}, server VmRSS {rss_mib(pid):.0f} MiB before any collection", flush=True)
+            for entry in args.milvus_index.split(";"):
+                rows += measure_milvus(client, pid, entry, gallery, probes, truth, args)
+        finally:
+            if server is not None:
+                server.__exit__()
+    flat = rows[0]
+    print("\n| index | setting | candidates re-ranked | p50 ms | p99 ms | p50 vs FAISS Flat | recall genuine "
+          "| recall stranger | MiB (FAISS: index; Milvus: server RSS) | build s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row.spec} | {row.setting} | {row.candidates} | {row.p50:.2f} | {row.p99:.2f} | "
+              f"{row.p50 / flat.p50:.3f} | {row.recall_genuine:.4f} | {row.recall_stranger:.4f} | "
+              f"{row.memory_mb:,.0f} | {row.build_s:.0f} |")
+    print()
+    for row in rows:
+        setting = "/" + row.setting.replace(" ", "_").replace(",", "") if row.setting else ""
+        print(f"index={row.spec}{setting}/k{row.candidates} faces={args.faces} p50_ms={row.p50:.2f} "
+              f"p99_ms={row.p99:.2f} recall_genuine={row.recall_genuine:.4f} "
+              f"recall_stranger={row.recall_stranger:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
