@@ -162,7 +162,7 @@ STORES = ["embedded", "postgresql+milvus"]
 
 def store_env(kind: str, stack: contextlib.ExitStack, request: pytest.FixtureRequest) -> dict[str, str]:
     """The environment that puts a server on the embedded stores (SQLite + FAISS), or on a fresh PostgreSQL
-    database with vectors in the session's Milvus Lite server (`tests.milvus_fixtures.milvus`)."""
+    database with vectors in the session's Milvus standalone server (`tests.milvus_fixtures.milvus`)."""
     if kind == "embedded":
         return {}
     return {"FACELENS_DATABASE_URL": stack.enter_context(fresh_database()),
@@ -173,7 +173,7 @@ def store_env(kind: str, stack: contextlib.ExitStack, request: pytest.FixtureReq
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             moto_s3: S3Server) -> Iterator[Server]:
     """One `facelens serve` for the integration tests, with access keys from the environment and S3 on moto;
-    the whole suite runs twice: on the embedded stores (SQLite + FAISS) and on PostgreSQL + Milvus Lite."""
+    the whole suite runs twice: on the embedded stores (SQLite + FAISS) and on PostgreSQL + Milvus standalone."""
     env = {"FACELENS_ACCESS_KEYS": f"{KEY_ID}:{SECRET},FLKSECONDKEY00000002:other-secret",
            "FACELENS_WORKERS": "2", **s3_env(moto_s3)}
     with contextlib.ExitStack() as stack:

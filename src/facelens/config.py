@@ -244,7 +244,7 @@ class StoreSettings:
     store (None: FAISS in the process), with the FAISS index choice and the video job lease."""
 
     database_url: str | None = None  # FACELENS_DATABASE_URL: sqlite:///DIR or postgresql://...
-    vector_url: str | None = None  # FACELENS_VECTOR_URL: faiss:, milvus://host:port[?index=...] or milvus:///path
+    vector_url: str | None = None  # FACELENS_VECTOR_URL: faiss: or milvus://host:port[?index=...]
     vector_index: str = "auto"  # FACELENS_VECTOR_INDEX: auto[:<faces>[:<factory>]] or a FAISS factory string
     faiss_search_threads: int = 1  # FACELENS_FAISS_SEARCH_THREADS: OpenMP threads per search
     job_lease_seconds: float = DEFAULT_JOB_LEASE_SECONDS  # FACELENS_VIDEO_LEASE_SECONDS: an unrenewed claim's life

@@ -1,4 +1,4 @@
-"""Three `facelens serve` replicas on one PostgreSQL database and one Milvus Lite server: concurrent IndexFaces
+"""Three `facelens serve` replicas on one PostgreSQL database and one Milvus standalone server: concurrent IndexFaces
 through all three, every acknowledged face found through each, one linear audit chain, and a video job whose
 replica is killed with SIGKILL mid-job finished by another."""
 

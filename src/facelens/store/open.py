@@ -7,8 +7,8 @@ The metadata store (`facelens.config.StoreSettings.database_url`, `FACELENS_DATA
 
 The vector store (`StoreSettings.vector_url`, `FACELENS_VECTOR_URL`):
 - None, or `faiss:` : a FAISS index per collection in this process, cached under the data directory;
-- `milvus://host:port[?index=FLAT|HNSW|IVF_SQ8|...]` : a Milvus server (or Milvus Lite's gRPC server),
-  shared by every replica; `milvus:///path` or a plain path: an embedded Milvus Lite.
+- `milvus://host:port[?index=FLAT|HNSW|IVF_SQ8|...&<Milvus index and search parameters>]` : a Milvus server
+  or cluster, shared by every replica (`facelens.store.milvus`).
 
 URLs are passed in; nothing here reads the environment.
 """
