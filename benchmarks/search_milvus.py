@@ -103,7 +103,7 @@ def row_of(client: Any, index: MilvusIndex, setting: str, gallery: np.ndarray, p
     lat_g, rec_g = searched(client, index, gallery, probes.genuine[:n], truth["genuine"][:n], k, consistency)
     lat_s, rec_s = searched(client, index, gallery, probes.strangers[:n], truth["stranger"][:n], k, consistency)
     latencies = np.concatenate([lat_g, lat_s])
-    setting = f"{setting}, {consistency}" + (f", {min(n, len(probes.genuine))} probes/kind" if queries else "")
+    setting = f"{setting}, {consistency}" + (f", {min(n, len(probes.genuine))} probes per kind" if queries else "")
     row = Row(f"milvus:{index.type}", setting, k, float(np.percentile(latencies, 50)),
               float(np.percentile(latencies, 99)), rec_g, rec_s, memory, build_s)
     print(f"  {row.spec} {setting} k={k}: p50 {row.p50:.2f} / p99 {row.p99:.2f} ms, recall {rec_g:.4f} / "
