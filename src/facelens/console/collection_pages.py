@@ -182,6 +182,8 @@ def _thumbnail(collection_id: str, face: dict[str, Any]) -> str:
 async def crop(console: Console, request: Request, session: Session, form: FormData | None) -> Response:
     """A face's thumbnail, to a key that may list the collection's faces (403 otherwise, 404 when none is kept)."""
     collection_id, face_id = request.path_params["collection_id"], request.path_params["face_id"]
+    if not session.scope.sees(collection_id):
+        raise errors.AccessDeniedException(f"this access key has no access to collection {collection_id}")
     session.scope.check("ListFaces", collection_id)  # AccessDeniedException: 403, as for the face list itself
     service = console.backend.collections
     jpeg = None if service is None else await asyncio.to_thread(service.face_crop, collection_id=collection_id,
