@@ -149,14 +149,17 @@ def test_every_video_job_kind_on_its_timeline(server: Server, browser: object,  
         if kind == "FaceSearch":
             assert page.locator("svg.timeline rect.hit").count() >= 1
             assert page.locator("svg.timeline rect.seen").count() >= 1
-            rows = {int(row.locator("td").nth(0).inner_text()): row.locator("td").nth(3).inner_text()
+            rows = {int(row.locator("td").nth(0).inner_text()): row.locator("td").nth(2).inner_text()
                     for row in page.locator("#results tbody tr").all()}
             assert any(ms in rows and rows[ms].startswith("eileen (") for ms in EILEEN_MS)
+            tracks = page.evaluate("Array.from(document.querySelectorAll('svg.timeline text')).map(t => t.textContent)")
+            assert [t for t in tracks if t.startswith("person")] == ["person #0", "person #1"]  # index order
             shoot(page, "video")
         if kind == "SegmentDetection":  # a span as wide as it lasts: the black frames, 2-3 s of 6 s
             widths = page.evaluate("""Array.from(document.querySelectorAll('svg.timeline rect'))
                 .filter(r => r.textContent.includes('BlackFrames')).map(r => +r.getAttribute('width'))""")
             assert widths and max(widths) > 100
+            assert "Until (ms)" in [h.inner_text() for h in page.locator("#results thead th").all()]
             shoot(page, "video-segments")
         if kind == "LabelDetection":
             shoot(page, "video-labels")

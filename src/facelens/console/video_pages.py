@@ -22,7 +22,7 @@ from facelens.console import html
 from facelens.console.app import Console
 from facelens.console.html import esc
 from facelens.console.sessions import Session
-from facelens.console.video_views import VIEWS, View, kind_of_operation, rows, timeline, view_of
+from facelens.console.video_views import VIEWS, View, header, kind_of_operation, rows, timeline, view_of
 
 RESULTS = 1000  # results read per job page (Get* MaxResults)
 SHOWN = 200  # rows of the results table
@@ -108,8 +108,8 @@ async def _job(console: Console, session: Session, job_id: str, view: View) -> R
         body += html.notice(view.warning, "warn")
     if results:
         body += timeline(view, results, float(meta.get("DurationMillis") or 0))
-    body += html.table(f"Results (first {SHOWN})", ["Time (ms)", "Until (ms)", "Track", view.column],
-                       rows(view, results, SHOWN), "No results.", "results")
+    body += html.table(f"Results (first {SHOWN})", header(view, results), rows(view, results, SHOWN),
+                       "No results.", "results")
     body += '<p><a href="/console/video">All jobs</a></p>'
     return html.page(f"Video job ({view.label})", body, session, "video")
 

@@ -88,6 +88,7 @@ VIEWS: dict[str, View] = {view.kind: view for view in (
     View("SegmentDetection", "segments", "Segments", lambda i: str(i.get("Type", "")), _segment_text,
          "Segment (confidence)"),
 )}
+PERSONS = ("FaceSearch", "PersonTracking")  # kinds whose tracks are people (`person #<Index>`)
 LEGACY = {"search": "FaceSearch", "detection": "FaceDetection"}  # the kind= values of the first video view
 
 
@@ -104,13 +105,23 @@ def kind_of_operation(operation: Any) -> str | None:
     return None
 
 
+def spans(results: list[Item]) -> bool:
+    """Whether the results last a while (segments, aggregated labels): the table gets an "Until" column."""
+    return any(item.get("EndTimestampMillis") is not None for item in results)
+
+
+def header(view: View, results: list[Item]) -> list[str]:
+    return ["Time (ms)", *(["Until (ms)"] if spans(results) else []), "Track", view.column]
+
+
 def rows(view: View, results: list[Item], shown: int) -> list[list[str]]:
-    """Table rows (escaped): time (ms), end (segments), track, what was found."""
+    """Table rows (escaped), as `header` names them: time (ms), end (when they last), track, what was found."""
+    until = spans(results)
     out = []
     for item in results[:shown]:
         end = item.get("EndTimestampMillis")
-        out.append([esc(_start(item)), esc(end if end is not None else ""), esc(view.track(item)),
-                    esc(view.text(item))])
+        out.append([esc(_start(item)), *([esc(end if end is not None else "")] if until else []),
+                    esc(view.track(item)), esc(view.text(item))])
     return out
 
 
@@ -119,6 +130,8 @@ def timeline(view: View, results: list[Item], duration: float) -> str:
     it lasts (segments, aggregated labels)."""
     counts = Counter(view.track(item) for item in results)
     tracks = [name for name, _ in counts.most_common(MAX_TRACKS)]
+    if view.kind in PERSONS:  # people in the order of their index
+        tracks.sort(key=lambda name: int(name.rsplit("#", 1)[-1]))
     left_out = len(counts) - len(tracks)
     end = max(duration, *(float(item.get("EndTimestampMillis") or _start(item)) for item in results), 1.0)
     span = WIDTH - LEFT - 20
