@@ -138,12 +138,9 @@ class SqlSession:
         return bytes(row[0]) if row else None
 
     def crops_of(self, pk: int, face_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(list(face_ids)):
-            found |= {row[0] for row in self._run(
-                f"SELECT f.face_id FROM faces f JOIN face_crops c ON c.face_seq = f.seq WHERE f.collection = ? "
-                f"AND f.face_id IN ({_marks(chunk)})", (pk, *chunk))}
-        return found
+        return {row[0] for chunk in _chunks(list(face_ids)) for row in self._run(
+            "SELECT f.face_id FROM faces f JOIN face_crops c ON c.face_seq = f.seq WHERE f.collection = ? "
+            f"AND f.face_id IN ({_marks(chunk)})", (pk, *chunk))}
 
     def delete_faces(self, pk: int, seqs: Sequence[int]) -> None:
         for chunk in _chunks(list(seqs)):
