@@ -49,6 +49,13 @@ below this one reads the environment.
 | ORT spinning     |              | FACELENS_ORT_SPIN            | 0             |
 | flip TTA         |              | FACELENS_FLIP_TTA            | 0             |
 | caches           |              | FACELENS_CACHE               | ~/.cache/facelens (prepared models, embeddings) |
+| cameras          |              | FACELENS_CAMERAS             | none (`NAME=URL;NAME=URL`, docs/streams.md) |
+| Kinesis endpoint |              | FACELENS_KINESIS_ENDPOINT_URL | none: stream processors refused |
+| Kinesis credentials |           | FACELENS_KINESIS_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION | boto3's chain |
+| stream sampling  |              | FACELENS_STREAM_INTERVAL_MS  | 200           |
+| camera retry limit |            | FACELENS_STREAM_RETRY_SECONDS | 60 s (then FAILED) |
+| processor lease  |              | FACELENS_STREAM_LEASE_SECONDS | 15 s          |
+| processors/server |             | FACELENS_STREAM_MAX_RUNNING  | 8             |
 """
 
 from __future__ import annotations
@@ -277,6 +284,62 @@ class StoreSettings:
         return settings
 
 
+CAMERA_SCHEMES = ("rtsp://", "rtsp+tcp://", "rtsp+udp://", "rtsps://", "http://", "https://")
+
+
+def _cameras(raw: str | None) -> dict[str, str]:
+    """FACELENS_CAMERAS: `NAME=URL;NAME=URL`. NAME is the stream name of a Kinesis Video ARN
+    (`arn:aws:kinesisvideo:REGION:ACCOUNT:stream/NAME/...`); URL is rtsp:// (TCP), rtsp+udp:// (UDP),
+    rtsp+tcp://, rtsps://, http(s):// or a file path."""
+    cameras: dict[str, str] = {}
+    for entry in (raw or "").split(";"):
+        if not entry.strip():
+            continue
+        name, sep, url = entry.partition("=")
+        name, url = name.strip(), url.strip()
+        if not sep or not name or not url:
+            raise ConfigError(f"FACELENS_CAMERAS: {entry.strip()!r} is not NAME=URL")
+        if not all(c.isalnum() or c in "_.-" for c in name):
+            raise ConfigError(f"FACELENS_CAMERAS: camera name {name!r} may hold only letters, digits, _ . -")
+        if name in cameras:
+            raise ConfigError(f"FACELENS_CAMERAS: camera {name} is named twice")
+        if "://" in url and not url.startswith(CAMERA_SCHEMES):
+            raise ConfigError(f"FACELENS_CAMERAS: {name}={url}: the URL must be rtsp://, rtsp+udp://, rtsps://, "
+                              "http(s):// or a file path")
+        cameras[name] = url
+    return cameras
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Live video (stream processors, docs/streams.md): the cameras a Kinesis Video ARN's stream name stands
+    for, the Kinesis Data Streams endpoint results are written to (None: stream processors are refused), the
+    sampling interval, how long a camera may stay unreachable before its processor FAILS, the processors' lease
+    (one replica runs each) and how many one server runs at most."""
+
+    cameras: Mapping[str, str] = field(default_factory=dict)  # FACELENS_CAMERAS
+    kinesis_endpoint_url: str | None = None  # FACELENS_KINESIS_ENDPOINT_URL
+    kinesis_access_key_id: str | None = field(default=None, repr=False)  # FACELENS_KINESIS_ACCESS_KEY_ID
+    kinesis_secret_access_key: str | None = field(default=None, repr=False)  # FACELENS_KINESIS_SECRET_ACCESS_KEY
+    kinesis_region: str | None = None  # FACELENS_KINESIS_REGION
+    interval_ms: int = 200  # FACELENS_STREAM_INTERVAL_MS
+    retry_seconds: float = 60.0  # FACELENS_STREAM_RETRY_SECONDS
+    lease_seconds: float = 15.0  # FACELENS_STREAM_LEASE_SECONDS
+    max_running: int = 8  # FACELENS_STREAM_MAX_RUNNING
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StreamSettings:
+        return cls(cameras=_cameras(env.get("FACELENS_CAMERAS")),
+                   kinesis_endpoint_url=env.get("FACELENS_KINESIS_ENDPOINT_URL") or None,
+                   kinesis_access_key_id=env.get("FACELENS_KINESIS_ACCESS_KEY_ID") or None,
+                   kinesis_secret_access_key=env.get("FACELENS_KINESIS_SECRET_ACCESS_KEY") or None,
+                   kinesis_region=env.get("FACELENS_KINESIS_REGION") or None,
+                   interval_ms=_int(env, "FACELENS_STREAM_INTERVAL_MS", 200, minimum=1),
+                   retry_seconds=_float(env, "FACELENS_STREAM_RETRY_SECONDS", 60.0),
+                   lease_seconds=_float(env, "FACELENS_STREAM_LEASE_SECONDS", 15.0),
+                   max_running=_int(env, "FACELENS_STREAM_MAX_RUNNING", 8, minimum=1))
+
+
 DEFAULT_LFW = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "lfw"  # ../shared beside the checkout
 
 
@@ -324,6 +387,7 @@ class ServerSettings:
     calibration: str | None = None  # FACELENS_CALIBRATION: conservative (None), pooled, or a site table's path
     store: StoreSettings = field(default_factory=StoreSettings)
     models: ModelConfig = field(default_factory=ModelConfig)  # its threads are always this `threads`
+    streams: StreamSettings = field(default_factory=StreamSettings)  # cameras and stream processors
 
     def __post_init__(self) -> None:
         # The service's model sessions run with its own thread count (FACELENS_THREADS, default 1).
@@ -379,6 +443,7 @@ class ServerSettings:
             calibration=_calibration(env.get("FACELENS_CALIBRATION")),
             store=StoreSettings.from_env(env),
             models=models,
+            streams=StreamSettings.from_env(env),
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         if "data_dir" in given:

@@ -105,6 +105,7 @@ MIGRATIONS: list[list[str]] = [
     [*schema.POLICIES, *schema.AUDIT, _AUDIT_GUARD],
     schema.VIDEO_JOBS,
     schema.VECTOR_MARKS,
+    schema.STREAM_PROCESSORS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

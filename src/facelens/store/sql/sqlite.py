@@ -112,6 +112,7 @@ MIGRATIONS: list[list[str]] = [
     ],
     schema.VIDEO_JOBS,  # stored-video jobs and their results
     schema.VECTOR_MARKS,  # a shared vector store's (Milvus) position in the change log, per collection
+    schema.STREAM_PROCESSORS,  # live-video stream processors, their sessions and the replica running each
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
