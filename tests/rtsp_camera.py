@@ -4,6 +4,7 @@ gir1.2-gst-rtsp-server-1.0, python3-gi) serving an H.264 MP4 clip at its own pac
 Run with the system Python (python3-gi is a Debian package, not in the venv):
 
     /usr/bin/python3 tests/rtsp_camera.py PORT CLIP.mp4 [PATH]
+    /usr/bin/python3 tests/rtsp_camera.py --check      (exit 0 when the packages are installed; `make rtsp`)
 
 Each client gets the clip from its first frame (the media is not shared), played in real time (the server's
 sinks follow the pipeline clock), so a frame's timestamp in the client equals its time in the clip. Prints
@@ -22,7 +23,18 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
+def check() -> int:
+    """Exit status 0 when every element the camera's pipeline uses is installed."""
+    Gst.init(None)
+    missing = [name for name in ("filesrc", "qtdemux", "h264parse", "rtph264pay") if not Gst.ElementFactory.find(name)]
+    if missing:
+        print(f"missing GStreamer elements: {', '.join(missing)}", file=sys.stderr)
+    return 1 if missing else 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--check"]:
+        return check()
     port, clip = sys.argv[1], sys.argv[2]
     path = sys.argv[3] if len(sys.argv) > 3 else "camera"
     Gst.init(None)

@@ -292,3 +292,44 @@ def test_server_killed_the_processor_runs_again_after_restart(
         wait_status(second, "door-restart", "RUNNING", 5)
         rek(second).stop_stream_processor(Name="door-restart")
         wait_status(second, "door-restart", "STOPPED", 10)
+
+
+def test_replicas_on_one_database_run_each_processor_exactly_once(
+        tmp_path: Path, cameras, moto_s3, astronaut_jpeg: bytes) -> None:  # noqa: F811
+    """Two servers on one PostgreSQL database: one of them runs the processor; SIGKILLed, the other takes it over
+    once its lease has expired, and records keep coming."""
+    from tests.pg_fixtures import fresh_database
+
+    out = KinesisReader.create(kinesis_client(moto_s3.url), "replica-faces")
+    with contextlib.ExitStack() as stack:
+        env = {"FACELENS_DATABASE_URL": stack.enter_context(fresh_database()), "FACELENS_WORKERS": "1",
+               "FACELENS_CAMERAS": f"door={cameras['door'].url}", "FACELENS_STREAM_LEASE_SECONDS": "3",
+               **kinesis_env(moto_s3.url)}
+        replicas = []
+        for i in range(2):
+            data = tmp_path / f"replica-{i}"
+            data.mkdir()
+            (data / "credentials").write_text(CREDENTIALS)
+            (data / "credentials").chmod(0o600)
+            replicas.append(start_server(data, env))
+            stack.callback(replicas[-1].stop)
+        rek(replicas[0]).create_collection(CollectionId="staff")
+        eileen = rek(replicas[0]).index_faces(CollectionId="staff", Image={"Bytes": astronaut_jpeg})[
+            "FaceRecords"][0]["Face"]["FaceId"]
+        processor(replicas[0], "door-shared", "door", out)
+        rek(replicas[1]).start_stream_processor(Name="door-shared")
+        records = out.until(lambda rs: any(eileen in matched(r) for r in rs), 40, "match through a replica")
+        time.sleep(2)
+        running = [s for s in replicas if "streams: running door-shared" in s.output()]
+        assert len(running) == 1, [s.output()[-2000:] for s in replicas]
+        assert len({fragment(r) for r in out.poll()}) == 1  # one connection: nobody else reads the camera
+        (other,) = [s for s in replicas if s is not running[0]]
+        running[0].process.send_signal(signal.SIGKILL)
+        running[0].process.wait(10)
+        seen = len(out.poll())
+        records = out.until(lambda rs: len(rs) > seen, 40, "record after the replica died")
+        assert "streams: running door-shared" in other.output()
+        assert fragment(records[-1]) != fragment(records[0])
+        assert rek(other).describe_stream_processor(Name="door-shared")["Status"] == "RUNNING"
+        rek(other).stop_stream_processor(Name="door-shared")
+        wait_status(other, "door-shared", "STOPPED", 10)
