@@ -1,12 +1,14 @@
 """One stream processor's session, run on this replica while it holds the processor's lease.
 
-Sampled camera frames (`facelens.video.live.CameraFeed`) go through the face path; faces are tracked
-(`facelens.video.tracker.FaceTracker`) so each person is searched when they appear and again after each second
-(`SEARCH_INTERVAL_MS`), not on every frame. Each sampled frame in which someone was searched becomes one Kinesis
-record holding those searches (the composition root's `shape` writes Rekognition's JSON). Every search that
-matched is audited before its record is written. The lease is renewed every `RENEW_SECONDS`, which is also how a
-Stop (the row turns STOPPING) or a lost lease is noticed; the threshold is decided again every `READMIT_SECONDS`
-(the floor rises as the collection grows, and a purpose rule added since Create fails the processor).
+Sampled camera frames (`facelens.video.live.CameraFeed`) go through the face path (detection and the DEFAULT
+FaceDetail fields); faces are tracked by box overlap (`facelens.video.tracker.FaceTracker`) so each person is
+searched when they appear and again after each second (`SEARCH_INTERVAL_MS`), not on every frame, and only the
+faces due for a search are aligned and embedded (`analyzer.embed`, as `find_faces` does). Each sampled frame
+in which someone was searched becomes one Kinesis record holding those searches (the composition root's `shape`
+writes Rekognition's JSON). Every search that matched is audited before its record is written. The lease is
+renewed every `RENEW_SECONDS`, which is also how a Stop (the row turns STOPPING) or a lost lease is noticed; the
+threshold is decided again every `READMIT_SECONDS` (the floor rises as the collection grows, and a purpose rule
+added since Create fails the processor).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +74,9 @@ class Runner:
         self.stop = threading.Event()
         self.context = RequestContext(key_id=record.key_id, purpose=record.purpose)
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"facelens-stream-{record.name}")
-        self.searches = self.records = 0
+        self.searches = self.records = self.analysed = 0  # faces searched, records written, frames analysed
+        self.feed: CameraFeed | None = None  # its `skipped` counts samples dropped while this one was busy
+        self.latencies: deque[float] = deque(maxlen=10_000)  # seconds from a frame's decoding to its record put
 
     @property
     def alive(self) -> bool:
@@ -113,7 +118,8 @@ class Runner:
                 return False
             if current.status == STOPPING:
                 rows.set_status(self.record.name, STOPPED, owner=self.service.owner)
-                log.info("stream %s stopped after %d searches, %d records", self.record.name, self.searches,
+                log.info("stream %s stopped: %d frames analysed, %d samples skipped, %d searches, %d records",
+                         self.record.name, self.analysed, self.feed.skipped if self.feed else 0, self.searches,
                          self.records)
                 return False
         return True
@@ -143,8 +149,8 @@ class Runner:
         service, record = self.service, self.record
         collection, threshold, limit = self._admit()
         admitted = renewed = time.monotonic()
-        feed = CameraFeed(record.camera, self.url, service.settings.interval_ms, service.settings.retry_seconds,
-                          self.stop, on_connect=self._connected)
+        feed = self.feed = CameraFeed(record.camera, self.url, service.settings.interval_ms,
+                                      service.settings.retry_seconds, self.stop, on_connect=self._connected)
         camera_arn = record.request["Input"]["KinesisVideoStream"]["Arn"]
         output = record.request["Output"]["KinesisDataStream"]["Arn"]
         fields = resolve_attributes(None)
@@ -164,12 +170,14 @@ class Runner:
                 admitted = now
             if frame is None or self.stop.is_set():
                 continue
+            self.analysed += 1
             event = self._search(frame, camera_arn, fields, tracker, searched, origin, collection, threshold, limit)
             if event is None:
                 continue
             try:
                 service.writer.put(output, service.shape(event), record.name)
                 self.records += 1
+                self.latencies.append(time.time() - frame.decoded_at)
                 failing_since = None
             except KinesisError:
                 failing_since = failing_since or time.monotonic()
@@ -184,25 +192,27 @@ class Runner:
         service = self.service
         pixels = frame.pixels
         pixels.flags.writeable = False
-        (result,) = find_faces(service.analyzer, [DecodedImage(pixels, "VIDEO")], fields, embed=None)
+        (result,) = find_faces(service.analyzer, [DecodedImage(pixels, "VIDEO")], fields, embed=0)
         assert isinstance(result, FaceSet)  # decoded pixels cannot fail to decode
         faces = result.passed
         if not faces:
             return None
         ms = round((frame.wall_time - origin) * 1000)  # the session's clock: increasing across reconnects
-        tracks = tracker.update(ms, np.stack([f.box for f in faces]), np.stack([f.embedding for f in faces]))
+        # tracked by box overlap alone: only the faces due for a search are embedded (the costly half of the face
+        # path); someone who leaves and comes back starts a new track, and so is searched at once
+        tracks = tracker.update(ms, np.stack([f.box for f in faces]))
+        due = [(face, track) for face, track in zip(faces, tracks, strict=True)
+               if track not in searched or ms - searched[track] >= SEARCH_INTERVAL_MS]
+        if not due:
+            return None
+        service.analyzer.embed([pixels], [[face for face, _ in due]])
         width, height = result.image.width, result.image.height
         found: list[StreamFace] = []
-        for face, track in zip(faces, tracks, strict=True):
-            last = searched.get(track)
-            if last is not None and ms - last < SEARCH_INTERVAL_MS:
-                continue
+        for face, track in due:
             searched[track] = ms
             assert face.embedding is not None
             matches = service.search.face_matches(collection, face.embedding[None, :], threshold.effective, limit)
             found.append(StreamFace(FoundFace(face, width, height, fields), track, matches))
-        if not found:
-            return None
         self.searches += len(found)
         matched = [m for f in found for m in f.matches]
         if matched:

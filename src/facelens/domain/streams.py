@@ -260,6 +260,10 @@ class StreamService:
         with self.store.transaction() as session:
             return self._rows(session).list()
 
+    def running(self) -> dict[str, Runner]:
+        """The sessions this replica runs now, by processor name (their counters: frames analysed, searches)."""
+        return dict(self._runners)
+
     # -- the scheduler: claim what nobody runs, run it, let go of what is stopped
     def start(self, shared: bool = False, poll_seconds: float = 1.0) -> None:
         """Run this replica's processors until close(). A single server (not `shared`) takes back at once the
