@@ -82,6 +82,7 @@ class CameraFeed:
         self._ready = threading.Condition()
         self._failure: str | None = None  # set by the reader when it gives up
         self._done = False
+        self._last_frame = time.monotonic()  # when the reader last kept a sample (or started)
 
     # -- the reader thread: connect, decode, sample, reconnect
     def _connection(self, fragment: int) -> None:
@@ -135,7 +136,7 @@ class CameraFeed:
             try:
                 self._connection(self.fragments)
                 reason = "the stream ended"
-            except (av.error.FFmpegError, OSError, IndexError) as exc:
+            except Exception as exc:  # FFmpeg's errors, sockets, anything a broken stream raises: a drop
                 reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
             if self.stop.is_set():
                 break
