@@ -30,20 +30,26 @@ STRANGER_AT, STRANGER_ON = (420, 100, 580, 260), (6.0, 9.0)  # the cameraman, ne
 
 def render_clip(path: Path, analyzer: Any, astronaut: np.ndarray, cameraman: np.ndarray) -> Path:
     """SECONDS of H.264 at SIZE, FPS: Eileen (the astronaut) at EILEEN_AT during EILEEN_ON, the cameraman at
-    STRANGER_AT during STRANGER_ON, a grey background otherwise. One slice per frame, as most cameras send (PyAV's
-    multi-threaded libx264 cuts frames into slices, which FFmpeg's RTSP reader decoded only partly here)."""
-    eileen, stranger = face_crop(analyzer, astronaut), face_crop(analyzer, cameraman)
+    STRANGER_AT during STRANGER_ON, a grey background otherwise."""
+    return render_scenes(path, [(face_crop(analyzer, astronaut), EILEEN_AT, EILEEN_ON),
+                                (face_crop(analyzer, cameraman), STRANGER_AT, STRANGER_ON)])
+
+
+def render_scenes(path: Path, scenes: list[tuple[np.ndarray, tuple[int, int, int, int], tuple[float, float]]],
+                  seconds: int = SECONDS) -> Path:
+    """`seconds` of H.264 at SIZE, FPS on a grey background, each (image, box x1 y1 x2 y2, (start, stop) s) of
+    `scenes` pasted in its box while on. One slice per frame, as most cameras send (PyAV's multi-threaded libx264
+    cuts frames into slices, which FFmpeg's RTSP reader decoded only partly here)."""
     width, height = SIZE
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream("libx264", rate=FPS, options={"x264-params": "slices=1:sliced-threads=0",
                                                                     "g": str(FPS), "bf": "0"})
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(SECONDS * FPS):
+        for i in range(seconds * FPS):
             image = np.full((height, width, 3), 90, np.uint8)
-            for face, (x1, y1, x2, y2), (start, stop) in ((eileen, EILEEN_AT, EILEEN_ON),
-                                                          (stranger, STRANGER_AT, STRANGER_ON)):
+            for picture, (x1, y1, x2, y2), (start, stop) in scenes:
                 if start <= i / FPS < stop:
-                    image[y1:y2, x1:x2] = face
+                    image[y1:y2, x1:x2] = picture
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             for packet in stream.encode(frame):

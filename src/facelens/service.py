@@ -208,6 +208,7 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     gate = gate_factory(store, settings.policy, calibration_for)
     records = Records(store)
     search = SearchEngine(store, vectors, calibration_for)
+    recognized = recognizers(settings, analyzer)
     return Backend(
         settings, analyzer, gate, FaceService(analyzer, gate, calibration_for),
         store=store, vectors=vectors, search=search,
@@ -220,9 +221,10 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
                            interval_ms=settings.video_interval_ms),
         admin=AdminService(records, gate),
         streams=StreamService(records, analyzer, gate, search, settings.streams, shape=wire_streams.kinesis_record,
-                              region=settings.arn_region, account=settings.account),
+                              region=settings.arn_region, account=settings.account, labels=recognized["labels"],
+                              s3=s3, webhook_url=settings.video_webhook_url),
         retention=Retention(store, vectors, gate),
         s3=s3,
         anchors=anchors,
-        **recognizers(settings, analyzer),
+        **recognized,
     )

@@ -17,8 +17,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -66,17 +67,39 @@ class StreamEvent:
     faces: list[StreamFace]
 
 
+class Work(Protocol):
+    """What a session does with its frames: face search (`FaceSearch` here) or label detection
+    (`facelens.domain.stream_labels.LabelDetection`)."""
+
+    records: int  # results written
+
+    def admit(self) -> None:
+        """Decide (again) what the session may do; a FaceLensError fails the processor."""
+
+    def frame(self, frame: LiveFrame) -> None:
+        """Analyse one sampled frame and write what it found."""
+
+    def done(self) -> bool:
+        """Whether the session reached its own end (a StopSelector's MaxDurationInSeconds)."""
+
+    def finish(self) -> None:
+        """The session stopped (Stop, or its own end): write what closes it."""
+
+
 class Runner:
     """A processor's session on its own thread; `close()` stops it."""
 
-    def __init__(self, service: StreamService, record: ProcessorRecord, url: str) -> None:
+    def __init__(self, service: StreamService, record: ProcessorRecord, url: str,
+                 work: Callable[[Runner], Work] | None = None) -> None:
         self.service, self.record, self.url = service, record, url
         self.stop = threading.Event()
         self.context = RequestContext(key_id=record.key_id, purpose=record.purpose)
+        self.work: Work = (work or FaceSearch)(self)
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"facelens-stream-{record.name}")
-        self.searches = self.records = self.analysed = 0  # faces searched, records written, frames analysed
+        self.analysed = 0  # frames analysed
+        self.stopped = False  # the session ended STOPPED (a Stop, or its own end)
         self.feed: CameraFeed | None = None  # its `skipped` counts samples dropped while this one was busy
-        self.latencies: deque[float] = deque(maxlen=10_000)  # seconds from a frame's decoding to its record put
+        self.latencies: deque[float] = deque(maxlen=10_000)  # seconds from a frame's decoding to its result written
 
     @property
     def alive(self) -> bool:
@@ -118,19 +141,9 @@ class Runner:
                 return False
             if current.status == STOPPING:
                 rows.set_status(self.record.name, STOPPED, owner=self.service.owner)
-                log.info("stream %s stopped: %d frames analysed, %d samples skipped, %d searches, %d records",
-                         self.record.name, self.analysed, self.feed.skipped if self.feed else 0, self.searches,
-                         self.records)
+                self.stopped = True
                 return False
         return True
-
-    def _admit(self) -> tuple[Any, Any, int]:
-        search = self.record.request["Settings"]["FaceSearch"]
-        collection, threshold, limit = self.service.gate.admit_search(
-            self.context, "StartStreamProcessor", search["CollectionId"], search.get("FaceMatchThreshold"), None,
-            "FaceMatchThreshold", None, default=DEFAULT_THRESHOLD)
-        check_model(self.service.analyzer.model_version, collection)
-        return collection, threshold, min(limit, MAX_MATCHES)
 
     # -- the session
     def _run(self) -> None:
@@ -146,18 +159,11 @@ class Runner:
             self._set(FAILED, f"internal error: {exc.__class__.__name__}")
 
     def _session(self) -> None:
-        service, record = self.service, self.record
-        collection, threshold, limit = self._admit()
+        service, record, work = self.service, self.record, self.work
+        work.admit()
         admitted = renewed = time.monotonic()
         feed = self.feed = CameraFeed(record.camera, self.url, service.settings.interval_ms,
                                       service.settings.retry_seconds, self.stop, on_connect=self._connected)
-        camera_arn = record.request["Input"]["KinesisVideoStream"]["Arn"]
-        output = record.request["Output"]["KinesisDataStream"]["Arn"]
-        fields = resolve_attributes(None)
-        tracker = FaceTracker()
-        searched: dict[int, int] = {}  # track -> ms of its last search
-        origin = time.time()
-        failing_since: float | None = None
         for frame in feed.frames():
             now = time.monotonic()
             if now - renewed >= RENEW_SECONDS:
@@ -166,61 +172,104 @@ class Runner:
                     continue  # the feed ends
                 renewed = now
             if now - admitted >= READMIT_SECONDS:
-                collection, threshold, limit = self._admit()
+                work.admit()
                 admitted = now
             if frame is None or self.stop.is_set():
                 continue
             self.analysed += 1
-            event = self._search(frame, camera_arn, fields, tracker, searched, origin, collection, threshold, limit)
-            if event is None:
-                continue
-            try:
-                service.writer.put(output, service.shape(event), record.name)
-                self.records += 1
-                self.latencies.append(time.time() - frame.decoded_at)
-                failing_since = None
-            except KinesisError:
-                failing_since = failing_since or time.monotonic()
-                if time.monotonic() - failing_since > service.settings.retry_seconds:
-                    raise
-                log.warning("stream %s: a Kinesis record was lost", record.name, exc_info=True)
+            work.frame(frame)
+            if work.done():
+                self._set(STOPPED)
+                self.stopped = True
+                self.stop.set()
+        if self.stopped:
+            log.info("stream %s stopped: %d frames analysed, %d samples skipped, %d results written", record.name,
+                     self.analysed, feed.skipped, work.records)
+            work.finish()
 
-    def _search(self, frame: LiveFrame, camera_arn: str, fields: frozenset[str], tracker: FaceTracker,
-                searched: dict[int, int], origin: float, collection: Any, threshold: Any,
-                limit: int) -> StreamEvent | None:
+
+class FaceSearch:
+    """Face search on a session's frames: tracked faces searched once a second, a Kinesis record per frame with a
+    search, every match audited."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.service = runner.service
+        record = runner.record
+        self.camera_arn = record.request["Input"]["KinesisVideoStream"]["Arn"]
+        self.output = record.request["Output"]["KinesisDataStream"]["Arn"]
+        self.fields = resolve_attributes(None)
+        self.tracker = FaceTracker()
+        self.searched: dict[int, int] = {}  # track -> ms of its last search
+        self.origin = time.time()
+        self.failing_since: float | None = None
+        self.searches = self.records = 0
+        self.collection: Any = None
+        self.threshold: Any = None
+        self.limit = MAX_MATCHES
+
+    def admit(self) -> None:
+        search = self.runner.record.request["Settings"]["FaceSearch"]
+        collection, threshold, limit = self.service.gate.admit_search(
+            self.runner.context, "StartStreamProcessor", search["CollectionId"], search.get("FaceMatchThreshold"),
+            None, "FaceMatchThreshold", None, default=DEFAULT_THRESHOLD)
+        check_model(self.service.analyzer.model_version, collection)
+        self.collection, self.threshold, self.limit = collection, threshold, min(limit, MAX_MATCHES)
+
+    def done(self) -> bool:
+        return False  # a face search processor runs until stopped
+
+    def finish(self) -> None:
+        pass
+
+    def frame(self, frame: LiveFrame) -> None:
+        event = self._search(frame)
+        if event is None:
+            return
+        try:
+            self.service.writer.put(self.output, self.service.shape(event), self.runner.record.name)
+            self.records += 1
+            self.runner.latencies.append(time.time() - frame.decoded_at)
+            self.failing_since = None
+        except KinesisError:
+            self.failing_since = self.failing_since or time.monotonic()
+            if time.monotonic() - self.failing_since > self.service.settings.retry_seconds:
+                raise
+            log.warning("stream %s: a Kinesis record was lost", self.runner.record.name, exc_info=True)
+
+    def _search(self, frame: LiveFrame) -> StreamEvent | None:
         """The searches of one frame (None when nobody in it was due for one), audited when they matched."""
-        service = self.service
+        service, record = self.service, self.runner.record
         pixels = frame.pixels
         pixels.flags.writeable = False
-        (result,) = find_faces(service.analyzer, [DecodedImage(pixels, "VIDEO")], fields, embed=0)
+        (result,) = find_faces(service.analyzer, [DecodedImage(pixels, "VIDEO")], self.fields, embed=0)
         assert isinstance(result, FaceSet)  # decoded pixels cannot fail to decode
         faces = result.passed
         if not faces:
             return None
-        ms = round((frame.wall_time - origin) * 1000)  # the session's clock: increasing across reconnects
+        ms = round((frame.wall_time - self.origin) * 1000)  # the session's clock: increasing across reconnects
         # tracked by box overlap alone: only the faces due for a search are embedded (the costly half of the face
         # path); someone who leaves and comes back starts a new track, and so is searched at once
-        tracks = tracker.update(ms, np.stack([f.box for f in faces]))
+        tracks = self.tracker.update(ms, np.stack([f.box for f in faces]))
         due = [(face, track) for face, track in zip(faces, tracks, strict=True)
-               if track not in searched or ms - searched[track] >= SEARCH_INTERVAL_MS]
+               if track not in self.searched or ms - self.searched[track] >= SEARCH_INTERVAL_MS]
         if not due:
             return None
         service.analyzer.embed([pixels], [[face for face, _ in due]])
         width, height = result.image.width, result.image.height
         found: list[StreamFace] = []
         for face, track in due:
-            searched[track] = ms
+            self.searched[track] = ms
             assert face.embedding is not None
-            matches = service.search.face_matches(collection, face.embedding[None, :], threshold.effective, limit)
-            found.append(StreamFace(FoundFace(face, width, height, fields), track, matches))
+            matches = service.search.face_matches(self.collection, face.embedding[None, :],
+                                                  self.threshold.effective, self.limit)
+            found.append(StreamFace(FoundFace(face, width, height, self.fields), track, matches))
         self.searches += len(found)
         matched = [m for f in found for m in f.matches]
         if matched:
             service.gate.record_search(
-                self.context, AUDIT_OPERATION, collection, threshold, sorted(matched, key=lambda m: -m.similarity),
-                stream_processor=self.record.name, camera=self.record.camera, session_id=self.record.session_id,
-                frame_time=round(frame.wall_time, 3), fragment=frame.fragment, offset=frame.offset)
-        return StreamEvent(self.record.name, camera_arn, frame, found)
-
-
-__all__ = ["DEFAULT_THRESHOLD", "FAILED", "STOPPED", "Runner", "StreamEvent", "StreamFace"]
+                self.runner.context, AUDIT_OPERATION, self.collection, self.threshold,
+                sorted(matched, key=lambda m: -m.similarity), stream_processor=record.name, camera=record.camera,
+                session_id=record.session_id, frame_time=round(frame.wall_time, 3), fragment=frame.fragment,
+                offset=frame.offset)
+        return StreamEvent(record.name, self.camera_arn, frame, found)

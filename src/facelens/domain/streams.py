@@ -13,7 +13,8 @@ must carry one, given (`x-facelens-purpose`) at Create and fixed for its life; C
 Delete are audited, and so is every search that matched someone (FaceIds, similarities, processor, camera, frame
 time). `watchers()` says who watches which camera for which collection and why.
 
-ConnectedHome (label detection) processors and S3Destination are not offered: InvalidParameterException.
+ConnectedHome (label detection) processors find PERSON and PET (`facelens.domain.stream_labels`): first sightings
+to their S3Destination and SNS-shaped notices to the webhook; they run for their StopSelector's duration.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from facelens.domain.common import Records, check_model
 from facelens.domain.model import Page
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
+from facelens.domain.stream_labels import LabelDetection, wanted_labels
 from facelens.domain.stream_runner import DEFAULT_THRESHOLD, Runner, StreamEvent
 from facelens.kinesis import KinesisWriter, stream_name
 from facelens.store.streams import (
@@ -57,7 +59,10 @@ class StreamService:
 
     def __init__(self, records: Records, analyzer: Analyzer, gate: Gate, search: SearchEngine,
                  settings: StreamSettings, *, shape: Shape, region: str, account: str,
-                 writer: KinesisWriter | None = None) -> None:
+                 writer: KinesisWriter | None = None, labels: Any = None, s3: Any = None,
+                 webhook_url: str | None = None) -> None:
+        """`labels` (`LabelService`), `s3` (`S3Reader`, its client writes) and `webhook_url` (SNS-shaped notices)
+        serve ConnectedHome processors; without them such processors are refused at Create."""
         self.records = records
         self.store = records.store
         self.analyzer, self.gate, self.search = analyzer, gate, search
@@ -65,6 +70,7 @@ class StreamService:
         self.shape = shape
         self.region, self.account = region, account
         self.writer = writer or KinesisWriter(settings)
+        self.labels, self.s3, self.webhook_url = labels, s3, webhook_url
         self.owner = uuid.uuid4().hex  # this replica, as the processors' leases name it
         self._runners: dict[str, Runner] = {}
         self._stop = threading.Event()
@@ -105,10 +111,11 @@ class StreamService:
             raise errors.InvalidParameterException(f"no camera {camera} is registered with this server "
                                                    "(FACELENS_CAMERAS)")
         settings = request["Settings"]
-        if settings.get("ConnectedHome") is not None or request["Output"].get("S3Destination") is not None:
-            raise errors.InvalidParameterException("FaceLens runs face search stream processors only (Settings."
-                                                   "FaceSearch with Output.KinesisDataStream); ConnectedHome label "
-                                                   "detection and S3Destination are not offered")
+        if settings.get("ConnectedHome") is not None:
+            return self._create_labels(name, arn, camera, request, tags, context)
+        if request["Output"].get("S3Destination") is not None:
+            raise errors.InvalidParameterException("S3Destination is for ConnectedHome processors; a face search "
+                                                   "processor writes to Output.KinesisDataStream")
         search = settings.get("FaceSearch")
         if not search or not search.get("CollectionId"):
             raise errors.InvalidParameterException("Settings.FaceSearch.CollectionId is required")
@@ -138,6 +145,30 @@ class StreamService:
                              effective_threshold=threshold.effective)
         return arn
 
+    def _create_labels(self, name: str, arn: str, camera: str, request: Mapping[str, Any],
+                       tags: Mapping[str, str] | None, context: RequestContext) -> str:
+        """A ConnectedHome processor: labels PERSON / PET, frames to S3Destination, notices to the webhook."""
+        if request["Settings"].get("FaceSearch") is not None:
+            raise errors.InvalidParameterException("Settings takes FaceSearch or ConnectedHome, not both")
+        wanted_labels(request["Settings"]["ConnectedHome"]["Labels"])
+        if not (request["Output"].get("S3Destination") or {}).get("Bucket"):
+            raise errors.InvalidParameterException("a ConnectedHome processor needs Output.S3Destination.Bucket")
+        if request.get("NotificationChannel") is None:
+            raise errors.InvalidParameterException("a ConnectedHome processor needs NotificationChannel.SNSTopicArn")
+        if self.labels is None or self.s3 is None or not self.s3.configured:
+            raise errors.InvalidParameterException("S3 is not configured on this FaceLens (FACELENS_S3_ENDPOINT_URL)"
+                                                   ": ConnectedHome processors write their frames there")
+        if not self.webhook_url:
+            raise errors.InvalidParameterException("FACELENS_VIDEO_WEBHOOK_URL is not set: a ConnectedHome "
+                                                   "processor's notices would go nowhere")
+        stored = {k: v for k, v in request.items() if k not in ("Name", "Tags")}
+        with self.store.transaction(write=True) as session:
+            if not self._rows(session).create(name, arn, stored, dict(tags or {}), context.key_id, context.purpose):
+                raise errors.ResourceInUseException(f"a stream processor named {name} exists")
+            self.gate.record(session, context, "CreateStreamProcessor", None, stream_processor=name, camera=camera,
+                             labels=request["Settings"]["ConnectedHome"]["Labels"])
+        return arn
+
     def processor_arn(self, name: str) -> str:
         return f"arn:aws:rekognition:{self.region}:{self.account}:streamprocessor/{name}"
 
@@ -147,9 +178,15 @@ class StreamService:
         """STARTING with a new session; its SessionId. The processor's own key and purpose search, whoever starts
         it (the purpose was fixed at Create)."""
         record = self._get(name, "StartStreamProcessor", context)
-        if start_selector or stop_selector:
+        labels = "ConnectedHome" in record.request["Settings"]
+        if (start_selector or stop_selector) and not labels:
             raise errors.InvalidParameterException("StartSelector and StopSelector are for label detection "
                                                    "processors and are not used to start a face search processor")
+        if ((start_selector or {}).get("KVSStreamStartSelector") or {}).get("FragmentNumber"):
+            raise errors.InvalidParameterException("a camera cannot be replayed from a FragmentNumber; use "
+                                                   "KVSStreamStartSelector.ProducerTimestamp (epoch ms)")
+        selectors = {k: dict(v) for k, v in (("StartSelector", start_selector), ("StopSelector", stop_selector))
+                     if v}
         if record.status not in (STOPPED, FAILED):
             raise errors.ResourceInUseException(f"stream processor {name} is {record.status}")
         if self.camera_url(record.camera) is None:
@@ -157,7 +194,7 @@ class StreamService:
                                                    "server (FACELENS_CAMERAS)")
         session_id = str(uuid.uuid4())
         with self.store.transaction(write=True) as session:
-            self._rows(session).start(name, session_id, {})
+            self._rows(session).start(name, session_id, selectors)
             self.gate.record(session, context, "StartStreamProcessor", record.collection_id, stream_processor=name,
                              camera=record.camera, session_id=session_id)
         self._wake.set()
@@ -198,15 +235,20 @@ class StreamService:
         """RegionsOfInterest and DataSharingPreference can change; ConnectedHome settings do not exist on a face
         search processor. The collection, threshold and purpose never change."""
         record = self._get(name, "UpdateStreamProcessor", context)
-        if settings_for_update and settings_for_update.get("ConnectedHomeForUpdate") is not None:
+        home = record.request["Settings"].get("ConnectedHome")
+        update = (settings_for_update or {}).get("ConnectedHomeForUpdate")
+        if home is None and (update is not None or "ConnectedHomeMinConfidence" in (parameters_to_delete or ())):
             raise errors.InvalidParameterException(f"stream processor {name} is a face search processor; "
-                                                   "ConnectedHomeForUpdate does not apply")
-        if "ConnectedHomeMinConfidence" in (parameters_to_delete or ()):
-            raise errors.InvalidParameterException("ConnectedHomeMinConfidence does not apply to a face search "
-                                                   "processor")
+                                                   "ConnectedHome settings do not apply")
         if record.status in (STOPPING,):
             raise errors.ResourceInUseException(f"stream processor {name} is {record.status}")
         request = dict(record.request)
+        if home is not None:
+            home = {**home, **(update or {})}
+            wanted_labels(home["Labels"])
+            if "ConnectedHomeMinConfidence" in (parameters_to_delete or ()):
+                home.pop("MinConfidence", None)
+            request["Settings"] = {"ConnectedHome": home}
         if regions_of_interest is not None:
             request["RegionsOfInterest"] = regions_of_interest
         if "RegionsOfInterest" in (parameters_to_delete or ()):
@@ -309,7 +351,8 @@ class StreamService:
                                                    "this server (FACELENS_CAMERAS)", owner=self.owner)
                 continue
             log.info("streams: running %s on camera %s", name, record.camera)
-            runner = Runner(self, record, url)
+            runner = Runner(self, record, url, LabelDetection if "ConnectedHome" in record.request["Settings"]
+                            else None)
             self._runners[name] = runner
             runner.start()
 
