@@ -3,9 +3,11 @@
     .venv/bin/python benchmarks/throughput.py [--images 200] [--dataset DIR]
 
 Workloads: LFW images (250x250, one main face) and a 1920x1080 group image of 32 LFW faces. Images are decoded
-before timing; each configuration runs once to warm up, then is timed. FaceLens runs with 1 and 2
-onnxruntime threads (fresh sessions per setting); the baseline is dlib's HOG detector (1 upsample, as
-`face_recognition.face_locations` defaults to) + 5-point landmarks + ResNet descriptor, dlib's own threading.
+before timing; each configuration runs once to warm up, then is timed. FaceLens runs with 1 and 2 threads per
+session on each runtime setting (FACELENS_RUNTIME: onnxruntime for every model, and `auto`, what ships: the
+recognizer on OpenVINO when installed, the detector on onnxruntime; fresh sessions per setting); the baseline
+is dlib's HOG detector (1 upsample, as `face_recognition.face_locations` defaults to) + 5-point landmarks +
+ResNet descriptor, dlib's own threading.
 Ratios compare against that baseline measured in the same run. Skips when LFW is absent.
 """
 
@@ -37,11 +39,11 @@ def group_image(images: list[np.ndarray]) -> np.ndarray:
     return canvas
 
 
-def facelens_runner(threads: int, embed: bool) -> Callable[[list[np.ndarray]], int]:
+def facelens_runner(threads: int, embed: bool, runtime: str) -> Callable[[list[np.ndarray]], int]:
     from facelens.models.registry import ModelConfig
     from facelens.pipeline import FaceAnalyzer
 
-    analyzer = FaceAnalyzer(ModelConfig(threads=threads))  # its own, fresh sessions with `threads` intra-op threads
+    analyzer = FaceAnalyzer(ModelConfig(threads=threads, runtime=runtime))  # fresh sessions, `threads` each
 
     def run(images: list[np.ndarray]) -> int:
         faces = 0
@@ -102,19 +104,25 @@ def main() -> int:
     lfw = load(chosen)
     group = [group_image(load(chosen[:32]))] * 3
     print(f"{args.images} LFW images (250x250); group image 1920x1080 with 32 faces x 3; {os.cpu_count()} cores")
-    print("\n| workload | task | pipeline | threads | images/s | faces/s | vs dlib (images/s) | vs dlib (faces/s) |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    from facelens.models import openvino
+
+    runtimes = ["onnxruntime"] + (["auto"] if openvino.available() else [])
+    print("\n| workload | task | pipeline | runtime | threads | images/s | faces/s | vs dlib (images/s) "
+          "| vs dlib (faces/s) |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for name, images in (("LFW", lfw), ("group 1080p", group)):
         for embed in (False, True):
             task = "detect+embed" if embed else "detect"
             seconds, faces = timed(dlib_runner(embed), images)
             base, base_faces = len(images) / seconds, faces / seconds
-            print(f"| {name} | {task} | dlib HOG+ResNet | default | {base:.1f} | {base_faces:.1f} | 1.00 | 1.00 |")
-            for threads in (1, 2):
-                seconds, faces = timed(facelens_runner(threads, embed), images, repeat=2)
-                rate, face_rate = 2 * len(images) / seconds, faces / seconds
-                print(f"| {name} | {task} | FaceLens YuNet+SFace | {threads} | {rate:.1f} | {face_rate:.1f} "
-                      f"| {rate / base:.2f} | {face_rate / base_faces:.2f} |")
+            print(f"| {name} | {task} | dlib HOG+ResNet | dlib | default | {base:.1f} | {base_faces:.1f} | 1.00 "
+                  "| 1.00 |")
+            for runtime in runtimes:
+                for threads in (1, 2):
+                    seconds, faces = timed(facelens_runner(threads, embed, runtime), images, repeat=2)
+                    rate, face_rate = 2 * len(images) / seconds, faces / seconds
+                    print(f"| {name} | {task} | FaceLens YuNet+SFace | {runtime} | {threads} | {rate:.1f} "
+                          f"| {face_rate:.1f} | {rate / base:.2f} | {face_rate / base_faces:.2f} |")
             sys.stdout.flush()
     return 0
 

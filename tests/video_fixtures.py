@@ -108,3 +108,72 @@ def wait_running(get, job_id: str, timeout: float = 60) -> None:
     while get(JobId=job_id).get("VideoMetadata") is None:
         assert time.monotonic() < deadline, f"job {job_id} did not start within {timeout}s"
         time.sleep(0.1)
+
+
+# -- clips for the analyses (labels, moderation, text, persons, segments), with known content at known frames
+def fit(image: np.ndarray, size: tuple[int, int] = SIZE, shift: int = 0) -> np.ndarray:
+    """`image` resized to cover `size`, shifted `shift` px right to left (a slow pan)."""
+    import cv2
+
+    width, height = size
+    scale = max((width + 60) / image.shape[1], height / image.shape[0])
+    big = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
+    top = (big.shape[0] - height) // 2
+    return np.ascontiguousarray(big[top:top + height, shift:shift + width])
+
+
+def text_card(lines: tuple[str, ...], size: tuple[int, int] = SIZE) -> np.ndarray:
+    """Black words on white, one line per entry, large."""
+    import cv2
+
+    width, height = size
+    image = np.full((height, width, 3), 255, np.uint8)
+    for i, line in enumerate(lines):
+        y = round(height * (i + 1) / (len(lines) + 1)) + 20
+        cv2.putText(image, line, (40, y), cv2.FONT_HERSHEY_SIMPLEX, 2.2, (0, 0, 0), 6, cv2.LINE_AA)
+    return image
+
+
+# the programme: (first frame, frames, what) at FPS; cuts at frames 60, 90, 150
+PROGRAMME = ((0, 60, "cat"), (60, 30, "black"), (90, 60, "coffee"), (150, 30, "text"))
+CUTS = (60, 90, 150)
+TEXT_LINES = ("FACELENS", "VIDEO 2026")
+
+
+def programme(path: Path, cat: np.ndarray, coffee: np.ndarray, with_audio: bool = True) -> Path:
+    """6 s at SIZE, FPS: the cat panning slowly (0-2 s), black (2-3 s), coffee (3-5 s), a text card (5-6 s);
+    with a mono 16 kHz AAC track of silence when `with_audio`."""
+    card = text_card(TEXT_LINES)
+    black = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+
+    def draw(i: int) -> np.ndarray:
+        if i < 60:
+            return fit(cat, shift=i)  # 1 px a frame
+        if i < 90:
+            return black
+        return fit(coffee) if i < 150 else card
+
+    width, height = SIZE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        sound = container.add_stream("aac", rate=16000, layout="mono") if with_audio else None
+        for i in range(180):
+            frame = av.VideoFrame.from_ndarray(draw(i), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, FPS)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+        if sound is not None:
+            samples = av.AudioFrame.from_ndarray(np.zeros((1, 16000 * 6), np.float32), format="fltp", layout="mono")
+            samples.sample_rate, samples.pts = 16000, 0
+            for packet in [*sound.encode(samples), *sound.encode()]:
+                container.mux(packet)
+    return path
+
+
+def walker(path: Path, person: np.ndarray, coffee: np.ndarray) -> Path:
+    """3 s at SIZE, FPS: a photograph of a person panning slowly (0-2 s), then coffee (2-3 s)."""
+    return write_video(path, 90, FPS, "libx264", SIZE, lambda i: fit(person, shift=i) if i < 60 else fit(coffee))

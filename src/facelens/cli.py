@@ -70,7 +70,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
 
 
 def cmd_moderation(args: argparse.Namespace) -> int:
-    """DetectModerationLabels (open_nsfw: only the top-level Explicit label is computed; docs/models.md)."""
+    """DetectModerationLabels (open_nsfw + nsfwjs: Explicit, Suggestive, ContentTypes Illustrated; docs/models.md)."""
     from facelens.service import build_faces
 
     backend = build_faces(_settings(args))
@@ -268,8 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_argument("--min-confidence", type=float, default=None, help="0-100 (default 55, as Rekognition)")
     labels.set_defaults(func=cmd_labels)
 
-    moderation = sub.add_parser("moderation", help="DetectModerationLabels on an image file (only 'Explicit' is "
-                                "detected); prints Rekognition JSON")
+    moderation = sub.add_parser("moderation", help="DetectModerationLabels on an image file (Explicit and "
+                                "Suggestive only); prints Rekognition JSON")
     moderation.add_argument("image")
     moderation.add_argument("--min-confidence", type=float, default=50.0, help="MinConfidence (default 50)")
     moderation.set_defaults(func=cmd_moderation)
@@ -354,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
         parser_.add_argument("--purpose", default=None, help="why (a case or ticket reference; audited)")
         parser_.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
         parser_.set_defaults(func=cmd_video)
+    from facelens.cli_video import add_analyses  # labels, moderation, text, persons, segments
+    add_analyses(video_sub)
 
     reindex = sub.add_parser("reindex", help="rebuild the vector store (FAISS or Milvus) from the database")
     reindex.add_argument("collections", nargs="*", metavar="COLLECTION", help="(default: every collection)")

@@ -45,10 +45,12 @@ below this one reads the environment.
 | models file      |              | FACELENS_CONFIG              | none (TOML, [models] detector/recognizer) |
 | detector model   |              | FACELENS_DETECTOR_MODEL      | bundled YuNet |
 | recognizer model |              | FACELENS_RECOGNIZER_MODEL    | bundled SFace |
+| model runtime    |              | FACELENS_RUNTIME             | auto (OpenVINO on CPU, onnxruntime CUDA on a GPU) |
 | ORT providers    |              | FACELENS_ORT_PROVIDERS       | CUDA if present, CPU |
 | ORT spinning     |              | FACELENS_ORT_SPIN            | 0             |
 | flip TTA         |              | FACELENS_FLIP_TTA            | 0             |
 | caches           |              | FACELENS_CACHE               | ~/.cache/facelens (prepared models, embeddings) |
+| npm model tarballs |            | FACELENS_NPM_DIR             | sys.prefix/share/facelens/npm (`make install`) |
 | cameras          |              | FACELENS_CAMERAS             | none (`NAME=URL;NAME=URL`, docs/streams.md) |
 | Kinesis endpoint |              | FACELENS_KINESIS_ENDPOINT_URL | none: stream processors refused |
 | Kinesis credentials |           | FACELENS_KINESIS_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION | boto3's chain |
@@ -68,7 +70,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facelens.accountability.policy import Policy, PolicyError
-from facelens.models.registry import ModelConfig, ModelNotFoundError, existing_model
+from facelens.models.registry import RUNTIMES, ModelConfig, ModelNotFoundError, existing_model
 
 if TYPE_CHECKING:
     from facelens.store.vectors import VectorConfig
@@ -210,8 +212,8 @@ def _calibration(value: str | None) -> str | None:
 def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
     """Which models to load and how their sessions run, from FACELENS_DETECTOR_MODEL / FACELENS_RECOGNIZER_MODEL
     (else the `[models]` table of the TOML file FACELENS_CONFIG names), FACELENS_ORT_PROVIDERS (comma-separated),
-    FACELENS_THREADS (default 0: onnxruntime's), FACELENS_ORT_SPIN and FACELENS_FLIP_TTA. A named model file that
-    does not exist is ModelNotFoundError; any other bad value ConfigError."""
+    FACELENS_THREADS (default 0: the runtime's), FACELENS_RUNTIME, FACELENS_ORT_SPIN and FACELENS_FLIP_TTA. A
+    named model file that does not exist is ModelNotFoundError; any other bad value ConfigError."""
     env = os.environ if env is None else env
     table: dict[str, object] = {}
     config_file = env.get("FACELENS_CONFIG")
@@ -227,6 +229,9 @@ def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
         if value is not None and not isinstance(value, str):
             raise ConfigError(f"FACELENS_CONFIG [models] {kind} must be a path, not {value!r}")
     names = tuple(name.strip() for name in (env.get("FACELENS_ORT_PROVIDERS") or "").split(",") if name.strip())
+    runtime = (env.get("FACELENS_RUNTIME") or "auto").strip().lower()
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"FACELENS_RUNTIME must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     return ModelConfig(
         detector=existing_model(detector, "detector") if detector else None,
         recognizer=existing_model(recognizer, "recognizer") if recognizer else None,
@@ -235,6 +240,8 @@ def models_from_env(env: Mapping[str, str] | None = None) -> ModelConfig:
         spin=_flag(env, "FACELENS_ORT_SPIN", False),
         flip=_flag(env, "FACELENS_FLIP_TTA", False),
         cache_dir=EvalSettings.from_env(env).cache_dir / "models",
+        runtime=runtime,
+        npm_dir=Path(env["FACELENS_NPM_DIR"]) if env.get("FACELENS_NPM_DIR") else None,
     )
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.model import OperationModel
 
 from facelens import errors, service_model
-from facelens.api import wire, wire_labels, wire_moderation, wire_ppe, wire_streams, wire_text
+from facelens.api import wire, wire_labels, wire_moderation, wire_ppe, wire_streams, wire_text, wire_video
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -86,10 +86,20 @@ OPERATIONS: Mapping[str, Operation] = _registry(
     Operation("SearchUsers", wire.search_users, read_only=True),
     Operation("SearchUsersByImage", wire.search_users_by_image, read_only=True),
     # stored video
-    Operation("StartFaceDetection", wire.start_face_detection),
-    Operation("GetFaceDetection", wire.get_face_detection, read_only=True),
-    Operation("StartFaceSearch", wire.start_face_search),
-    Operation("GetFaceSearch", wire.get_face_search, read_only=True),
+    Operation("StartFaceDetection", wire_video.start_face_detection),
+    Operation("GetFaceDetection", wire_video.get_face_detection, read_only=True),
+    Operation("StartFaceSearch", wire_video.start_face_search),
+    Operation("GetFaceSearch", wire_video.get_face_search, read_only=True),
+    Operation("StartLabelDetection", wire_video.start_label_detection),
+    Operation("GetLabelDetection", wire_video.get_label_detection, read_only=True),
+    Operation("StartContentModeration", wire_video.start_content_moderation),
+    Operation("GetContentModeration", wire_video.get_content_moderation, read_only=True),
+    Operation("StartTextDetection", wire_video.start_text_detection),
+    Operation("GetTextDetection", wire_video.get_text_detection, read_only=True),
+    Operation("StartPersonTracking", wire_video.start_person_tracking),
+    Operation("GetPersonTracking", wire_video.get_person_tracking, read_only=True),
+    Operation("StartSegmentDetection", wire_video.start_segment_detection),
+    Operation("GetSegmentDetection", wire_video.get_segment_detection, read_only=True),
     # live video: stream processors on cameras (api/wire_streams.py)
     Operation("CreateStreamProcessor", wire_streams.create_stream_processor),
     Operation("StartStreamProcessor", wire_streams.start_stream_processor),

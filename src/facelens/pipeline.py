@@ -25,7 +25,7 @@ DEFAULT_ATTRIBUTES = frozenset({"BoundingBox", "Confidence", "Landmarks", "Pose"
 ATTRIBUTE_GROUPS: dict[str, frozenset[str]] = {
     "DEFAULT": DEFAULT_ATTRIBUTES,
     "ALL": DEFAULT_ATTRIBUTES | {"AgeRange", "Gender", "EyesOpen", "MouthOpen", "AllLandmarks", "Emotions",
-                                 "Smile", "FaceOccluded"},
+                                 "Smile", "FaceOccluded", "EyeDirection"},
     "AGE_RANGE": frozenset({"AgeRange"}),
     "GENDER": frozenset({"Gender"}),
     "EYES_OPEN": frozenset({"EyesOpen"}),
@@ -33,10 +33,11 @@ ATTRIBUTE_GROUPS: dict[str, frozenset[str]] = {
     "EMOTIONS": frozenset({"Emotions"}),
     "SMILE": frozenset({"Smile"}),
     "FACE_OCCLUDED": frozenset({"FaceOccluded"}),
+    "EYE_DIRECTION": frozenset({"EyeDirection"}),
 }
 # Attributes Rekognition has but no FaceLens model computes: accepted in requests, never answered.
 UNSUPPORTED_ATTRIBUTES = frozenset(
-    {"BEARD", "EYE_DIRECTION", "EYEGLASSES", "MUSTACHE", "SUNGLASSES"}
+    {"BEARD", "EYEGLASSES", "MUSTACHE", "SUNGLASSES"}
 )
 
 
@@ -67,13 +68,14 @@ class Face:
     mouth_open: tuple[bool, float] | None = None
     emotions: np.ndarray | None = None  # expression probabilities, facelens.models.emotion.CLASSES order
     masked: float | None = None  # P(the face is covered by a mask), facelens.models.mask
+    eye_direction: tuple[float, float] | None = None  # yaw, pitch of the eyes in the head, facelens.models.iris
 
     @property
     def area(self) -> float:
         return float(max(0.0, self.box[2] - self.box[0]) * max(0.0, self.box[3] - self.box[1]))
 
 
-MODEL_KINDS = ("detector", "embedder", "landmarks", "age_gender", "emotion", "mask")
+MODEL_KINDS = ("detector", "embedder", "landmarks", "age_gender", "emotion", "mask", "iris")
 
 
 class FaceAnalyzer:
@@ -124,6 +126,10 @@ class FaceAnalyzer:
             from facelens.models.mask import MaskModel
 
             return MaskModel(self.config)
+        if kind == "iris":
+            from facelens.models.iris import IrisModel
+
+            return IrisModel(self.config)
         raise KeyError(kind)
 
     @property
@@ -170,7 +176,7 @@ class FaceAnalyzer:
         from facelens import geometry, quality
 
         height, width = image.shape[:2]
-        need_68 = bool({"Pose", "EyesOpen", "MouthOpen", "AllLandmarks"} & set(fields))
+        need_68 = bool({"Pose", "EyesOpen", "MouthOpen", "AllLandmarks", "EyeDirection"} & set(fields))
         if need_68:
             landmarker = self._model("landmarks")
             for face in faces:
@@ -196,6 +202,10 @@ class FaceAnalyzer:
             covered = self._model("mask").predict(image, [face.box for face in faces])
             for face, p in zip(faces, covered, strict=True):
                 face.masked = float(p)
+        if "EyeDirection" in fields and faces:
+            gazes = self._model("iris").predict(image, [face.landmarks68 for face in faces])
+            for face, gaze in zip(faces, gazes, strict=True):
+                face.eye_direction = gaze
 
 
 _analyzers: dict[ModelConfig, FaceAnalyzer] = {}

@@ -26,7 +26,7 @@ from facelens.accountability.anchors import Anchoring, S3Witness, WebhookWitness
 from facelens.accountability.gate import Gate
 from facelens.accountability.policy import Policy
 from facelens.accountability.retention import Retention
-from facelens.api import shapes, wire_streams
+from facelens.api import wire_streams, wire_video
 from facelens.config import ServerSettings
 from facelens.context import RequestContext
 from facelens.domain.collections import CollectionService
@@ -208,23 +208,24 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
     gate = gate_factory(store, settings.policy, calibration_for)
     records = Records(store)
     search = SearchEngine(store, vectors, calibration_for)
-    recognized = recognizers(settings, analyzer)
+    image_services = recognizers(settings, analyzer)
     return Backend(
         settings, analyzer, gate, FaceService(analyzer, gate, calibration_for),
         store=store, vectors=vectors, search=search,
         collections=CollectionService(records, vectors, analyzer, gate, search, settings.arn_region,
                                       settings.account),
         users=UserService(records, analyzer, gate, search),
-        video=VideoService(records, analyzer, gate, search, persist=shapes.video_result,
+        video=VideoService(records, analyzer, gate, search, persist=wire_video.persist,
                            video_dir=settings.videos_dir, downloads=settings.data_dir / "video-downloads",
                            fetch=s3.download if s3.configured else None, webhook_url=settings.video_webhook_url,
-                           interval_ms=settings.video_interval_ms),
+                           interval_ms=settings.video_interval_ms, labels=image_services["labels"],
+                           moderation=image_services["moderation"], text=image_services["text"]),
         admin=AdminService(records, gate),
         streams=StreamService(records, analyzer, gate, search, settings.streams, shape=wire_streams.kinesis_record,
-                              region=settings.arn_region, account=settings.account, labels=recognized["labels"],
+                              region=settings.arn_region, account=settings.account, labels=image_services["labels"],
                               s3=s3, webhook_url=settings.video_webhook_url),
         retention=Retention(store, vectors, gate),
         s3=s3,
         anchors=anchors,
-        **recognized,
+        **image_services,
     )

@@ -272,7 +272,9 @@ def test_an_older_data_dir_is_upgraded_in_place(tmp_path: Path) -> None:
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     found = backend.search.by_embedding("old", vector, threshold=90)
     assert [m.face.face_id for m in found] == ["00000000-0000-4000-8000-000000000009"]
+    assert backend.call("DescribeCollection", {"CollectionId": "old"})["FaceCount"] == 1  # counted by the upgrade
     backend.call("DeleteFaces", {"CollectionId": "old", "FaceIds": ["00000000-0000-4000-8000-000000000009"]})
+    assert backend.call("DescribeCollection", {"CollectionId": "old"})["FaceCount"] == 0
     assert backend.call("ListAuditRecords", {})["AuditRecords"]  # the audit table arrived with the upgrade
     backend.close()
 

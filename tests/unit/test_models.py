@@ -167,7 +167,8 @@ def test_session_options_come_from_the_model_config(tmp_path: Path) -> None:
     options = embedder.session.get_session_options()
     assert options.intra_op_num_threads == 2
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    spinning = load_embedder(ModelConfig(recognizer=path, spin=True)).session.get_session_options()
+    spinning_config = ModelConfig(recognizer=path, spin=True, runtime="onnxruntime")
+    spinning = load_embedder(spinning_config).session.get_session_options()
     assert spinning.intra_op_num_threads == 0  # onnxruntime's default
     with pytest.raises(RuntimeError, match="does not have"):  # not set: onnxruntime's default (spinning) applies
         spinning.get_session_config_entry("session.intra_op.allow_spinning")

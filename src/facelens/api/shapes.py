@@ -4,7 +4,8 @@ Element shapes (BoundingBox, FaceDetail, ComparedFace, Face, FaceRecord, Unindex
 the refusals) and one function per response. Members are written in the order Rekognition documents them and a
 member without a value is left out, never sent as null. One shape is persisted rather than served: the results
 of a stored-video job are written once, in the shape GetFaceDetection / GetFaceSearch page them out
-(`video_result`); the composition root hands that function to the video service, which imports nothing of `api`.
+(`video_result`, used by `facelens.api.wire_video.persist`, which the composition root hands the video service;
+the video service imports nothing of `api`).
 
 This module imports no service and no request context at runtime (`facelens.context` imports the registry,
 which imports `facelens.api.wire`, which imports this).
@@ -63,6 +64,8 @@ def face_detail(found: model.FoundFace) -> Shape:
     if face.masked is not None and "FaceOccluded" in fields:  # a mask: the one occlusion a model here sees
         covered = face.masked
         detail["FaceOccluded"] = {"Value": covered >= 0.5, "Confidence": 100.0 * max(covered, 1.0 - covered)}
+    if face.eye_direction is not None and "EyeDirection" in fields:  # no Confidence: nothing here computes one
+        detail["EyeDirection"] = {"Yaw": face.eye_direction[0], "Pitch": face.eye_direction[1]}
     detail["Landmarks"] = geometry.rekognition_landmarks(
         face.landmarks, face.landmarks68 if "AllLandmarks" in fields else None, width, height)
     if face.pose is not None:
@@ -247,22 +250,6 @@ def video_result(result: model.VideoFace) -> Shape:
         return {"Timestamp": result.timestamp_ms, "Face": detail}
     person = {"Index": result.track, "BoundingBox": detail["BoundingBox"], "Face": detail}
     return {"Timestamp": result.timestamp_ms, "Person": person, "FaceMatches": face_matches(result.matches)}
-
-
-def job_page(result: model.JobPage, key: str) -> Shape:
-    """GetFaceDetection (`key` Faces) or GetFaceSearch (Persons)."""
-    job = result.job
-    response: Shape = {"JobStatus": result.status, "JobId": job.job_id, "Video": job.request["Video"]}
-    if job.status_message:
-        response["StatusMessage"] = job.status_message
-    if job.metadata:
-        response["VideoMetadata"] = job.metadata
-    if "JobTag" in job.request:
-        response["JobTag"] = job.request["JobTag"]
-    if result.results is not None:
-        response[key] = result.results
-        with_token(response, result.next_token)
-    return response
 
 
 # -- responses: FaceLens's own

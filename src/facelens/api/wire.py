@@ -4,8 +4,8 @@
 wire, or by `Backend.call`), so members are read as they are; the service method takes typed arguments and
 returns a `facelens.domain.model` result, which `facelens.api.shapes` turns into the response.
 
-Idempotent writes (CreateUser, DeleteUser, AssociateFaces, DisassociateFaces, StartFaceDetection,
-StartFaceSearch) store their *wire* response under the request's ClientRequestToken in the write's own
+Idempotent writes (CreateUser, DeleteUser, AssociateFaces, DisassociateFaces, and the stored-video Start* of
+`facelens.api.wire_video`) store their *wire* response under the request's ClientRequestToken in the write's own
 transaction: the adapter runs `Records.idempotent` with a body that calls the domain method inside the given
 session and shapes its result, so a token recorded before (or after) this layout replays the same response.
 
@@ -179,38 +179,6 @@ def search_users_by_image(backend: Backend, p: Params, context: RequestContext) 
     return shapes.user_search(_needs(backend.users, "SearchUsersByImage").search_users_by_image(
         collection_id=p["CollectionId"], image=image_bytes(p["Image"]), threshold=p.get("UserMatchThreshold"),
         max_users=p.get("MaxUsers"), quality_filter=p.get("QualityFilter"), context=context))
-
-
-# -- stored video (Start* is idempotent per ClientRequestToken)
-def _start(operation: str, backend: Backend, p: Params, context: RequestContext) -> Shape:
-    video = _needs(backend.video, operation)
-    video.admit_job(operation, video=p["Video"], collection_id=p.get("CollectionId"),
-                    threshold=p.get("FaceMatchThreshold"), context=context)
-    def body(session: Session) -> tuple[Shape, None]:
-        return {"JobId": video.create_job(session, operation, request=p, context=context)}, None
-
-    response = video.records.idempotent(operation, p, body, context.key_id)
-    video.queued()
-    return response
-
-
-def start_face_detection(backend: Backend, p: Params, context: RequestContext) -> Shape:
-    return _start("StartFaceDetection", backend, p, context)
-
-
-def start_face_search(backend: Backend, p: Params, context: RequestContext) -> Shape:
-    return _start("StartFaceSearch", backend, p, context)
-
-
-def get_face_detection(backend: Backend, p: Params, context: RequestContext) -> Shape:
-    return shapes.job_page(_needs(backend.video, "GetFaceDetection").get_face_detection(
-        job_id=p["JobId"], max_results=p.get("MaxResults"), next_token=p.get("NextToken"), context=context), "Faces")
-
-
-def get_face_search(backend: Backend, p: Params, context: RequestContext) -> Shape:
-    return shapes.job_page(_needs(backend.video, "GetFaceSearch").get_face_search(
-        job_id=p["JobId"], sort_by=p.get("SortBy"), max_results=p.get("MaxResults"), next_token=p.get("NextToken"),
-        context=context), "Persons")
 
 
 # -- FaceLens's own: policies and the audit log

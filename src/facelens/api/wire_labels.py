@@ -1,9 +1,10 @@
 """DetectLabels on the wire: validated parameters -> `LabelService.detect_labels` -> DetectLabelsResponse.
 
 Shaped per botocore's DetectLabelsResponse: Labels (Name, Confidence, Instances with BoundingBox, Confidence
-and, with IMAGE_PROPERTIES, DominantColors; Parents) and LabelModelVersion when GENERAL_LABELS was asked for;
-ImageProperties (Quality, DominantColors) when IMAGE_PROPERTIES was. Aliases, Categories, Foreground,
-Background and OrientationCorrection are never sent: nothing here computes them (docs/models.md).
+and, with IMAGE_PROPERTIES, DominantColors; Parents, Aliases and Categories from the WordNet taxonomy) and
+LabelModelVersion when GENERAL_LABELS was asked for; ImageProperties (Quality, DominantColors) when
+IMAGE_PROPERTIES was. Foreground, Background and OrientationCorrection are never sent: nothing here computes them
+(docs/models.md).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def label(value: Label) -> Shape:
             shaped["DominantColors"] = [color(c) for c in instance.dominant_colors]
         instances.append(shaped)
     return {"Name": value.name, "Confidence": value.confidence, "Instances": instances,
-            "Parents": [{"Name": parent} for parent in value.parents]}
+            "Parents": [{"Name": parent} for parent in value.parents],
+            "Aliases": [{"Name": alias} for alias in value.aliases],
+            "Categories": [{"Name": category} for category in value.categories]}
 
 
 def labels_response(result: LabelResult) -> Shape:

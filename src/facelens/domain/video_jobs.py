@@ -1,12 +1,12 @@
-"""Stored-video jobs: StartFaceDetection / GetFaceDetection and StartFaceSearch / GetFaceSearch.
+"""Stored-video jobs: every Start*/Get* pair of Rekognition Video on one durable job machinery.
 
-A Start request is validated, stored as a queued job (idempotent per ClientRequestToken) and answered with its
-JobId at once; worker threads claim queued jobs from the database, run them (`facelens.video.faces`), and store
-all results in the transaction that marks the job SUCCEEDED, or a message with FAILED. Jobs left running by a
+The kinds (face detection and search, labels, content moderation, text, person tracking, segments) are one
+table, `facelens.domain.video_kinds.KINDS`: each with its Start check and its runner. A Start request is
+validated, stored as a queued job (idempotent per ClientRequestToken, audited in the same transaction) and
+answered with its JobId at once; worker threads claim queued jobs from the database, run them, and store all
+results in the transaction that marks the job SUCCEEDED, or a message with FAILED. Jobs left running by a
 process that died are queued again at start and rerun from the beginning, so results appear exactly once.
-Face search searches each tracked person once per second of video, at the collection's policy floor, and the
-job is audited like an image search (`facelens.accountability.gate`). `VideoService` owns its worker threads:
-`start()` runs them, `close()` stops them.
+`VideoService` owns its worker threads: `start()` runs them, `close()` stops them.
 
 Video sources (`Video.S3Object`): an S3 object, fetched by the `fetch` callable the service provides; or, as a
 FaceLens extension, a file under the video directory, named with the bucket `facelens-local`
@@ -26,47 +26,52 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facelens import errors, paging
 from facelens.context import RequestContext
-from facelens.domain.common import Records, check_model
-from facelens.domain.model import FaceMatch, FoundFace, JobPage, VideoFace
+from facelens.domain.common import Records
+from facelens.domain.model import JobPage
 from facelens.domain.ports import Analyzer, Gate
 from facelens.domain.search import SearchEngine
-from facelens.pipeline import resolve_attributes
+from facelens.domain.video_kinds import BY_START, KINDS
 from facelens.s3 import check_object
 from facelens.store.base import Session
-from facelens.store.jobs import FAILED, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult
+from facelens.store.jobs import EXTRAS, FAILED, QUEUED, RUNNING, SUCCEEDED, TIMESTAMPS, JobRecord, JobResult
 from facelens.video.decode import DEFAULT_INTERVAL_MS, probe
-from facelens.video.faces import detect_in_video
 from facelens.video.source import LocalVideo, VideoError, VideoFile, VideoMissing, VideoOutside, VideoSource
+
+if TYPE_CHECKING:
+    from facelens.recognition.labels import LabelService
+    from facelens.recognition.moderation import ModerationService
+    from facelens.recognition.text import TextService
 
 log = logging.getLogger("facelens.video")
 
 LOCAL_BUCKET = "facelens-local"
 MAX_VIDEO_BYTES = 10 * 1024**3  # Rekognition's stored-video limit
-SEARCH_INTERVAL_MS = 1000  # each tracked person is searched again after this much video
-VIDEO_MAX_MATCHES = 10  # FaceMatches per detection (before the policy's MaxResults cap)
 PAGE = 1000  # Get* MaxResults default and maximum
+RENEW_SECONDS = 5.0  # a running job's claim is renewed this often (at most; a quarter of a shorter lease)
 Fetch = Callable[[str, str, str | None, Path, int], None]  # (bucket, key, version, destination, max bytes)
-Persist = Callable[[VideoFace], dict[str, Any]]  # a result as stored, in the shape Get* serves
-KINDS = {"StartFaceDetection": "FaceDetection", "StartFaceSearch": "FaceSearch"}
+Persist = Callable[[Any], dict[str, Any]]  # a typed result as stored, in the shape Get* serves
 
 
 class VideoService:
-    """The four stored-video operations and the workers that run their jobs.
+    """The stored-video operations and the workers that run their jobs.
 
     `video_dir`: local videos (bucket `facelens-local`); `downloads`: where S3 videos are fetched to while a job
     runs; `fetch`: how (None: no S3 endpoint, such jobs fail); `webhook_url`: where completion notices go;
-    `persist`: a result in the form it is stored, the shape GetFaceDetection / GetFaceSearch serve it in
-    (`facelens.api.shapes.video_result`, given by the composition root: results are written once and paged
-    many times, so they are kept in their wire shape, the one documented exception to a typed domain)."""
+    `persist`: a typed result (`facelens.domain.model.VideoFace`, `facelens.domain.video_results`, a
+    `facelens.video.segments.Segment`) in the form it is stored, the shape Get* serves it in
+    (`facelens.api.wire_video.persist`, given by the composition root: results are written once and paged
+    many times, so they are kept in their wire shape, the one documented exception to a typed domain).
+    `labels`, `moderation`, `text`: the image services the analyses run on frames (None: not configured)."""
 
     def __init__(self, records: Records, analyzer: Analyzer, gate: Gate, search: SearchEngine, *,
                  video_dir: Path, downloads: Path, persist: Persist, fetch: Fetch | None = None,
                  webhook_url: str | None = None, interval_ms: int = DEFAULT_INTERVAL_MS,
-                 max_bytes: int = MAX_VIDEO_BYTES) -> None:
+                 max_bytes: int = MAX_VIDEO_BYTES, labels: LabelService | None = None,
+                 moderation: ModerationService | None = None, text: TextService | None = None) -> None:
         self.records = records
         self.store = records.store
         self.analyzer = analyzer
@@ -79,29 +84,32 @@ class VideoService:
         self.webhook_url = webhook_url
         self.interval_ms = interval_ms
         self.max_bytes = max_bytes
+        self.labels = labels
+        self.moderation = moderation
+        self.text = text
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
 
     # -- Start: the wire adapter admits the job, creates it in the session that records its ClientRequestToken
     #    (`Records.idempotent`), then wakes the workers
-    def admit_job(self, operation: str, *, video: Mapping[str, Any], collection_id: str | None = None,
-                  threshold: float | None = None, context: RequestContext) -> None:
+    def admit_job(self, operation: str, request: Mapping[str, Any], context: RequestContext) -> None:
         """Refuse now a job the video, the collection or the caller's purpose would make fail for certain."""
-        self._check_source(video)
-        if operation == "StartFaceSearch":
-            assert collection_id is not None  # required by the service model
-            collection, _, _ = self.gate.admit_search(context, operation, collection_id, threshold, None,
-                                                      "FaceMatchThreshold", None)
-            check_model(self.analyzer.model_version, collection)
+        self._check_source(request["Video"])
+        kind = BY_START[operation]
+        if kind.admit is not None:
+            kind.admit(self, request, context)
 
     def create_job(self, session: Session, operation: str, *, request: Mapping[str, Any],
                    context: RequestContext) -> str:
-        """A queued job for `request` (the Start request as validated); its JobId. The job stores the request
-        without its ClientRequestToken: what its workers read and Get* reports."""
+        """A queued job for `request` (the Start request as validated), audited in the same transaction; its
+        JobId. The job stores the request without its ClientRequestToken: what its workers read and Get*
+        reports."""
         job_id = uuid.uuid4().hex
         stored = {k: v for k, v in request.items() if k != "ClientRequestToken"}
-        session.create_job(job_id, KINDS[operation], stored, context.key_id, context.purpose)
+        session.create_job(job_id, BY_START[operation].name, stored, context.key_id, context.purpose)
+        self.gate.record(session, context, operation, request.get("CollectionId"), job_id=job_id,
+                         video=request["Video"]["S3Object"]["Name"])
         return job_id
 
     def queued(self) -> None:
@@ -113,8 +121,7 @@ class VideoService:
         """A validated Start* request run to the end in this thread (the CLI): created and claimed in one
         transaction, so no server worker sharing the data directory takes it; its JobId (read the results with
         Get*)."""
-        self.admit_job(operation, video=request["Video"], collection_id=request.get("CollectionId"),
-                       threshold=request.get("FaceMatchThreshold"), context=context)
+        self.admit_job(operation, request, context)
         with self.store.transaction(write=True) as session:
             job_id = self.create_job(session, operation, request=request, context=context)
             job = session.claim_job(job_id)
@@ -148,27 +155,19 @@ class VideoService:
             raise errors.InvalidS3ObjectException(f"no video {name} in the video directory") from None
 
     # -- Get
-    def get_face_detection(self, *, job_id: str, max_results: int | None, next_token: str | None,
-                           context: RequestContext) -> JobPage:
-        return self._get("GetFaceDetection", "FaceDetection", job_id, max_results, next_token, by_index=False,
-                         context=context)
-
-    def get_face_search(self, *, job_id: str, sort_by: str | None, max_results: int | None, next_token: str | None,
-                        context: RequestContext) -> JobPage:
-        return self._get("GetFaceSearch", "FaceSearch", job_id, max_results, next_token,
-                         by_index=(sort_by or "TIMESTAMP") == "INDEX", context=context)
-
-    def _get(self, operation: str, kind: str, job_id: str, max_results: int | None, next_token: str | None,
-             by_index: bool, context: RequestContext) -> JobPage:
-        """One page of a job's results, for a caller whose key may see the job: a face search's collection
-        must be in the key's scope; a key limited to some collections reads only the detection jobs it
-        started. Each read is audited with the FaceIds (and similarities) it discloses."""
-        filters = paging.digest({"JobId": job_id, "ByIndex": by_index})
+    def get(self, operation: str, *, job_id: str, by_index: bool = False, part: int = TIMESTAMPS,
+            max_results: int | None, next_token: str | None, context: RequestContext) -> JobPage:
+        """One page of a job's results (of one part: per timestamp, or SEGMENTS; by time, or by index / name
+        first), for a caller whose key may see the job: a face search's collection must be in the key's scope;
+        a key limited to some collections reads only the other jobs it started. Each read is audited, with the
+        FaceIds (and similarities) a face search discloses."""
+        kind = KINDS[operation.removeprefix("Get")]
+        filters = paging.digest({"JobId": job_id, "ByIndex": by_index, "Part": part})
         size = min(max_results or PAGE, PAGE)  # more than 1,000: 1,000
         with self.store.transaction() as session:
             job = session.get_job(job_id)
-            if job is None or job.kind != kind:
-                raise errors.ResourceNotFoundException(f"no {kind} job {job_id}")
+            if job is None or job.kind != kind.name:
+                raise errors.ResourceNotFoundException(f"no {kind.name} job {job_id}")
             collection_id = job.request.get("CollectionId")
             context.scope.check(operation, collection_id)
             if collection_id is None and context.scope.collections is not None and job.key_id != context.key_id:
@@ -180,7 +179,7 @@ class VideoService:
                 Results exist once the job has succeeded."""
                 if job.status != SUCCEEDED:
                     return []
-                return list(enumerate(session.job_results(job.job_id, offset, limit, by_index), start=offset))
+                return list(enumerate(session.job_results(job.job_id, offset, limit, by_index, part), start=offset))
 
             page = self.records.page(operation, size, next_token, 0, filters, fetch, lambda row: row[0] + 1)
         status = RUNNING if job.status in (QUEUED, RUNNING) else job.status
@@ -189,7 +188,7 @@ class VideoService:
                    for item in items for m in item.get("FaceMatches") or ()]
         with self.store.transaction(write=True) as session:
             self.gate.record(session, context, operation, collection_id, job_id=job_id, job_status=status,
-                             results=len(items), **({"matches": matches} if kind == "FaceSearch" else {}))
+                             results=len(items), **({"matches": matches} if kind.identifies else {}))
         if job.status != SUCCEEDED:
             return JobPage(job, status)
         return JobPage(job, status, items, page.next_token)
@@ -226,9 +225,17 @@ class VideoService:
         started = time.perf_counter()
         report = progress
 
+        # a claim is renewed a few times per lease, not at every progress report (a label job reports each frame)
+        with self.store.transaction() as session:
+            every = min(RENEW_SECONDS, session.lease_seconds / 4)
+        renewed = time.monotonic()
+
         def renewing(ms: int) -> None:
-            with self.store.transaction(write=True) as session:
-                session.renew_job(job.job_id)
+            nonlocal renewed
+            if time.monotonic() - renewed >= every:
+                with self.store.transaction(write=True) as session:
+                    session.renew_job(job.job_id)
+                renewed = time.monotonic()
             if report is not None:
                 report(ms)
 
@@ -240,10 +247,9 @@ class VideoService:
             with self.store.transaction(write=True) as session:
                 session.set_job_metadata(job.job_id, metadata)
             context = RequestContext(key_id=job.key_id, purpose=job.purpose)
-            if job.kind == "FaceDetection":
-                results = self._detect(job, source, progress)
-            else:
-                results = self._search(job, source, progress, context)
+            results, extras = KINDS[job.kind].run(self, job, source, progress, context)
+            if extras:
+                metadata = {**metadata, EXTRAS: extras}
         except (VideoError, errors.FaceLensError) as exc:
             status, message = FAILED, str(exc) if isinstance(exc, VideoError) else exc.message
         except Exception as exc:  # a job ends, whatever happens: FAILED with the reason, and the server goes on
@@ -272,41 +278,6 @@ class VideoService:
             log.info("video job %s: %s", job.job_id, exc.message)
             destination = destination.with_suffix(".missing")
         return VideoFile(destination), destination
-
-    def _detect(self, job: JobRecord, source: VideoSource, progress: Callable[[int], None] | None) -> list[JobResult]:
-        fields = resolve_attributes([job.request.get("FaceAttributes", "DEFAULT")])
-        _, faces = detect_in_video(source, self.analyzer, fields, self.interval_ms, progress)
-        return [JobResult(face.timestamp_ms, 0, self.persist(VideoFace(face.timestamp_ms, face.track, FoundFace(
-            face.face, face.width, face.height, fields)))) for face in faces]
-
-    def _search(self, job: JobRecord, source: VideoSource, progress: Callable[[int], None] | None,
-                context: RequestContext) -> list[JobResult]:
-        collection, threshold, limit = self.gate.admit_search(context, "StartFaceSearch", job.request["CollectionId"],
-                                                              job.request.get("FaceMatchThreshold"), None,
-                                                              "FaceMatchThreshold", None)
-        check_model(self.analyzer.model_version, collection)
-        fields = resolve_attributes(None)
-        _, faces = detect_in_video(source, self.analyzer, fields, self.interval_ms, progress)
-        last: dict[int, tuple[int, list[FaceMatch]]] = {}
-        best: dict[str, FaceMatch] = {}
-        results = []
-        for face in faces:
-            seen = last.get(face.track)
-            if seen is None or face.timestamp_ms - seen[0] >= SEARCH_INTERVAL_MS:
-                matches = self.search.face_matches(collection, face.embedding[None, :], threshold.effective,
-                                             min(limit, VIDEO_MAX_MATCHES))
-                seen = last[face.track] = (face.timestamp_ms, matches)
-                for match in matches:
-                    known = best.get(match.face.face_id)
-                    if known is None or match.similarity > known.similarity:
-                        best[match.face.face_id] = match
-            found = VideoFace(face.timestamp_ms, face.track, FoundFace(face.face, face.width, face.height, fields),
-                              seen[1])
-            results.append(JobResult(face.timestamp_ms, face.track, self.persist(found)))
-        ranked = sorted(best.values(), key=lambda m: -m.similarity)
-        self.gate.record_search(context, "StartFaceSearch", collection, threshold, ranked, job_id=job.job_id,
-                                video=job.request["Video"]["S3Object"]["Name"], persons=len(last))
-        return results
 
     def _notify(self, job: JobRecord, status: str) -> None:
         """POST the SNS-shaped completion notice to the configured webhook (when the job asked for one)."""

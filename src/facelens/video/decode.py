@@ -23,7 +23,8 @@ import numpy as np
 
 from facelens.video.source import VideoError, VideoSource, as_source
 
-__all__ = ["DEFAULT_INTERVAL_MS", "VideoError", "VideoMetadata", "frames", "probe"]
+__all__ = ["DEFAULT_INTERVAL_MS", "AudioMetadata", "VideoError", "VideoMetadata", "audio", "every_frame", "frames",
+           "probe"]
 
 DEFAULT_INTERVAL_MS = 200
 MAX_WIDTH, MAX_HEIGHT = 4096, 2304  # 4K; 8K video is refused (memory per frame, and faces are found at 640 px)
@@ -43,6 +44,20 @@ class VideoMetadata:
     def to_wire(self) -> dict[str, object]:
         return {"Codec": self.codec, "DurationMillis": self.duration_ms, "Format": self.format,
                 "FrameRate": self.frame_rate, "FrameHeight": self.height, "FrameWidth": self.width}
+
+
+@dataclass(frozen=True)
+class AudioMetadata:
+    """What Rekognition reports as `AudioMetadata` (GetSegmentDetection), one per audio stream."""
+
+    codec: str
+    duration_ms: int
+    sample_rate: int
+    channels: int
+
+    def to_wire(self) -> dict[str, object]:
+        return {"Codec": self.codec, "DurationMillis": self.duration_ms, "SampleRate": self.sample_rate,
+                "NumberOfChannels": self.channels}
 
 
 @contextlib.contextmanager
@@ -98,6 +113,48 @@ def probe(source: VideoSource | str | Path) -> VideoMetadata:
     source = as_source(source)
     with _open(source) as container:
         return _metadata(container, _stream(container, source.name))
+
+
+def audio(source: VideoSource | str | Path) -> list[AudioMetadata]:
+    """The metadata of each audio stream of a video (none: [])."""
+    source = as_source(source)
+    found = []
+    with _open(source) as container:
+        for stream in container.streams.audio:
+            context = stream.codec_context
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            else:
+                duration = (container.duration or 0) / av.time_base
+            found.append(AudioMetadata(codec=context.name if context is not None else "unknown",
+                                       duration_ms=round(duration * 1000), sample_rate=int(context.sample_rate or 0),
+                                       channels=int(context.channels or 0)))
+    return found
+
+
+def every_frame(source: VideoSource | str | Path, width: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(frame number, timestamp in ms, RGB frame scaled to `width` px wide) of every frame, in order: the input
+    of frame-accurate measurements (shot boundaries, black frames), at a size that keeps them cheap."""
+    source = as_source(source)
+    with _open(source) as container:
+        stream = _stream(container, source.name)
+        stream.thread_type = "AUTO"
+        offset = float(stream.start_time * stream.time_base) if stream.start_time and stream.time_base else 0.0
+        height = max(2, round(stream.codec_context.height * width / stream.codec_context.width / 2) * 2)
+        number = 0
+        try:
+            for frame in container.decode(stream):
+                if frame.pts is None or frame.time is None:
+                    continue
+                small = frame.reformat(width=width, height=height, format="rgb24").to_ndarray()
+                yield number, round((frame.time - offset) * 1000), small
+                number += 1
+        except av.error.FFmpegError as exc:
+            if number == 0:
+                raise VideoError(f"{source.name} could not be decoded: {_reason(exc)}") from None
+            raise VideoError(f"{source.name} is damaged after {number} frames: {_reason(exc)}") from None
+        if number == 0:
+            raise VideoError(f"{source.name} holds no decodable video frames (truncated or corrupt)")
 
 
 def frames(source: VideoSource | str | Path, interval_ms: int = DEFAULT_INTERVAL_MS,

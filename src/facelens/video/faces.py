@@ -47,7 +47,8 @@ class VideoFace:
         return relative_box(self.face.box, self.width, self.height)
 
 
-def _batches(items: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
+def batches(items: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
+    """Consecutive lists of `size` sampled frames (the last shorter)."""
     while batch := list(islice(items, size)):
         yield batch
 
@@ -59,7 +60,7 @@ def detect_in_video(source: VideoSource | str | Path, analyzer: Analyzer, fields
     metadata = probe(source)
     tracker = FaceTracker()
     found: list[VideoFace] = []
-    for batch in _batches(frames(source, interval_ms), BATCH):
+    for batch in batches(frames(source, interval_ms), BATCH):
         images = [DecodedImage(image, FRAME_FORMAT) for _, image in batch]
         # the face path of still images: every face (the 100 largest) described and embedded, no quality filter
         results = find_faces(analyzer, images, fields, embed=None)

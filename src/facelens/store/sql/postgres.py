@@ -38,6 +38,15 @@ BEGIN INSERT INTO changes (collection, face_seq, op) VALUES (OLD.collection, OLD
 CREATE TRIGGER faces_added AFTER INSERT ON faces FOR EACH ROW EXECUTE FUNCTION facelens_face_added();
 CREATE TRIGGER faces_deleted AFTER DELETE ON faces FOR EACH ROW EXECUTE FUNCTION facelens_face_deleted();
 """
+_FACE_COUNT_TRIGGERS = """
+CREATE FUNCTION facelens_face_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN UPDATE collections SET face_count = face_count + 1 WHERE pk = NEW.collection;
+    ELSE UPDATE collections SET face_count = face_count - 1 WHERE pk = OLD.collection; END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER faces_counted AFTER INSERT OR DELETE ON faces FOR EACH ROW EXECUTE FUNCTION facelens_face_counted();
+"""
 _AUDIT_GUARD = """
 CREATE FUNCTION facelens_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
@@ -105,6 +114,8 @@ MIGRATIONS: list[list[str]] = [
     [*schema.POLICIES, *schema.AUDIT, _AUDIT_GUARD],
     schema.VIDEO_JOBS,
     schema.VECTOR_MARKS,
+    [*schema.FACE_COUNTS, _FACE_COUNT_TRIGGERS],
+    schema.VIDEO_RESULT_PARTS,
     schema.STREAM_PROCESSORS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -49,11 +49,20 @@ VIDEO_JOBS = [
         PRIMARY KEY (job_id, seq))""",
     "CREATE INDEX video_results_by_person ON video_results (job_id, person, timestamp, seq)",
 ]
+# a job's results may come in parts: 0 per timestamp, 1 aggregated (GetLabelDetection AggregateBy SEGMENTS)
+VIDEO_RESULT_PARTS = [
+    "ALTER TABLE video_results ADD COLUMN part INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX video_results_by_part ON video_results (job_id, part, person, timestamp, seq)",
+]
 VECTOR_MARKS = [
     """CREATE TABLE vector_marks (
         collection BIGINT PRIMARY KEY REFERENCES collections (pk) ON DELETE CASCADE,
         watermark BIGINT NOT NULL,
         count BIGINT NOT NULL)""",
+]
+FACE_COUNTS = [  # each collection's face count (the dialects add the triggers that keep it)
+    "ALTER TABLE collections ADD COLUMN face_count BIGINT NOT NULL DEFAULT 0",
+    "UPDATE collections SET face_count = (SELECT count(*) FROM faces WHERE faces.collection = collections.pk)",
 ]
 STREAM_PROCESSORS = [
     """CREATE TABLE stream_processors (

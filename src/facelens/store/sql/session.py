@@ -107,7 +107,10 @@ class SqlSession:
         return [self._collection(row) for row in rows]
 
     def count_faces(self, pk: int) -> int:
-        return self._run("SELECT count(*) FROM faces WHERE collection = ?", (pk,)).fetchone()[0]
+        """The collection's face count, kept by triggers on `faces` in the transaction that adds or deletes a face
+        (see the stores' migrations): one row read, whatever the collection's size (0: no such collection)."""
+        row = self._run("SELECT face_count FROM collections WHERE pk = ?", (pk,)).fetchone()
+        return int(row[0]) if row else 0
 
     def count_users(self, pk: int) -> int:
         return self._run("SELECT count(*) FROM users WHERE collection = ?", (pk,)).fetchone()[0]
@@ -368,14 +371,16 @@ class SqlSession:
                    results: Sequence[JobResult]) -> None:
         assert status in (SUCCEEDED, FAILED)
         self._run("DELETE FROM video_results WHERE job_id = ?", (job_id,))
-        self._run_many("INSERT INTO video_results (job_id, seq, timestamp, person, item) VALUES (?, ?, ?, ?, ?)",
-                       [(job_id, seq, r.timestamp, r.index, json.dumps(r.item)) for seq, r in enumerate(results)])
+        self._run_many("INSERT INTO video_results (job_id, seq, timestamp, person, item, part) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", [(job_id, seq, r.timestamp, r.index, json.dumps(r.item), r.part)
+                                                     for seq, r in enumerate(results)])
         self._run("UPDATE video_jobs SET status = ?, status_message = ?, metadata = coalesce(?, metadata), "
                   "finished = ?, result_count = ? WHERE job_id = ?",
                   (status, message, json.dumps(metadata) if metadata else None, time.time(), len(results), job_id))
 
-    def job_results(self, job_id: str, offset: int, limit: int, by_index: bool = False) -> list[JobResult]:
+    def job_results(self, job_id: str, offset: int, limit: int, by_index: bool = False,
+                    part: int = 0) -> list[JobResult]:
         order = "person, timestamp, seq" if by_index else "timestamp, seq"
-        rows = self._run(f"SELECT timestamp, person, item FROM video_results WHERE job_id = ? "
-                         f"ORDER BY {order} LIMIT ? OFFSET ?", (job_id, limit, offset))
-        return [JobResult(timestamp, person, json.loads(item)) for timestamp, person, item in rows]
+        rows = self._run(f"SELECT timestamp, person, item FROM video_results WHERE job_id = ? AND part = ? "
+                         f"ORDER BY {order} LIMIT ? OFFSET ?", (job_id, part, limit, offset))
+        return [JobResult(timestamp, person, json.loads(item), part) for timestamp, person, item in rows]

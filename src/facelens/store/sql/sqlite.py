@@ -112,6 +112,14 @@ MIGRATIONS: list[list[str]] = [
     ],
     schema.VIDEO_JOBS,  # stored-video jobs and their results
     schema.VECTOR_MARKS,  # a shared vector store's (Milvus) position in the change log, per collection
+    [  # the face count the size-aware floor reads on every search, kept by triggers instead of a count(*)
+        *schema.FACE_COUNTS,
+        """CREATE TRIGGER faces_counted AFTER INSERT ON faces BEGIN
+            UPDATE collections SET face_count = face_count + 1 WHERE pk = NEW.collection; END""",
+        """CREATE TRIGGER faces_uncounted AFTER DELETE ON faces BEGIN
+            UPDATE collections SET face_count = face_count - 1 WHERE pk = OLD.collection; END""",
+    ],
+    schema.VIDEO_RESULT_PARTS,  # a video job's results per timestamp and aggregated into segments
     schema.STREAM_PROCESSORS,  # live-video stream processors, their sessions and the replica running each
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

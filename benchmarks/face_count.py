@@ -1,0 +1,102 @@
+"""What the size-aware floor costs per search, and what the face-count triggers cost per insert (SQLite store).
+
+    .venv/bin/python benchmarks/face_count.py [--faces 1000000] [--batch 1000] [--reads 200]
+
+Two data directories in one run, each filled with --faces synthetic 128-d faces in one collection, --batch faces
+per transaction through `SqlSession.add_faces` (as IndexFaces and `facelens index` write them):
+- "counter": the store as shipped, whose triggers keep `collections.face_count` in the inserting transaction;
+- "baseline": the same store with those two triggers dropped (the store before the counter).
+Reported: insert rate per tenth of the fill (faces/s; does it fall as the file grows?), the database size, and
+the per-search read of the collection's size: `count_faces` (one row) against the `SELECT count(*)` every
+search ran before (on the baseline directory), each timed --reads times after a warm-up, p50 and p99 in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from facelens.store.records import NewFace
+from facelens.store.sql.sqlite import DATABASE, SqliteMetadataStore
+
+
+def fill(root: Path, faces: int, batch: int, counter: bool) -> tuple[int, list[float]]:
+    store = SqliteMetadataStore(root)
+    if not counter:
+        with sqlite3.connect(root / DATABASE) as db:
+            db.execute("DROP TRIGGER faces_counted")
+            db.execute("DROP TRIGGER faces_uncounted")
+    with store.transaction(write=True) as session:
+        pk = session.create_collection("c", "arn:c", "synthetic", {}).pk
+    rng = np.random.default_rng(1)
+    rates, tenth, started, done = [], max(batch, faces // 10), time.perf_counter(), 0
+    while done < faces:
+        vectors = rng.standard_normal((batch, 128)).astype(np.float32)
+        new = [NewFace(str(uuid.uuid4()), str(uuid.uuid4()), None, {"Width": 0.5, "Height": 0.5, "Left": 0.1,
+                       "Top": 0.1}, 99.9, "synthetic", vector) for vector in vectors]
+        with store.transaction(write=True) as session:
+            session.add_faces(pk, new)
+        done += batch
+        if done % tenth == 0:
+            now = time.perf_counter()
+            rates.append(tenth / (now - started))
+            started = now
+    store.close()
+    return pk, rates
+
+
+def timed(read, reads: int) -> tuple[float, float]:
+    for _ in range(5):
+        read()
+    times = []
+    for _ in range(reads):
+        start = time.perf_counter()
+        read()
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(0.99 * len(times)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--faces", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--reads", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {}
+        for name, counter in (("counter", True), ("baseline", False)):
+            root = Path(tmp) / name
+            pk, rates = fill(root, args.faces, args.batch, counter)
+            size = (root / DATABASE).stat().st_size / 2**20
+            results[name] = (pk, rates, size, root)
+        pk, _, _, root = results["counter"]
+        store = SqliteMetadataStore(root)
+        with store.transaction() as session:
+            assert session.count_faces(pk) == args.faces
+            new = timed(lambda: session.count_faces(pk), args.reads)
+        store.close()
+        pk, _, _, root = results["baseline"]
+        with sqlite3.connect(root / DATABASE) as db:
+            old = timed(lambda: db.execute("SELECT count(*) FROM faces WHERE collection = ?", (pk,)).fetchone(),
+                        args.reads)
+    print(f"faces={args.faces} batch={args.batch}")
+    print("| store | insert faces/s by tenth of the fill | database MiB |")
+    print("|---|---|---|")
+    for name, (_, rates, size, _) in results.items():
+        print(f"| {name} | {' '.join(f'{rate:,.0f}' for rate in rates)} | {size:,.0f} |")
+    print("\n| collection size read per search | p50 ms | p99 ms | p50 ratio to count(*) |")
+    print("|---|---|---|---|")
+    print(f"| count(*) (before) | {old[0]:.3f} | {old[1]:.3f} | 1.00 |")
+    print(f"| face_count row (now) | {new[0]:.4f} | {new[1]:.4f} | {new[0] / old[0]:.5f} |")
+
+
+if __name__ == "__main__":
+    main()
