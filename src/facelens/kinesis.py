@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
-    from facelens.config import StreamSettings
+    from facelens.stream_settings import StreamSettings
 
 
 class KinesisError(Exception):

@@ -27,7 +27,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from facelens import errors
-from facelens.config import StreamSettings
 from facelens.context import RequestContext
 from facelens.domain.common import Records, check_model
 from facelens.domain.model import Page
@@ -47,6 +46,7 @@ from facelens.store.streams import (
     ProcessorRows,
     camera_name,
 )
+from facelens.stream_settings import StreamSettings
 
 log = logging.getLogger("facelens.streams")
 
