@@ -190,12 +190,15 @@ def test_camera_drops_and_returns_then_failed_after_the_limit(server: Server, ei
     out.until(lambda rs: len(rs) >= 1, 30, "first record")
     cameras["flaky"].kill()
     time.sleep(2)
-    assert rek(server).describe_stream_processor(Name="flaky-1")["Status"] == "RUNNING"  # retrying, not failed
+    retrying = rek(server).describe_stream_processor(Name="flaky-1")
+    assert retrying["Status"] == "RUNNING"  # retrying, not failed, and saying so
+    assert "camera flaky dropped" in retrying["StatusMessage"] and "reconnecting" in retrying["StatusMessage"]
     seen = len(out.poll())
     cameras["flaky"].start()  # the camera comes back (the clip from its start)
     records = out.until(lambda rs: len(rs) > seen and any(fragment(r) != fragment(rs[0]) for r in rs[seen:]), 40,
                         "record after the camera returned")
     assert {fragment(r) for r in records[seen:]} - {fragment(records[0])}
+    assert "StatusMessage" not in rek(server).describe_stream_processor(Name="flaky-1")  # back: no message
     cameras["flaky"].kill()  # and now it stays away: FAILED once the limit has passed
     described = wait_status(server, "flaky-1", "FAILED", RETRY_SECONDS + 25)
     assert "unreachable" in described["StatusMessage"] and f"{RETRY_SECONDS} s" in described["StatusMessage"]

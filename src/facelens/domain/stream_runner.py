@@ -128,7 +128,13 @@ class Runner:
             current = rows.get(self.record.name)
             if current is not None and current.status == STARTING and current.owner == self.service.owner:
                 rows.set_status(self.record.name, RUNNING, owner=self.service.owner)
+            elif current is not None and current.status_message is not None:  # back after a drop
+                rows.set_message(self.record.name, None, self.service.owner)
         log.info("stream %s: camera %s connected (fragment %d)", self.record.name, self.record.camera, fragment)
+
+    def _dropped(self, why: str) -> None:
+        with self.service.store.transaction(write=True) as session:
+            ProcessorRows(session).set_message(self.record.name, why, self.service.owner)
 
     def _renew(self) -> bool:
         """Keep the lease; False when the session must end here (stopped, lost, replaced)."""
@@ -163,7 +169,8 @@ class Runner:
         work.admit()
         admitted = renewed = time.monotonic()
         feed = self.feed = CameraFeed(record.camera, self.url, service.settings.interval_ms,
-                                      service.settings.retry_seconds, self.stop, on_connect=self._connected)
+                                      service.settings.retry_seconds, self.stop, on_connect=self._connected,
+                                      on_drop=self._dropped)
         for frame in feed.frames():
             now = time.monotonic()
             if now - renewed >= RENEW_SECONDS:

@@ -138,6 +138,11 @@ class ProcessorRows:
             params.append(owner)
         return self._run(sql, params).rowcount == 1
 
+    def set_message(self, name: str, message: str | None, owner: str) -> None:
+        """The StatusMessage alone (a RUNNING processor retrying its camera), while `owner` holds the lease."""
+        self._run("UPDATE stream_processors SET status_message = ? WHERE name = ? AND owner = ?",
+                  (message, name, owner))
+
     def claimable(self, now: float) -> list[str]:
         """Names of active processors nobody holds (or whose holder's lease expired), oldest start first."""
         marks = ",".join("?" * len(ACTIVE))

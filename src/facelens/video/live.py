@@ -69,13 +69,15 @@ class CameraFeed:
 
     def __init__(self, name: str, url: str, interval_ms: int, retry_seconds: float, stop: threading.Event, *,
                  open_timeout: float = 10.0, read_timeout: float = 5.0,
-                 on_connect: Callable[[int], None] | None = None) -> None:
+                 on_connect: Callable[[int], None] | None = None,
+                 on_drop: Callable[[str], None] | None = None) -> None:
         self.name, self.url = name, url
         self.interval = interval_ms / 1000.0
         self.retry_seconds = retry_seconds
         self.stop = stop
         self.open_timeout, self.read_timeout = open_timeout, read_timeout
-        self.on_connect = on_connect
+        self.on_connect = on_connect  # (fragment): a connection's first frame arrived
+        self.on_drop = on_drop  # (why): the camera dropped and is being retried
         self.skipped = 0  # samples dropped because the consumer was busy
         self.fragments = 0  # connections made
         self._latest: LiveFrame | None = None
@@ -148,6 +150,8 @@ class CameraFeed:
                                  f"{self.retry_seconds:g} s): {reason}")
                 break
             log.info("camera %s dropped (%s); reconnecting in %.1f s", self.name, reason, backoff)
+            if self.on_drop is not None:
+                self.on_drop(f"camera {self.name} dropped ({reason}); reconnecting")
             if self.stop.wait(min(backoff, max(0.0, self.retry_seconds - down))):
                 break
             backoff = min(backoff * 2, BACKOFF_MAX)
