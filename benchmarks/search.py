@@ -1,8 +1,8 @@
 """1:N search at scale with real probes: each index against exact Flat, on distractors that look like faces.
 
     .venv/bin/python benchmarks/search.py [--faces 1000000] [--distractors realistic|uniform]
-        [--indexes SQ8,PQ32x4fs,IVF4096,PQ32x4fs] [--candidates 64 256] [--queries 1000] [--nprobe 32 256]
-        [--service] [--dataset DIR]
+        [--indexes "SQ8;PQ32x4fs,Refine(SQ8);IVF4096,PQ32x4fs"] [--candidates 64 256] [--queries 1000]
+        [--nprobe 32 256] [--k-factor 16] [--service] [--dataset DIR]
 
 Probes are real people (LFW through the service's face path, `facelens.eval.dataset.embed_with_pipeline`,
 cached): the first usable photo of every person with two or more is enrolled, that person's second photo is a
@@ -13,8 +13,9 @@ the gallery is distractors:
 - `uniform`: random unit vectors, the easy case for clustering indexes and the hard one for graphs.
 Ground truth is the exact top-1 (Flat, batched) of each probe over the whole gallery. Each index (FAISS factory
 strings, built as the service builds them: `facelens.store.vectors._new_index`, trained on at most 256k gallery
-vectors, `add_with_ids`) is searched one probe at a time for each --candidates k (and each --nprobe for IVF), and
-the k candidates are re-ranked exactly in float64 as `SearchEngine.ranked` does; **recall** = the re-ranked
+vectors, `add_with_ids`) is searched one probe at a time for each --candidates k (and each --nprobe for IVF, each
+--k-factor for Refine indexes: the first stage proposes k x factor, the refinement codes keep k), and the k
+candidates are re-ranked exactly in float64 as `SearchEngine.ranked` does; **recall** = the re-ranked
 top-1 is the exact top-1. Latency = the index search plus the re-rank, p50 and p99, one FAISS thread (the
 service's `FACELENS_FAISS_SEARCH_THREADS`). Memory = the index's serialized size (the floats for the re-rank
 live in the metadata store, on disk). Flat is the exact baseline, measured in the same run.
@@ -155,17 +156,24 @@ def measure(spec: str, gallery: np.ndarray, probes: Probes, truth: dict[str, np.
         return []
     faiss.omp_set_num_threads(1)
     ivf = faiss.try_extract_index_ivf(index) is not None
+    base = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    refine = isinstance(base, faiss.IndexRefine)
     rows = []
     for nprobe in (args.nprobe if ivf else [None]):
-        for k in args.candidates if spec != "Flat" else [1]:
-            index.search(probes.genuine[:10], k)  # warm-up
-            lat_g, rec_g = searched(index, gallery, probes.genuine, truth["genuine"], k, nprobe)
-            lat_s, rec_s = searched(index, gallery, probes.strangers, truth["stranger"], k, nprobe)
-            latencies = np.concatenate([lat_g, lat_s])
-            rows.append(Row(spec, f"nprobe={nprobe}" if nprobe else "", k, float(np.percentile(latencies, 50)),
-                            float(np.percentile(latencies, 99)), rec_g, rec_s, memory, build_s))
-            print(f"  {spec} {rows[-1].setting} k={k}: p50 {rows[-1].p50:.2f} ms, recall {rec_g:.4f} / "
-                  f"{rec_s:.4f}", flush=True)
+        for factor in (args.k_factor if refine else [None]):
+            if factor:
+                base.k_factor = factor  # the first stage proposes k x factor, the refinement codes keep k
+            setting = " ".join(part for part in (f"nprobe={nprobe}" if nprobe else "",
+                                                 f"k_factor={factor}" if factor else "") if part)
+            for k in args.candidates if spec != "Flat" else [1]:
+                index.search(probes.genuine[:10], k)  # warm-up
+                lat_g, rec_g = searched(index, gallery, probes.genuine, truth["genuine"], k, nprobe)
+                lat_s, rec_s = searched(index, gallery, probes.strangers, truth["stranger"], k, nprobe)
+                latencies = np.concatenate([lat_g, lat_s])
+                rows.append(Row(spec, setting, k, float(np.percentile(latencies, 50)),
+                                float(np.percentile(latencies, 99)), rec_g, rec_s, memory, build_s))
+                print(f"  {spec} {setting} k={k}: p50 {rows[-1].p50:.2f} ms, recall {rec_g:.4f} / {rec_s:.4f}",
+                      flush=True)
     faiss.omp_set_num_threads(args.threads)
     del index
     return rows
@@ -176,9 +184,11 @@ def main() -> int:
     parser.add_argument("--faces", type=int, default=1_000_000)
     parser.add_argument("--distractors", choices=("realistic", "uniform"), default="realistic")
     parser.add_argument("--indexes", default=None, help="';'-separated FAISS factory strings (default: the "
-                        "service's choice at this size, PQ32x4fs, IVF4096,PQ32x4fs)")
+                        "service's choice at this size, PQ32x4fs, PQ32x4fs,Refine(SQ8), IVF4096,PQ32x4fs)")
     parser.add_argument("--candidates", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--nprobe", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--k-factor", type=int, nargs="+", default=[16], help="Refine indexes: first-stage "
+                        "candidates per candidate kept")
     parser.add_argument("--queries", type=int, default=1000, help="probes of each kind (at most LFW's)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="FAISS threads for builds")
     parser.add_argument("--service", action="store_true", help="also run the probes through facelens serve")
@@ -199,7 +209,7 @@ def main() -> int:
     probes.truth_genuine, probes.truth_stranger = truth["genuine"], truth["stranger"]
     default = VectorConfig().factory_for(args.faces)
     specs = args.indexes.split(";") if args.indexes else list(dict.fromkeys(
-        ["Flat", default, "PQ32x4fs", "IVF4096,PQ32x4fs"]))
+        ["Flat", default, "PQ32x4fs", "PQ32x4fs,Refine(SQ8)", "IVF4096,PQ32x4fs"]))
     if "Flat" not in specs:
         specs.insert(0, "Flat")
     print(f"{args.faces:,} faces ({len(enrolled):,} enrolled LFW people + {args.distractors} distractors fitted on "

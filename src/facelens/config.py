@@ -339,6 +339,7 @@ class ServerSettings:
     calibration: str | None = None  # FACELENS_CALIBRATION: conservative (None), pooled, or a site table's path
     store: StoreSettings = field(default_factory=StoreSettings)
     models: ModelConfig = field(default_factory=ModelConfig)  # its threads are always this `threads`
+    console_session_seconds: float = 1800.0  # FACELENS_CONSOLE_SESSION_SECONDS: a console session's idle expiry
     streams: StreamSettings = field(default_factory=StreamSettings)  # cameras and stream processors
 
     def __post_init__(self) -> None:
@@ -395,6 +396,7 @@ class ServerSettings:
             calibration=_calibration(env.get("FACELENS_CALIBRATION")),
             store=StoreSettings.from_env(env),
             models=models,
+            console_session_seconds=_float(env, "FACELENS_CONSOLE_SESSION_SECONDS", 1800.0),
             streams=StreamSettings.from_env(env),
         )
         given = {key: value for key, value in overrides.items() if value is not None}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.model import OperationModel
 
 from facelens import errors, service_model
-from facelens.api import wire, wire_labels, wire_moderation, wire_ppe, wire_streams, wire_text, wire_video
+from facelens.api import wire, wire_labels, wire_moderation, wire_ppe, wire_review, wire_streams, wire_text, wire_video
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -116,6 +116,8 @@ OPERATIONS: Mapping[str, Operation] = _registry(
     Operation("GetCollectionPolicy", wire.get_collection_policy, read_only=True, facelens=True),
     Operation("ListAuditRecords", wire.list_audit_records, read_only=True, admin=True,
               facelens=True),
+    # a reviewer's decision about a search's candidate: an audit record only (read-only: changes nothing else)
+    Operation("RecordReviewDecision", wire_review.record_review_decision, read_only=True, facelens=True),
 )
 
 READ_ONLY_OPERATIONS = frozenset(name for name, op in OPERATIONS.items() if op.read_only)

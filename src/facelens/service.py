@@ -26,6 +26,7 @@ from facelens.accountability.anchors import Anchoring, S3Witness, WebhookWitness
 from facelens.accountability.gate import Gate
 from facelens.accountability.policy import Policy
 from facelens.accountability.retention import Retention
+from facelens.accountability.review import ReviewService
 from facelens.api import wire_streams, wire_video
 from facelens.config import ServerSettings
 from facelens.context import RequestContext
@@ -76,6 +77,7 @@ class Backend:
     text: TextService | None = None  # DetectText (its model loads on the first image)
     labels: LabelService | None = None  # DetectLabels (its model loads on the first request)
     ppe: ProtectiveEquipmentService | None = None  # DetectProtectiveEquipment (persons, faces, face covers)
+    review: ReviewService | None = None  # reviewers' decisions about search candidates (RecordReviewDecision)
     streams: StreamService | None = None  # stream processors on cameras (their runners start with `start`)
 
     def __post_init__(self) -> None:
@@ -225,6 +227,7 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
                               region=settings.arn_region, account=settings.account, labels=image_services["labels"],
                               s3=s3, webhook_url=settings.video_webhook_url),
         retention=Retention(store, vectors, gate),
+        review=ReviewService(store, gate),
         s3=s3,
         anchors=anchors,
         **image_services,

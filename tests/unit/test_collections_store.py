@@ -110,6 +110,27 @@ def test_quantized_path_is_exact_after_inserts_and_deletes(tmp_path: Path) -> No
     backend.close()
 
 
+def test_large_tier_is_exact_after_inserts_deletes_and_a_streamed_rebuild(tmp_path: Path) -> None:
+    """The fast-scan tier (here from 300 faces) proposes candidates the exact re-rank orders: searches stay exact
+    after adds, after deletes it cannot remove (tombstones), and after a rebuild that streams the faces past a
+    training sample of 200."""
+    config = VectorConfig.parse("auto:100", large_min=300, train_sample=200, rebuild_min=20)
+    backend = make_backend(tmp_path, vector_config=config, background_rebuilds=False)
+    backend.call("CreateCollection", {"CollectionId": "c"})
+    vectors, _ = identities(120, 4, noise=0.07)
+    face_ids = backend.collections.add_embeddings("c", vectors[:250])
+    assert backend.vectors.info(1)["factory"] == "SQ8"
+    face_ids += backend.collections.add_embeddings("c", vectors[250:])  # 480 faces: rebuilt as the large tier
+    assert backend.vectors.info(1)["factory"] == backend.vectors.info(1)["kind"] == "PQ64x4fs,Refine(SQ8)"
+    assert_exact(backend, face_ids, queries=30)
+    gone = face_ids[::7]
+    backend.call("DeleteFaces", {"CollectionId": "c", "FaceIds": gone})  # 69 tombstones: past rebuild_min
+    live = [f for f in face_ids if f not in set(gone)]
+    assert backend.vectors.info(1)["count"] == len(live) and backend.vectors.info(1)["tombstones"] == 0
+    assert_exact(backend, live, queries=30)
+    backend.close()
+
+
 def test_exact_counts_under_concurrent_index_delete_search(tmp_path: Path) -> None:
     backend = make_backend(tmp_path, vector_config=VectorConfig.parse("auto:150", rebuild_min=20))
     backend.call("CreateCollection", {"CollectionId": "c"})
@@ -299,6 +320,12 @@ def test_a_write_is_one_transaction(tmp_path: Path) -> None:
 def test_vector_index_configuration_strings() -> None:
     assert VectorConfig.parse("auto").factory_for(49_999) == "Flat"
     assert VectorConfig.parse("auto").factory_for(50_000) == "SQ8"
+    assert VectorConfig.parse("auto").factory_for(999_999) == "SQ8"
+    assert VectorConfig.parse("auto").factory_for(20_000_000) == "PQ64x4fs,Refine(SQ8)"
+    assert VectorConfig.parse("auto:100:HNSW32").factory_for(20_000_000) == "HNSW32"  # that factory from 100 up
+    auto = VectorConfig.parse("auto")  # a smaller tier is rebuilt to only below half of the larger's threshold
+    assert auto.stays("PQ64x4fs,Refine(SQ8)", 600_000) and not auto.stays("PQ64x4fs,Refine(SQ8)", 499_999)
+    assert auto.stays("SQ8", 25_000) and not auto.stays("SQ8", 24_999) and not auto.stays("SQ8", 60_000)
     assert VectorConfig.parse("auto:100:HNSW32").factory_for(100) == "HNSW32"
     assert VectorConfig.parse("auto:10:IVF4,Flat").factory_for(10) == "IVF4,Flat"
     assert VectorConfig.parse("HNSW16").factory_for(1) == "HNSW16"

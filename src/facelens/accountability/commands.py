@@ -76,6 +76,15 @@ def anchors(settings: ServerSettings, files: list[Path],
     return found, notes
 
 
+def check_store(settings: ServerSettings, store: MetadataStore, others: list[Path] | None = None,
+                anchor: str | None = None) -> tuple[audit.Verification, list[str]]:
+    """The chain and subject-access index of `store` checked against the data directory's anchor file, the S3
+    witness and `others`; with notes on anchors that could not be read (the CLI and the console both ask)."""
+    noted, notes = anchors(settings, [settings.collections_dir / ANCHOR_FILE, *(others or [])])
+    index = _paged(store, lambda session, after: session.audit_index(after, BATCH), lambda item: item[0])
+    return audit.verify(_rows(store), anchor=anchor, anchors=noted, index=index), notes
+
+
 def verify(args: argparse.Namespace, settings: ServerSettings) -> int:
     """Check the chain, the subject-access index and the anchors; print the verdict."""
     others = [Path(path) for path in args.anchors or ()]
@@ -84,11 +93,9 @@ def verify(args: argparse.Namespace, settings: ServerSettings) -> int:
         with open(args.export, encoding="utf-8") as handle:
             result = audit.verify(audit.rows_from_jsonl(handle), anchor=args.anchor, anchors=noted)
     else:
-        noted, notes = anchors(settings, [settings.collections_dir / ANCHOR_FILE, *others])
         store = _open_store(settings)
         try:
-            index = _paged(store, lambda session, after: session.audit_index(after, BATCH), lambda item: item[0])
-            result = audit.verify(_rows(store), anchor=args.anchor, anchors=noted, index=index)
+            result, notes = check_store(settings, store, others, args.anchor)
         finally:
             store.close()
     for note in notes:

@@ -27,6 +27,7 @@ from facelens.calibration import Calibration
 from facelens.context import RequestContext
 from facelens.domain.common import require_collection
 from facelens.domain.model import FaceMatch, UserMatch
+from facelens.store.audit import AuditRow
 from facelens.store.base import CollectionRecord, MetadataStore
 from facelens.store.repos import AuditLog, Policies
 
@@ -73,9 +74,9 @@ class Gate:
         return self.policy.updated(session.get_policy(collection.pk) or {})
 
     def record(self, session: AuditLog, context: RequestContext, operation: str, collection_id: str | None,
-               **fields: Any) -> None:
-        """Append a record of `operation` in `session`'s (write) transaction."""
-        session.append_audit({"operation": operation, "collection": collection_id, "key": context.key_id,
+               **fields: Any) -> AuditRow:
+        """Append a record of `operation` in `session`'s (write) transaction; the sealed row."""
+        return session.append_audit({"operation": operation, "collection": collection_id, "key": context.key_id,
                               "purpose": context.purpose, "request_id": context.request_id, "outcome": "ok",
                               **{k: v for k, v in fields.items() if v is not None}})
 

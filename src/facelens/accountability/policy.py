@@ -33,6 +33,7 @@ WIRE_NAMES = {
     "purpose_pattern": "PurposePattern",
     "max_results": "MaxResults",
     "retention_days": "RetentionDays",
+    "require_review": "RequireReview",
 }
 ENVIRONMENT = {
     "min_search_similarity": "FACELENS_MIN_SEARCH_SIMILARITY",
@@ -58,6 +59,7 @@ class Policy:
     purpose_pattern: str | None = None  # the whole purpose must match it (re.fullmatch), when one is given
     max_results: int | None = None  # cap on MaxFaces / MaxUsers of a search
     retention_days: float | None = None  # faces older than this are deleted (and the deletion audited)
+    require_review: bool = False  # the console exports a search's results only once each candidate has a decision
 
     def __post_init__(self) -> None:
         for name in ("min_search_similarity", "min_compare_similarity"):

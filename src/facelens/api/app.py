@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from facelens import errors, operations
+from facelens import console, errors, operations
 from facelens.api import dispatch, protocol
 from facelens.api.auth import SigV4Verifier
 from facelens.api.connections import body_deadline
@@ -243,6 +243,7 @@ def create_app(settings: ServerSettings, backend: Backend, *, keys: Mapping[str,
         routes=[
             Route("/", RekognitionEndpoint(settings, verifier, backend, pools, scopes).__call__, methods=["POST"]),
             Route("/health", _health(pools), methods=["GET", "HEAD"]),
+            *console.mount(settings, backend, pools, keys, scopes),  # the web console (facelens.console)
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

@@ -57,9 +57,9 @@ def seal(record: Mapping[str, Any], seq: int, when: float, prev_hash: str) -> Au
 
 def face_ids(record: Mapping[str, Any]) -> list[str]:
     """Every FaceId a record names (returned matches, indexed, deleted or expired faces, faces associated with,
-    refused for, or disassociated from a user)."""
+    refused for, or disassociated from a user, or reviewed by a person)."""
     found: list[str] = []
-    for key in ("matches", "indexed", "deleted", "associated", "refused", "disassociated"):
+    for key in ("matches", "indexed", "deleted", "associated", "refused", "disassociated", "reviewed"):
         for item in record.get(key) or ():
             face_id = item.get("FaceId") if isinstance(item, Mapping) else item
             if isinstance(face_id, str):

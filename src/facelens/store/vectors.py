@@ -1,13 +1,7 @@
 """FAISS vector index per collection: a rebuildable cache of the embeddings the metadata store holds.
 
-Choice of index (`VectorConfig.parse` of `FACELENS_VECTOR_INDEX`, FAISS's factory-string idea):
-- `auto` (default, = `auto:50000:SQ8`): exact `Flat` inner product below 50,000 faces, then `SQ8`: still a scan of
-  every face, over 8-bit scalar-quantized vectors (a quarter of Flat's memory, faster; the exact re-rank restores
-  exact scores). Graph and cluster indexes (`HNSW32`, `IVF...`) are faster still but can miss a face outright:
-  on 1M random 128-d vectors HNSW32 found the true nearest face for only about half of the queries (see
-  docs/benchmarks.md), so they are opt-in;
-- `auto:<faces>` or `auto:<faces>:<factory>`: another threshold and/or approximate index;
-- any FAISS factory string (`Flat`, `HNSW32`, `IVF1024,Flat`, ...): that index at every size.
+Choice of index: `facelens.store.index_choice` (`VectorConfig.parse` of `FACELENS_VECTOR_INDEX`: `auto` picks
+Flat, SQ8 or PQ64x4fs,Refine(SQ8) by the collection's size; or any FAISS factory string).
 A search uses `search_threads` OpenMP threads (`FACELENS_FAISS_SEARCH_THREADS`, default 1: requests run in
 parallel on the I/O pool, and one query split over cores measured slower under load, see docs/benchmarks.md);
 builds use every core.
@@ -20,8 +14,9 @@ open, a missing or corrupt file (checksum, size, dimension) is rebuilt from the 
 database is caught up from the change log, and one older than the log's pruned floor is rebuilt. Every search
 first catches up, so it sees every committed write, whichever process made it.
 
-Deletes: `remove_ids` where the index supports it (Flat, IVF). HNSW cannot remove: deleted ids become tombstones
-that an ID selector keeps out of the HNSW search itself, and once they pass `rebuild_fraction` of the
+Deletes: `remove_ids` where the index supports it (Flat, SQ8, IVF). HNSW and the Refine indexes cannot remove:
+deleted ids become tombstones (HNSW: an ID selector keeps them out of the search itself; the others over-fetch by
+their number and drop them), and once they pass `rebuild_fraction` of the
 index (at least `rebuild_min`) a rebuild runs in a background thread and is swapped in, then caught up. An index
 that still holds a deleted face's vector is never written to disk: applying a delete removes the index file,
 which is saved again (and the change log pruned up to its watermark) after `save_every` changes, after a
@@ -32,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import faiss
@@ -40,70 +34,11 @@ import numpy as np
 
 from facelens.store import indexfile
 from facelens.store.base import MetadataStore, net_changes
+from facelens.store.index_choice import EXACT, VectorConfig, _base, _new_index
+
+__all__ = ["EXACT", "VectorCache", "VectorConfig", "_base", "_new_index"]
 
 log = logging.getLogger(__name__)
-
-EXACT = "Flat"
-
-
-@dataclass(frozen=True)
-class VectorConfig:
-    """Which index to build for a collection of a given size, and when to rebuild or save it."""
-
-    exact_max: int = 50_000  # `auto`: exact below this many faces
-    approximate: str = "SQ8"  # `auto`: the index at and above exact_max
-    forced: str | None = None  # one factory string at every size
-    ef_search: int = 128  # HNSW: at least this, and at least the number of candidates asked for
-    nprobe: int = 32  # IVF lists visited
-    rebuild_fraction: float = 0.1  # tombstones (over the index size) that trigger a rebuild
-    rebuild_min: int = 1000
-    save_every: int = 10_000  # changes applied between saves of the index file
-    search_threads: int = 1  # OpenMP threads per search (FACELENS_FAISS_SEARCH_THREADS)
-
-    @classmethod
-    def parse(cls, text: str = "auto", search_threads: int = 1, **overrides: object) -> VectorConfig:
-        """From an index choice as `FACELENS_VECTOR_INDEX` writes it (`auto[:<faces>[:<factory>]]` or a factory
-        string) and the OpenMP threads per search; ValueError for a malformed choice."""
-        text = text.strip()
-        if not text:
-            raise ValueError("the vector index must be auto[:<faces>[:<factory>]] or a FAISS factory string")
-        if search_threads < 1:
-            raise ValueError(f"search threads must be at least 1, not {search_threads}")
-        if text == "auto" or text.startswith("auto:"):
-            parts = text.split(":", 2)
-            try:
-                exact_max = int(parts[1]) if len(parts) > 1 and parts[1] else cls.exact_max
-            except ValueError:
-                raise ValueError(f"{text!r}: the face count after auto: must be an integer") from None
-            if len(parts) > 2 and not parts[2]:
-                raise ValueError(f"{text!r}: no factory string after the face count")
-            config = cls(exact_max=exact_max, approximate=parts[2] if len(parts) > 2 else cls.approximate)
-        else:
-            config = cls(forced=text)
-        return replace(config, search_threads=search_threads, **overrides)  # type: ignore[arg-type]
-
-    def factory_for(self, count: int) -> str:
-        if self.forced:
-            return self.forced
-        return self.approximate if count >= self.exact_max else EXACT
-
-
-def _new_index(factory: str, dim: int, vectors: np.ndarray) -> tuple[faiss.Index, str]:
-    """An empty (trained) index for `factory` and the factory built: Flat when too few vectors to train it."""
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    ivf = faiss.try_extract_index_ivf(index)
-    if not index.is_trained:
-        needed = 39 * (ivf.nlist if ivf is not None else 1)
-        if len(vectors) < needed:
-            log.info("%d vectors cannot train %s (needs %d): using %s", len(vectors), factory, needed, EXACT)
-            return _new_index(EXACT, dim, vectors)
-        index.train(vectors)
-    return (index if ivf is not None else faiss.IndexIDMap(index)), factory
-
-
-def _base(index: faiss.Index) -> faiss.Index:
-    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
-
 
 class CollectionIndex:
     """One collection's index, its watermark and its tombstones (guarded by `lock`)."""
@@ -360,7 +295,7 @@ class VectorCache:
     def _maintain(self, entry: CollectionIndex) -> None:
         count = entry.count
         wanted = self.config.factory_for(count)
-        shrunk = wanted == EXACT and count >= self.config.exact_max // 2  # hysteresis: stay approximate
+        shrunk = self.config.stays(entry.factory, count)  # hysteresis: no rebuild to a smaller tier yet
         untrained = entry.kind != entry.factory and count >= 2 * max(entry.built_count, 1)  # may train now
         limit = max(self.config.rebuild_min, self.config.rebuild_fraction * max(count, 1))
         if len(entry.tombstones) > limit or (wanted != entry.factory and not shrunk) or untrained:
@@ -397,16 +332,27 @@ class VectorCache:
 
     def _build(self, pk: int) -> tuple[faiss.Index | None, str, str, int]:
         """A fresh index of the collection's faces from one database snapshot, and that snapshot's watermark."""
-        with self.store.transaction() as session:
+        index, kind, pending, held = None, EXACT, [], 0
+        with self.store.transaction() as session:  # one snapshot: its count, its faces, its watermark
             watermark = session.high_water()
-            batches = list(session.embeddings(pk))
-        factory = self.config.factory_for(sum(len(b[0]) for b in batches))
-        if not batches:
+            factory = self.config.factory_for(session.count_faces(pk))
+            for seqs, vectors in session.embeddings(pk):  # streamed: only the training sample is held
+                if index is None:
+                    pending.append((seqs, vectors.astype(np.float32)))
+                    held += len(seqs)
+                    if held < self.config.train_sample:
+                        continue
+                    index, kind = _new_index(factory, vectors.shape[1], np.concatenate([v for _, v in pending]))
+                    for held_seqs, held_vectors in pending:
+                        index.add_with_ids(held_vectors, held_seqs)
+                    pending = []
+                else:
+                    index.add_with_ids(vectors.astype(np.float32), seqs)
+        if index is None and pending:
+            index, kind = _new_index(factory, pending[0][1].shape[1], np.concatenate([v for _, v in pending]))
+            index.add_with_ids(np.concatenate([v for _, v in pending]), np.concatenate([s for s, _ in pending]))
+        if index is None:
             return None, factory, factory, watermark
-        seqs = np.concatenate([b[0] for b in batches])
-        vectors = np.concatenate([b[1] for b in batches]).astype(np.float32)
-        index, kind = _new_index(factory, vectors.shape[1], vectors)
-        index.add_with_ids(vectors, seqs)
         return index, factory, kind, watermark
 
     def _install(self, entry: CollectionIndex, built: tuple[faiss.Index | None, str, str, int]) -> None:
