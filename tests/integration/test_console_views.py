@@ -6,6 +6,8 @@ with its status and shown on its timeline. Screenshots go to docs/console/ (show
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +22,35 @@ from tests.console_fixtures import (  # noqa: F401 - fixtures
     browser,
     new_page,
     photos,
-    server,
+    serve,
     shoot,
     sign_in,
 )
-from tests.service_fixtures import Server, client
+from tests.service_fixtures import REGION, Server, client, moto_s3  # noqa: F401 - fixture
+from tests.stream_fixtures import KinesisReader, kinesis_client, kinesis_env, render_clip
 
 pytest.importorskip("playwright.sync_api", reason="playwright (the test extra) is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make chromium`)")
 CROPS = "console-crops"
+ROLE = "arn:aws:iam::123456789012:role/facelens"
 SHARED = "console-scoped"  # the scoped key's collection: it may list collections and search, not list faces
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, moto_s3, astronaut: np.ndarray,  # noqa: F811
+           cameraman: np.ndarray) -> Iterator[Server]:
+    """The console's server with two cameras (a clip played like a camera) and Kinesis on moto."""
+    from facelens.pipeline import default_analyzer
+
+    clip = render_clip(tmp_path_factory.mktemp("camera") / "door.mp4", default_analyzer(), astronaut, cameraman)
+    server = serve(tmp_path_factory, "console-views", FACELENS_CAMERAS=f"door={clip};yard={clip}",
+                   **kinesis_env(moto_s3.url))
+    yield server
+    server.stop()
+
+
+def video_arn(camera: str) -> str:
+    return f"arn:aws:kinesisvideo:{REGION}:123456789012:stream/{camera}/1700000000000"
 
 
 def natural_sizes(page: object) -> list[int]:
@@ -167,3 +188,49 @@ def test_every_video_job_kind_on_its_timeline(server: Server, browser: object,  
     page.goto(f"{server.url}/console/video?job={started['TextDetection'][0]}&kind=TextDetection")
     assert "FACELENS" in page.inner_text("#results")
     page.context.close()
+
+
+def test_stream_processors_with_status_camera_collection_and_purpose(server: Server, browser: object,  # noqa: F811
+                                                                     moto_s3, astronaut: np.ndarray) -> None:  # noqa: F811
+    from facelens.client import with_purpose
+
+    rek = client(server.url, *ADMIN)
+    rek.create_collection(CollectionId="console-streams")
+    rek.index_faces(CollectionId="console-streams", Image={"Bytes": encode(astronaut)}, ExternalImageId="eileen")
+    out = KinesisReader.create(kinesis_client(moto_s3.url), "console-door-faces")
+    for name, camera, purpose in (("door-watch", "door", "CASE-2026-200"), ("yard-idle", "yard", None)):
+        creator = with_purpose(client(server.url, *ADMIN), purpose) if purpose else rek
+        creator.create_stream_processor(Name=name, Input={"KinesisVideoStream": {"Arn": video_arn(camera)}},
+                                        Output={"KinesisDataStream": {"Arn": out.arn}}, RoleArn=ROLE,
+                                        Settings={"FaceSearch": {"CollectionId": "console-streams",
+                                                                 "FaceMatchThreshold": 85}})
+    rek.start_stream_processor(Name="door-watch")
+    deadline = time.monotonic() + 60
+    while rek.describe_stream_processor(Name="door-watch")["Status"] != "RUNNING":
+        assert time.monotonic() < deadline, rek.describe_stream_processor(Name="door-watch")
+        time.sleep(0.3)
+    try:
+        page = new_page(browser)
+        sign_in(page, server, ADMIN, "/console/video")
+        header = [h.inner_text() for h in page.locator("#streams thead th").all()]
+        assert header == ["Name", "Status", "Message", "Camera", "Collection (or labels)", "Requested threshold",
+                          "Purpose", "Created by key"]
+        rows = {cells[0]: cells[1:] for cells in ([c.inner_text() for c in row.locator("td").all()]
+                                                  for row in page.locator("#streams tbody tr").all())}
+        assert rows["door-watch"] == ["RUNNING", "", "door", "console-streams", "85", "CASE-2026-200", ADMIN[0]]
+        assert rows["yard-idle"] == ["STOPPED", "", "yard", "console-streams", "85", "—", ADMIN[0]]
+        page.locator("#streams-h").scroll_into_view_if_needed()
+        shoot(page, "streams")
+        page.context.close()
+        reader = new_page(browser)  # a read-only key sees the processors, not who made them or why
+        sign_in(reader, server, READER, "/console/video")
+        assert reader.locator("#streams tbody tr").count() == 2
+        assert "Purpose" not in reader.inner_text("#streams thead")
+        assert "CASE-2026-200" not in reader.inner_text("main")
+        reader.context.close()
+        scoped = new_page(browser)  # a key without ListStreamProcessors: no such section
+        sign_in(scoped, server, SCOPED, "/console/video")
+        assert scoped.locator("#streams").count() == 0 and scoped.locator("#streams-h").count() == 0
+        scoped.context.close()
+    finally:
+        rek.stop_stream_processor(Name="door-watch")

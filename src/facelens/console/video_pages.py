@@ -6,6 +6,7 @@ of docs/accountability.md apply (a key limited to some collections reads only it
 Get is audited with what it disclosed. Rekognition has no operation that lists jobs; for an admin key the page
 lists the jobs the audit log names (their Start and Get records carry `job_id`; the status shown there is the one
 the latest Get record reported, "started" before any Get), any other key opens a job by its JobId and kind.
+Below the jobs, the stream processors the key may see (`console.stream_views`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from facelens.console import html
+from facelens.console import html, stream_views
 from facelens.console.app import Console
 from facelens.console.html import esc
 from facelens.console.sessions import Session
@@ -80,7 +81,8 @@ async def video(console: Console, request: Request, session: Session, form: Form
     else:
         body += html.notice("Rekognition has no operation that lists jobs; an admin key sees the jobs the audit "
                             "log names. Open a job by its JobId and kind.")
-    return html.page("Video jobs", body, session, "video")
+    body += await stream_views.section(console, session)
+    return html.page("Video jobs and stream processors", body, session, "video")
 
 
 async def _job(console: Console, session: Session, job_id: str, view: View) -> Response:
