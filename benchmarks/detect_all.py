@@ -6,11 +6,12 @@ The image: `--faces` LFW photos (seeded choice), each resized to 180x180 and til
 canvas, JPEG-encoded once. Each round runs the face path DetectFaces runs (`analysis.find_faces_in`: decode,
 YuNet, the 100 largest faces, describe with every ALL field) twice, in alternating order: "before" with
 `sequential_describe` (the describe of commit 0f2fafd, kept verbatim below: each model one batch, every step one
-after another on the calling thread) and "after" with `FaceAnalyzer.describe` (the same models and batches,
-independent parts run on the describe pool and the caller). Both share one analyzer (the same sessions, with
-`--threads` onnxruntime threads each; the service's default is 1). The answers of both are compared (largest
-difference over every FaceDetail number) before timing. Then each model's share: every step timed alone on the
-same faces, medians over `--rounds // 3` runs. Ends with the machine's load average, since the cores are shared.
+after another on the calling thread, MediaPipe Iris on onnxruntime) and "after" with `FaceAnalyzer.describe`
+(the same models, independent parts run on the describe pool and the caller, Iris on OpenVINO under `auto`).
+Both share one analyzer (the same sessions, `--threads` threads each; the service's default is 1) except Iris.
+The answers of both are compared (largest difference over every FaceDetail number) before timing. Then each
+model's share: every step timed alone on the same faces, medians over `--rounds // 3` runs. Ends with the
+machine's load average, since the cores are shared.
 Skips when LFW is absent.
 """
 
@@ -50,8 +51,9 @@ def group_photo(paths: Sequence[Path]) -> np.ndarray:
 
 
 def sequential_describe(analyzer: FaceAnalyzer, image: np.ndarray, faces: Sequence[Face],
-                        fields: Collection[str]) -> None:
-    """`FaceAnalyzer.describe` as it was before the describe pool (commit 0f2fafd), the baseline."""
+                        fields: Collection[str], iris: object) -> None:
+    """`FaceAnalyzer.describe` as it was before the describe pool (commit 0f2fafd), the baseline; `iris`: the
+    MediaPipe Iris model as it was then (on onnxruntime)."""
     from facelens import geometry, quality
 
     height, width = image.shape[:2]
@@ -82,7 +84,7 @@ def sequential_describe(analyzer: FaceAnalyzer, image: np.ndarray, faces: Sequen
         for face, p in zip(faces, covered, strict=True):
             face.masked = float(p)
     if "EyeDirection" in fields and faces:
-        gazes = analyzer._model("iris").predict(image, [face.landmarks68 for face in faces])
+        gazes = iris.predict(image, [face.landmarks68 for face in faces])  # type: ignore[attr-defined]
         for face, gaze in zip(faces, gazes, strict=True):
             face.eye_direction = gaze
 
@@ -91,11 +93,14 @@ class Before:
     """The analyzer with the baseline describe (the face path's `Analyzer` protocol)."""
 
     def __init__(self, analyzer: FaceAnalyzer) -> None:
+        from facelens.models.iris import IrisModel
+
         self.analyzer = analyzer
         self.detect, self.embed = analyzer.detect, analyzer.embed
+        self.iris = IrisModel(analyzer.config)  # onnxruntime unless FACELENS_RUNTIME=openvino, as before
 
     def describe(self, image: np.ndarray, faces: Sequence[Face], fields: Collection[str]) -> None:
-        sequential_describe(self.analyzer, image, faces, fields)
+        sequential_describe(self.analyzer, image, faces, fields, self.iris)
 
 
 def numbers(value: object) -> list[float]:
@@ -140,7 +145,7 @@ def main() -> int:
     chosen = [dataset.paths[i] for i in rng.choice(len(dataset.paths), args.faces, replace=False)]
     jpeg = cv2.imencode(".jpg", cv2.cvtColor(group_photo(chosen), cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
-    analyzer = FaceAnalyzer(ModelConfig(threads=args.threads))
+    analyzer = FaceAnalyzer(ModelConfig(threads=args.threads, runtime=os.environ.get("FACELENS_RUNTIME", "auto")))
     before = Before(analyzer)
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores; "
           f"{args.threads} onnxruntime thread(s) per session")
@@ -185,7 +190,9 @@ def main() -> int:
          lambda: estimator.predict_chips([a for a, _ in chips], [g for _, g in chips])),
         ("expressions (one batch)", lambda: analyzer._model("emotion").predict(image, boxes)),
         ("mask classifier, 224x224 (one batch)", lambda: analyzer._model("mask").predict(image, boxes)),
-        ("MediaPipe iris, 2 eyes a face (one batch)",
+        ("MediaPipe iris, 2 eyes a face (one batch), before: onnxruntime",
+         lambda: before.iris.predict(image, [face.landmarks68 for face in faces])),
+        (f"MediaPipe iris, 2 eyes a face (one batch), after: {type(analyzer._model('iris').session).__name__}",
          lambda: analyzer._model("iris").predict(image, [face.landmarks68 for face in faces])),
     ]
     print(f"\n| step ({len(faces)} faces) | median ms | share of the steps |")
@@ -194,7 +201,7 @@ def main() -> int:
     total = sum(ms for _, ms in measured)
     for name, ms in measured:
         print(f"| {name} | {ms:.1f} | {ms / total:.0%} |")
-    print(f"| sum of the steps (one thread) | {total:.1f} | |")
+    print(f"| sum of the steps (one thread; iris counted twice) | {total:.1f} | |")
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"ALL = {sorted(ATTRIBUTE_GROUPS['ALL'])}")
     return 0

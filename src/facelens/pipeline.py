@@ -6,11 +6,12 @@ reused; batches of images go through the detector and recognizer together. Knows
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,8 @@ import numpy as np
 
 from facelens.align import align_face
 from facelens.models.registry import ModelConfig
+
+log = logging.getLogger("facelens.models")
 
 if TYPE_CHECKING:
     from facelens.models.detector import ScrfdDetector, YuNetDetector
@@ -131,7 +134,16 @@ class FaceAnalyzer:
             return MaskModel(self.config)
         if kind == "iris":
             from facelens.models.iris import IrisModel
+            from facelens.models.runtime import runtime_for
 
+            # MediaPipe Iris runs 3x faster on OpenVINO than on onnxruntime here (2, 24 and 98 eyes at one thread:
+            # 2.1 vs 6.2, 21 vs 78, 175 vs 522 ms; points within 6e-5 crop pixels), so `auto` takes OpenVINO for
+            # it as for the recognizer; a graph OpenVINO cannot compile falls back to the configured runtime.
+            if runtime_for(self.config, openvino_first=True) == "openvino" and self.config.runtime == "auto":
+                try:
+                    return IrisModel(replace(self.config, runtime="openvino"))
+                except Exception as exc:  # any compile failure: onnxruntime as configured
+                    log.warning("MediaPipe Iris on OpenVINO failed (%s); running it on onnxruntime", exc)
             return IrisModel(self.config)
         raise KeyError(kind)
 
