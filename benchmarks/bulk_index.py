@@ -8,8 +8,8 @@ thread per session, the shipped runtime setting): "before" is the loop `facelens
 batch, `CollectionService.index_images` it, then the next: commit 0f2fafd's `bulk.index_files`, kept below),
 "now" is `bulk.index_files` (two batches through the models at once while the finished ones are stored). The
 files go in two halves, before/now on the first and now/before on the second, so that both see the same load
-drift. Reports images/s and indexed faces/s of each, the ratio, the faces each indexed (they must agree) and the
-load average. Skips when LFW is absent.
+drift. Reports images/s and indexed faces/s of each, the ratio, the process's CPU use, the faces each indexed (they
+must agree) and the load average. Skips when LFW is absent.
 """
 
 from __future__ import annotations
@@ -49,13 +49,14 @@ def overlapped_index(collections: object, collection_id: str, files: Sequence[Pa
 
 
 def timed(run: Callable[[object, str, Sequence[Path], int], tuple[int, int]], files: Sequence[Path],
-          batch: int) -> tuple[float, int, int]:
+          batch: int) -> tuple[float, int, int, float]:
+    """(seconds, images, faces, CPU seconds of this process) for all but the first batch (the warm-up)."""
     with tempfile.TemporaryDirectory() as data, build(ServerSettings(data_dir=Path(data))) as backend:
         backend.call("CreateCollection", {"CollectionId": "lfw"})
         run(backend.collections, "lfw", files[:batch], batch)  # warm-up: models loaded, first batch stored
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         images, faces = run(backend.collections, "lfw", files[batch:], batch)
-        return time.perf_counter() - start, images, faces
+        return time.perf_counter() - start, images, faces, time.process_time() - cpu
 
 
 def main() -> int:
@@ -74,22 +75,23 @@ def main() -> int:
     halves = [files[: len(files) // 2], files[len(files) // 2:]]
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores; "
           f"{args.images} LFW files, batches of {args.batch}")
-    totals = {"before": [0.0, 0, 0], "now": [0.0, 0, 0]}
+    totals = {"before": [0.0, 0, 0, 0.0], "now": [0.0, 0, 0, 0.0]}
     runs = {"before": sequential_index, "now": overlapped_index}
     for half, order in zip(halves, (("before", "now"), ("now", "before")), strict=True):
         for name in order:
-            seconds, images, faces = timed(runs[name], half, args.batch)
-            for i, value in enumerate((seconds, images, faces)):
+            measured = timed(runs[name], half, args.batch)
+            for i, value in enumerate(measured):
                 totals[name][i] += value
-            print(f"  {name}: {images} images, {faces} faces in {seconds:.1f} s")
+            seconds, images, faces, cpu = measured
+            print(f"  {name}: {images} images, {faces} faces in {seconds:.1f} s, CPU {100 * cpu / seconds:.0f}%")
             sys.stdout.flush()
-    print("\n| facelens index | images | faces | seconds | images/s | faces/s | vs before |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| facelens index | images | faces | seconds | CPU of 200% | images/s | faces/s | vs before |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     base = totals["before"][2] / totals["before"][0]
     for name in ("before", "now"):
-        seconds, images, faces = totals[name]
-        print(f"| {name} | {images} | {faces} | {seconds:.1f} | {images / seconds:.1f} | {faces / seconds:.1f} "
-              f"| {faces / seconds / base:.2f} |")
+        seconds, images, faces, cpu = totals[name]
+        print(f"| {name} | {images} | {faces} | {seconds:.1f} | {100 * cpu / seconds:.0f}% | {images / seconds:.1f} "
+              f"| {faces / seconds:.1f} | {faces / seconds / base:.2f} |")
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
