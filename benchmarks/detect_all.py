@@ -1,6 +1,6 @@
 """DetectFaces `Attributes=["ALL"]` on a many-face 1080p photo: the describe path before and after, per model.
 
-    .venv/bin/python benchmarks/detect_all.py [--faces 42] [--rounds 30] [--threads 1] [--dataset DIR]
+    .venv/bin/python benchmarks/detect_all.py [--faces 42] [--rounds 30] [--threads 1] [--dataset DIR] [--service]
 
 The image: `--faces` LFW photos (seeded choice), each resized to 180x180 and tiled 7 to a row on a 1920x1080
 canvas, JPEG-encoded once. Each round runs the face path DetectFaces runs (`analysis.find_faces_in`: decode,
@@ -10,8 +10,10 @@ after another on the calling thread, MediaPipe Iris on onnxruntime) and "after" 
 (the same models, independent parts run on the describe pool and the caller, Iris on OpenVINO under `auto`).
 Both share one analyzer (the same sessions, `--threads` threads each; the service's default is 1) except Iris.
 The answers of both are compared (largest difference over every FaceDetail number) before timing. Then each
-model's share: every step timed alone on the same faces, medians over `--rounds // 3` runs. Ends with the
-machine's load average, since the cores are shared.
+model's share: every step timed alone on the same faces, medians over `--rounds // 3` runs. `--service` then
+starts `facelens serve` (benchmarks/service.py's `start_server`, FACELENS_THREADS=`--threads`) and sends the same
+JPEG as boto3 DetectFaces(Attributes=["ALL"]), `--rounds` times alternating with the in-process "after" call.
+Ends with the machine's load average, since the cores are shared.
 Skips when LFW is absent.
 """
 
@@ -129,12 +131,53 @@ def median_ms(run: Callable[[], object], repeat: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def percentiles(values: list[float]) -> tuple[float, float]:
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def through_service(jpeg: bytes, analyzer: FaceAnalyzer, rounds: int, threads: int, faces: int) -> None:
+    """DetectFaces ALL through `facelens serve` and boto3, alternating with the in-process call."""
+    import signal
+    import tempfile
+
+    import boto3
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from service import KEY_ID, SECRET, start_server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        process, url = start_server(Path(tmp), threads)
+        try:
+            client = boto3.client("rekognition", endpoint_url=url, region_name="us-east-1",
+                                  aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+            answered = client.detect_faces(Image={"Bytes": jpeg}, Attributes=["ALL"])["FaceDetails"]
+            assert len(answered) == faces, (len(answered), faces)
+            timings: dict[str, list[float]] = {"service": [], "in process": []}
+            for _ in range(rounds):
+                start = time.perf_counter()
+                client.detect_faces(Image={"Bytes": jpeg}, Attributes=["ALL"])
+                timings["service"].append(1000 * (time.perf_counter() - start))
+                start = time.perf_counter()
+                find_faces_in(analyzer, jpeg, ALL)
+                timings["in process"].append(1000 * (time.perf_counter() - start))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(60)
+    print(f"\n| DetectFaces ALL, after ({faces} faces) | p50 ms | p99 ms |")
+    print("|---|---:|---:|")
+    for name, values in timings.items():
+        p50, p99 = percentiles(values)
+        print(f"| {name}{' (boto3, facelens serve)' if name == 'service' else ''} | {p50:.1f} | {p99:.1f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--faces", type=int, default=42)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dataset", default=None)
+    parser.add_argument("--service", action="store_true", help="also time DetectFaces ALL through boto3")
     args = parser.parse_args()
     root = Path(args.dataset) if args.dataset else lfw_root()
     if not root.is_dir():
@@ -202,6 +245,8 @@ def main() -> int:
     for name, ms in measured:
         print(f"| {name} | {ms:.1f} | {ms / total:.0%} |")
     print(f"| sum of the steps (one thread; iris counted twice) | {total:.1f} | |")
+    if args.service:
+        through_service(jpeg, analyzer, args.rounds, args.threads, len(new))
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"ALL = {sorted(ATTRIBUTE_GROUPS['ALL'])}")
     return 0
