@@ -43,7 +43,8 @@ class Gate(Protocol):
 
     def admit_search(self, context: RequestContext, operation: str, collection_id: str, requested: float | None,
                      max_results: int | None, threshold_member: str,
-                     limit_member: str | None) -> tuple[CollectionRecord, Ruling, int]: ...
+                     limit_member: str | None, *,
+                     default: float | None = None) -> tuple[CollectionRecord, Ruling, int]: ...
 
     def record_search(self, context: RequestContext, operation: str, collection: CollectionRecord,
                       threshold: Ruling, matches: Sequence[FaceMatch] | Sequence[UserMatch],

@@ -116,6 +116,7 @@ MIGRATIONS: list[list[str]] = [
     schema.VECTOR_MARKS,
     [*schema.FACE_COUNTS, _FACE_COUNT_TRIGGERS],
     schema.VIDEO_RESULT_PARTS,
+    schema.STREAM_PROCESSORS,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
