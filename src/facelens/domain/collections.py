@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,6 +63,19 @@ def _select(found: FaceSet, max_faces: int) -> tuple[list[Face], list[tuple[Face
         else:
             kept.append(face)
     return kept, unindexed
+
+
+@dataclass
+class PreparedImages:
+    """A bulk batch through the models, not yet stored (`CollectionService.prepare_images`)."""
+
+    collection_id: str
+    collection: CollectionRecord
+    sources: list[str]
+    results: list[Indexing | errors.FaceLensError | None]  # None: skipped, or filled when stored
+    todo: list[tuple[int, FaceSet]]  # (slot, faces) of each decoded image
+    plans: list[tuple[list[Face], list[tuple[Face, list[str]]]]]  # (faces to index, the others with reasons)
+    stored: list[list[NewFace]]  # the records to add, per decoded image
 
 
 class CollectionService:
@@ -159,8 +173,15 @@ class CollectionService:
         """Bulk IndexFaces: (source key, image bytes, ExternalImageId) triples, batched through the models and
         stored in one transaction that also records each source as imported. Sources already imported are
         skipped (None in their place); an image that cannot be decoded raises nothing here: its slot holds
-        its `FaceLensError`. Audited as IndexFaces under `context` (default: the local operator)."""
-        context = context or RequestContext()
+        its `FaceLensError`. Audited as IndexFaces under `context` (default: the local operator).
+        `prepare_images` then `store_prepared`."""
+        return self.store_prepared(self.prepare_images(collection_id, images, quality_filter, max_faces),
+                                   context=context)
+
+    def prepare_images(self, collection_id: str, images: Sequence[tuple[str, bytes, str | None]],
+                       quality_filter: str = "AUTO", max_faces: int | None = None) -> PreparedImages:
+        """The model half of `index_images`: validation, the skip check and the face path, nothing stored.
+        Batches of different sources may be prepared concurrently; each is then stored once, whole."""
         if quality_filter not in service_model.enum("QualityFilter"):
             raise errors.InvalidParameterException(f"QualityFilter must be one of "
                                                    f"{', '.join(service_model.enum('QualityFilter'))}")
@@ -171,13 +192,13 @@ class CollectionService:
             done = session.imported(collection.pk, [source for source, _, _ in images])
         check_model(self.analyzer.model_version, collection)
         most = min(max_faces or max_faces_per_image(), max_faces_per_image())
-        fields = resolve_attributes(None)
         results: list[Indexing | errors.FaceLensError | None] = [None] * len(images)
         wanted = [i for i, (source, _, _) in enumerate(images) if source not in done]
         todo: list[tuple[int, FaceSet]] = []
-        for i, result in zip(wanted, find_faces(self.analyzer, [images[i][1] for i in wanted], fields,
-                                                   max_faces_per_image(), MAX_S3_IMAGE_BYTES,
-                                                   quality_filter=quality_filter, embed=most), strict=True):
+        for i, result in zip(wanted, find_faces(self.analyzer, [images[i][1] for i in wanted],
+                                                resolve_attributes(None), max_faces_per_image(),
+                                                MAX_S3_IMAGE_BYTES, quality_filter=quality_filter, embed=most),
+                             strict=True):
             if isinstance(result, errors.FaceLensError):
                 results[i] = result
             else:
@@ -185,13 +206,23 @@ class CollectionService:
         plans = [_select(found, most) for _, found in todo]
         stored = [self._new_faces(collection, found, kept, images[i][2])
                   for (i, found), (kept, _) in zip(todo, plans, strict=True)]
-        self._store_faces(context, collection_id, [face for new in stored for face in new],
-                          [(images[i][0], new[0].image_id if new else "") for (i, _), new in zip(todo, stored,
-                                                                                                 strict=True)],
+        return PreparedImages(collection_id, collection, [source for source, _, _ in images], results, todo,
+                              plans, stored)
+
+    def store_prepared(self, prepared: PreparedImages, *,
+                       context: RequestContext | None = None) -> list[Indexing | errors.FaceLensError | None]:
+        """The store half of `index_images`: one transaction with the faces and the record of the sources."""
+        context = context or RequestContext()
+        fields = resolve_attributes(None)
+        todo, plans, stored = prepared.todo, prepared.plans, prepared.stored
+        self._store_faces(context, prepared.collection_id, [face for new in stored for face in new],
+                          [(prepared.sources[i], new[0].image_id if new else "")
+                           for (i, _), new in zip(todo, stored, strict=True)],
                           crops=lambda: [face_crop(found.image.pixels, face.box)
                                          for (_, found), (kept, _) in zip(todo, plans, strict=True) for face in kept])
+        results = list(prepared.results)
         for (i, found), (kept, unindexed), new in zip(todo, plans, stored, strict=True):
-            results[i] = self._indexed(collection, found, kept, new, unindexed, fields)
+            results[i] = self._indexed(prepared.collection, found, kept, new, unindexed, fields)
         return results
 
     @staticmethod
