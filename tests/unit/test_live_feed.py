@@ -26,7 +26,9 @@ def test_a_file_camera_is_sampled_paced_and_looped(tmp_path: Path) -> None:
     first = [f for f in frames if f[0] == 1]
     assert [offset for _, offset, _, _ in first] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8], abs=0.011)
     assert [level for *_, level in first] == pytest.approx([0, 4, 8, 12, 16], abs=3)  # frames 0, 2, 4, 6, 8
-    assert first[-1][2] - first[0][2] >= 0.7  # played in real time, not decoded as fast as possible
+    # played in real time, not decoded as fast as possible: the frame at 0.8 s arrives no sooner than that after
+    # the feed began (load can only delay a frame, so this holds on a busy machine too)
+    assert first[-1][2] >= 0.75
     assert frames[-1][:2] == (2, 0.0)  # then from the start again, as a new fragment
 
 
