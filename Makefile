@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 TEST_WORKERS ?= 3  # pytest-xdist processes: 3 on 2 cores overlap the tests that wait on servers (0: one process)
 
-.PHONY: install serve test lint bench clean chromium postgres wordnet
+.PHONY: install serve test lint bench clean chromium postgres wordnet rtsp
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ install: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/facelens serve
 
-test: $(STAMP) chromium postgres wordnet
+test: $(STAMP) chromium postgres wordnet rtsp
 	$(VENV)/bin/ruff check src tests benchmarks
 	FACELENS_REQUIRE_POSTGRES=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
@@ -43,6 +43,12 @@ chromium:
 wordnet:
 	@test -f /usr/share/wordnet/data.noun || ($(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base)
+# the stream tests' RTSP camera: GStreamer's RTSP server through python3-gi (Debian's packages; qtdemux is in
+# plugins-good, h264parse in plugins-bad), installed when missing
+rtsp:
+	@/usr/bin/python3 tests/rtsp_camera.py --check 2>/dev/null || ($(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-gi gstreamer1.0-rtsp \
+		gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 
 # the PostgreSQL backend's tests: a server on 127.0.0.1:5432 (user postgres, trust), started (and installed) if absent
 postgres:

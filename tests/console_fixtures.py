@@ -4,8 +4,10 @@ with an admin, a read-only and a scoped key, Debian's Chromium driven by Playwri
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,9 @@ from tests.service_fixtures import Server, client, start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "console"
+# where the browser tests write their screenshots: a temporary folder, so a test run leaves the checkout as it
+# was; `FACELENS_CONSOLE_SHOTS=docs/console make test` refreshes the ones docs/console.md shows
+SHOTS = Path(os.environ.get("FACELENS_CONSOLE_SHOTS") or Path(tempfile.gettempdir()) / "facelens-console-shots")
 ADMIN = ("FLKADMIN000000000001", "admin-secret-console")
 READER = ("FLKREADER00000000002", "reader-secret-console")
 SCOPED = ("FLKSCOPED00000000003", "scoped-secret-console")

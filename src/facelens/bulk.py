@@ -1,16 +1,19 @@
 """Bulk indexing of image files into a collection (`facelens index`).
 
 Works on the data directory directly (the server may run meanwhile: SQLite serialises writers and every search
-catches its vector index up). Files go through the models in batches; each batch is stored in one transaction
-together with the record of which files it held, so an interrupted run resumes where it stopped, never indexing a
-file twice and never leaving half an image.
+catches its vector index up). Files go through the models in batches, two at once on two cores while finished ones
+are stored in order; each batch is stored in one transaction together with the record of which files it held, so
+an interrupted run resumes where it stopped, never indexing a file twice and never leaving half an image.
 """
 
 from __future__ import annotations
 
 import glob
+import os
 import re
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +23,7 @@ from facelens.imaging import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
-    from facelens.domain.collections import CollectionService
+    from facelens.domain.collections import CollectionService, PreparedImages
 
 EXTERNAL_ID_SOURCES = ("filename", "stem", "parent", "none")
 _NOT_ALLOWED = re.compile(r"[^a-zA-Z0-9_.\-:]")  # ExternalImageId's pattern in the service model
@@ -71,31 +74,65 @@ def _batches(items: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 def index_files(collections: CollectionService, collection_id: str, files: Sequence[Path], *,
                 external_id_from: str = "filename", quality_filter: str = "AUTO", max_faces: int | None = None,
                 batch: int = 16, progress: Callable[[int], None] | None = None,
-                context: RequestContext | None = None) -> IndexReport:
+                context: RequestContext | None = None, workers: int | None = None) -> IndexReport:
     """Index `files` into the collection in batches, audited under `context` (default: the local operator);
-    files an earlier run imported are skipped."""
+    files an earlier run imported are skipped.
+
+    Up to `workers` batches (default: one per core, at most 2) are read, decoded and run through the models at
+    once, each on its own thread (`CollectionService.prepare_images`), while this thread stores the finished
+    ones in file order, one transaction each (`store_prepared`), and reports them to `progress`. So decoding,
+    dlib landmarks and store writes overlap inference. When `progress` or a batch raises (Ctrl-C included),
+    nothing after the last stored batch is stored: batches being prepared finish and are dropped."""
+    workers = max(1, workers if workers is not None else min(2, os.cpu_count() or 1))
     report = IndexReport(files=len(files))
-    for chunk in _batches(files, max(1, batch)):
-        items = []
-        for path in chunk:
-            try:
-                data = path.read_bytes()
-            except OSError as error:
-                report.failed.append((str(path), error.strerror or str(error)))
-                continue
-            items.append((str(path), data, external_id(path, external_id_from)))
-        results = collections.index_images(collection_id, items, quality_filter, max_faces, context=context)
-        for (path, _, _), result in zip(items, results, strict=True):
-            if result is None:
-                report.skipped += 1
-            elif isinstance(result, errors.FaceLensError):
-                report.failed.append((path, f"{result.code}: {result.message}"))
-            else:
-                report.indexed_images += 1
-                report.faces += len(result.indexed)
-                report.unindexed_faces += len(result.unindexed)
-                if not result.indexed:
-                    report.no_face.append(path)
-        if progress is not None:
-            progress(len(chunk))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="facelens-index")
+    pending: deque[tuple[Sequence[Path], Future[_Prepared]]] = deque()
+    try:
+        for chunk in _batches(files, max(1, batch)):
+            pending.append((chunk, pool.submit(_prepare, collections, collection_id, chunk, external_id_from,
+                                               quality_filter, max_faces)))
+            while len(pending) > workers:
+                _store(collections, report, *pending.popleft(), progress, context)
+        while pending:
+            _store(collections, report, *pending.popleft(), progress, context)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     return report
+
+
+_Prepared = tuple[list[tuple[str, str]], list[str], "PreparedImages"]
+
+
+def _prepare(collections: CollectionService, collection_id: str, chunk: Sequence[Path], external_id_from: str,
+             quality_filter: str, max_faces: int | None) -> _Prepared:
+    """Read one batch of files and run it through the models: (unreadable files, the others, prepared)."""
+    failed, items = [], []
+    for path in chunk:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            failed.append((str(path), error.strerror or str(error)))
+            continue
+        items.append((str(path), data, external_id(path, external_id_from)))
+    return failed, [path for path, _, _ in items], collections.prepare_images(collection_id, items, quality_filter,
+                                                                             max_faces)
+
+
+def _store(collections: CollectionService, report: IndexReport, chunk: Sequence[Path], future: Future[_Prepared],
+           progress: Callable[[int], None] | None, context: RequestContext | None) -> None:
+    failed, paths, prepared = future.result()
+    results = collections.store_prepared(prepared, context=context)
+    report.failed.extend(failed)
+    for path, result in zip(paths, results, strict=True):
+        if result is None:
+            report.skipped += 1
+        elif isinstance(result, errors.FaceLensError):
+            report.failed.append((path, f"{result.code}: {result.message}"))
+        else:
+            report.indexed_images += 1
+            report.faces += len(result.indexed)
+            report.unindexed_faces += len(result.unindexed)
+            if not result.indexed:
+                report.no_face.append(path)
+    if progress is not None:
+        progress(len(chunk))

@@ -381,6 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", default=None, help="file (default: standard output)")
     export.add_argument("--data-dir", default=None, help="data directory (FACELENS_DATA_DIR, default ./data)")
     export.set_defaults(func=cmd_audit_export)
+    from facelens.cli_streams import add_parser as add_streams  # live video oversight (its own module)
+    add_streams(sub)
     return parser
 
 

@@ -51,6 +51,13 @@ below this one reads the environment.
 | flip TTA         |              | FACELENS_FLIP_TTA            | 0             |
 | caches           |              | FACELENS_CACHE               | ~/.cache/facelens (prepared models, embeddings) |
 | npm model tarballs |            | FACELENS_NPM_DIR             | sys.prefix/share/facelens/npm (`make install`) |
+| cameras          |              | FACELENS_CAMERAS             | none (`NAME=URL;NAME=URL`, docs/streams.md) |
+| Kinesis endpoint |              | FACELENS_KINESIS_ENDPOINT_URL | none: stream processors refused |
+| Kinesis credentials |           | FACELENS_KINESIS_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _REGION | boto3's chain |
+| stream sampling  |              | FACELENS_STREAM_INTERVAL_MS  | 200           |
+| camera retry limit |            | FACELENS_STREAM_RETRY_SECONDS | 60 s (then FAILED) |
+| processor lease  |              | FACELENS_STREAM_LEASE_SECONDS | 15 s          |
+| processors/server |             | FACELENS_STREAM_MAX_RUNNING  | 8             |
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ from typing import TYPE_CHECKING
 
 from facelens.accountability.policy import Policy, PolicyError
 from facelens.models.registry import RUNTIMES, ModelConfig, ModelNotFoundError, existing_model
+from facelens.stream_settings import StreamSettings
 
 if TYPE_CHECKING:
     from facelens.store.vectors import VectorConfig
@@ -332,6 +340,7 @@ class ServerSettings:
     store: StoreSettings = field(default_factory=StoreSettings)
     models: ModelConfig = field(default_factory=ModelConfig)  # its threads are always this `threads`
     console_session_seconds: float = 1800.0  # FACELENS_CONSOLE_SESSION_SECONDS: a console session's idle expiry
+    streams: StreamSettings = field(default_factory=StreamSettings)  # cameras and stream processors
 
     def __post_init__(self) -> None:
         # The service's model sessions run with its own thread count (FACELENS_THREADS, default 1).
@@ -388,6 +397,7 @@ class ServerSettings:
             store=StoreSettings.from_env(env),
             models=models,
             console_session_seconds=_float(env, "FACELENS_CONSOLE_SESSION_SECONDS", 1800.0),
+            streams=StreamSettings.from_env(env),
         )
         given = {key: value for key, value in overrides.items() if value is not None}
         if "data_dir" in given:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.model import OperationModel
 
 from facelens import errors, service_model
-from facelens.api import wire, wire_labels, wire_moderation, wire_ppe, wire_review, wire_text, wire_video
+from facelens.api import wire, wire_labels, wire_moderation, wire_ppe, wire_review, wire_streams, wire_text, wire_video
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -100,6 +100,17 @@ OPERATIONS: Mapping[str, Operation] = _registry(
     Operation("GetPersonTracking", wire_video.get_person_tracking, read_only=True),
     Operation("StartSegmentDetection", wire_video.start_segment_detection),
     Operation("GetSegmentDetection", wire_video.get_segment_detection, read_only=True),
+    # live video: stream processors on cameras (api/wire_streams.py)
+    Operation("CreateStreamProcessor", wire_streams.create_stream_processor),
+    Operation("StartStreamProcessor", wire_streams.start_stream_processor),
+    Operation("StopStreamProcessor", wire_streams.stop_stream_processor),
+    Operation("DescribeStreamProcessor", wire_streams.describe_stream_processor, read_only=True),
+    Operation("ListStreamProcessors", wire_streams.list_stream_processors, read_only=True),
+    Operation("UpdateStreamProcessor", wire_streams.update_stream_processor),
+    Operation("DeleteStreamProcessor", wire_streams.delete_stream_processor),
+    Operation("TagResource", wire_streams.tag_resource),
+    Operation("UntagResource", wire_streams.untag_resource),
+    Operation("ListTagsForResource", wire_streams.list_tags_for_resource, read_only=True),
     # FaceLens's own: policies and the audit log
     Operation("PutCollectionPolicy", wire.put_collection_policy, admin=True, facelens=True),
     Operation("GetCollectionPolicy", wire.get_collection_policy, read_only=True, facelens=True),

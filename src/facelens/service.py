@@ -27,7 +27,7 @@ from facelens.accountability.gate import Gate
 from facelens.accountability.policy import Policy
 from facelens.accountability.retention import Retention
 from facelens.accountability.review import ReviewService
-from facelens.api import wire_video
+from facelens.api import wire_streams, wire_video
 from facelens.config import ServerSettings
 from facelens.context import RequestContext
 from facelens.domain.collections import CollectionService
@@ -35,6 +35,7 @@ from facelens.domain.common import Records
 from facelens.domain.faces import FaceService
 from facelens.domain.ports import Analyzer
 from facelens.domain.search import SearchEngine
+from facelens.domain.streams import StreamService
 from facelens.domain.users import UserService
 from facelens.domain.video_jobs import VideoService
 from facelens.recognition.labels import LabelService
@@ -77,6 +78,7 @@ class Backend:
     labels: LabelService | None = None  # DetectLabels (its model loads on the first request)
     ppe: ProtectiveEquipmentService | None = None  # DetectProtectiveEquipment (persons, faces, face covers)
     review: ReviewService | None = None  # reviewers' decisions about search candidates (RecordReviewDecision)
+    streams: StreamService | None = None  # stream processors on cameras (their runners start with `start`)
 
     def __post_init__(self) -> None:
         if self.s3 is None:
@@ -122,10 +124,12 @@ class Backend:
             self.retention.start(self.settings.retention_interval)
         if self.video is not None:
             self.video.start(self.settings.video_workers, shared=self.settings.store.shared)
+        if self.streams is not None:
+            self.streams.start(shared=self.settings.store.shared)
 
     def close(self) -> None:
         """Stop the background work, save the vector indexes, close the database."""
-        for part in (self.video, self.retention, self.anchors, self.vectors, self.store):
+        for part in (self.streams, self.video, self.retention, self.anchors, self.vectors, self.store):
             if part is not None:
                 part.close()
 
@@ -219,6 +223,9 @@ def build(settings: ServerSettings, *, analyzer: Analyzer | None = None,
                            interval_ms=settings.video_interval_ms, labels=image_services["labels"],
                            moderation=image_services["moderation"], text=image_services["text"]),
         admin=AdminService(records, gate),
+        streams=StreamService(records, analyzer, gate, search, settings.streams, shape=wire_streams.kinesis_record,
+                              region=settings.arn_region, account=settings.account, labels=image_services["labels"],
+                              s3=s3, webhook_url=settings.video_webhook_url),
         retention=Retention(store, vectors, gate),
         review=ReviewService(store, gate),
         s3=s3,

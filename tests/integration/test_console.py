@@ -13,10 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.conftest import encode
 from tests.console_fixtures import (  # noqa: F401 - fixtures
     ADMIN,
     CHROMIUM,
@@ -277,31 +275,6 @@ def test_an_expired_session_is_sent_to_sign_in(tmp_path_factory: pytest.TempPath
     finally:
         with contextlib.suppress(Exception):
             short.stop()
-
-
-def test_a_video_job_on_its_timeline(server: Server, browser: object,  # noqa: F811
-                                     astronaut: np.ndarray, cameraman: np.ndarray) -> None:
-    from facelens.pipeline import default_analyzer
-    from tests.video_fixtures import EILEEN_MS, local, two_people, wait
-
-    rek = client(server.url, *ADMIN)
-    rek.create_collection(CollectionId="console-video")
-    rek.index_faces(CollectionId="console-video", Image={"Bytes": encode(astronaut)}, ExternalImageId="eileen")
-    two_people(server.data_dir / "videos" / "scene.mp4", default_analyzer(), astronaut, cameraman)
-    job_id = rek.start_face_search(Video=local("scene.mp4"), CollectionId="console-video")["JobId"]
-    done = wait(rek.get_face_search, job_id)
-    assert done["JobStatus"] == "SUCCEEDED"
-    page = new_page(browser)
-    sign_in(page, server, ADMIN, "/console/video")
-    page.get_by_role("link", name=job_id).click()
-    assert page.inner_text("#job-status") == "SUCCEEDED"
-    hits = page.locator("svg.timeline rect.hit")
-    assert hits.count() >= 1 and page.locator("svg.timeline rect.seen").count() >= 1
-    rows = {int(row.locator("td").nth(0).inner_text()): row.locator("td").nth(2).inner_text()
-            for row in page.locator("#results tbody tr").all()}
-    assert any(ms in rows and rows[ms].startswith("eileen (") for ms in EILEEN_MS)
-    shoot(page, "video")
-    page.context.close()
 
 
 def test_boto3_records_a_decision_with_a_read_only_key(server: Server, photos: dict[str, Path]) -> None:  # noqa: F811

@@ -95,3 +95,22 @@ def test_an_interrupted_run_resumes_without_duplicates(folder: Path, tmp_path: P
     assert sorted(f["ExternalImageId"] for f in faces) == ["a.jpg", "b.jpg", "c_d.jpg", "e.jpg", "one.png"]
     _, again = run(capsys, "index", "r", str(folder), "--data-dir", data)  # everything done: nothing changes
     assert again["SkippedAlreadyIndexed"] == 6 and again["IndexedImages"] == 0 and again["CollectionFaceCount"] == 5
+
+
+def test_batches_in_flight_together_index_what_one_at_a_time_does(folder: Path, tmp_path: Path) -> None:
+    files = bulk.image_files(str(folder))
+    reports, stored = [], []
+    for workers in (1, 3):
+        with build(ServerSettings(data_dir=tmp_path / f"data{workers}")) as backend:
+            backend.call("CreateCollection", {"CollectionId": "w"})
+            seen: list[int] = []
+            reports.append(bulk.index_files(backend.collections, "w", files, batch=1, workers=workers,
+                                            progress=seen.append, external_id_from="stem"))
+            assert seen == [1] * len(files)  # every batch reported once, in order
+        stored.append(sorted((f["ExternalImageId"], round(f["BoundingBox"]["Left"], 4))
+                             for f in faces_of(tmp_path / f"data{workers}", "w")))
+    one, many = reports
+    assert (many.indexed_images, many.faces, many.no_face) == (one.indexed_images, one.faces, one.no_face) == (
+        6, 5, [str(folder / "empty" / "wall.jpg")])
+    assert [path for path, _ in many.failed] == [path for path, _ in one.failed] == [str(folder / "notes" / "bad.jpg")]
+    assert stored[0] == stored[1]

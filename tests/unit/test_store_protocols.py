@@ -29,6 +29,7 @@ OPERATIONS = {
     "recall", "remember", "forget_tokens_before", "secret",
     "create_job", "get_job", "claim_job", "renew_job", "requeue_interrupted", "finish_job", "set_job_metadata",
     "job_results",
+    "add_face_crops", "face_crop", "crops_of",
 }
 
 

@@ -100,16 +100,19 @@ class Gate:
     # -- 1:N searches
     def admit_search(self, context: RequestContext, operation: str, collection_id: str, requested: float | None,
                      max_results: int | None, threshold_member: str,
-                     limit_member: str | None) -> tuple[CollectionRecord, Threshold, int]:
+                     limit_member: str | None, *,
+                     default: float | None = None) -> tuple[CollectionRecord, Threshold, int]:
         """The collection, the threshold the search is answered at (`requested`, or `threshold_member`'s
-        documented default, raised to the floors), and its result cap (`max_results`, or `limit_member`'s
-        limit); refuses (and audits the refusal) a search without a purpose where the policy requires one."""
+        documented default, or `default` for a member nested deeper than the request, raised to the floors), and
+        its result cap (`max_results`, or `limit_member`'s limit); refuses (and audits the refusal) a search
+        without a purpose where the policy requires one."""
         with self._log.transaction() as session:
             collection = require_collection(session, collection_id)
             policy = self.policy_for(session, collection)
             gallery = session.count_faces(collection.pk)
         self.check_purpose(context, operation, collection, policy)
-        default = float(service_model.documented_default(operation, threshold_member))
+        if default is None:
+            default = float(service_model.documented_default(operation, threshold_member))
         threshold = search_threshold(policy, None if requested is None else float(requested), default, gallery)
         most = service_model.limit("SearchFaces", "MaxFaces")  # operations without a limit member (video search)
         limit = capped(policy, (max_results or service_model.limit(operation, limit_member))

@@ -34,6 +34,7 @@ WIRE_NAMES = {
     "max_results": "MaxResults",
     "retention_days": "RetentionDays",
     "require_review": "RequireReview",
+    "keep_face_crops": "KeepFaceCrops",
 }
 ENVIRONMENT = {
     "min_search_similarity": "FACELENS_MIN_SEARCH_SIMILARITY",
@@ -60,6 +61,7 @@ class Policy:
     max_results: int | None = None  # cap on MaxFaces / MaxUsers of a search
     retention_days: float | None = None  # faces older than this are deleted (and the deletion audited)
     require_review: bool = False  # the console exports a search's results only once each candidate has a decision
+    keep_face_crops: bool = False  # IndexFaces keeps a 96x96 JPEG of each face (a photo of a person: opt-in)
 
     def __post_init__(self) -> None:
         for name in ("min_search_similarity", "min_compare_similarity"):

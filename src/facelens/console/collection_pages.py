@@ -7,6 +7,7 @@ the key's scope allows its operation (`Console.may`), and a forged POST is refus
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from facelens.console.html import esc
 from facelens.console.sessions import Session
 
 FACES_PER_PAGE = 25
+CROP_SHOWN = 48  # CSS pixels of a thumbnail in the face list (the kept crop is 96x96: sharp on a 2x screen)
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Image.Bytes' limit in Rekognition's model
 POLICY_NUMBERS = (("MinSearchSimilarity", "Lowest Similarity a search is answered at", "0", "100", "0.01"),
                   ("MaxFalseMatchProbability", "Tolerated chance that a search returns a stranger", "0.000001", "1",
@@ -71,6 +73,8 @@ def policy_text(policy: dict[str, Any] | None) -> str:
              "purpose required" if effective.get("RequirePurpose") else "purpose optional"]
     if effective.get("RequireReview"):
         parts.append("review required before export")
+    if effective.get("KeepFaceCrops"):
+        parts.append("face crops kept")
     if effective.get("RetentionDays"):
         parts.append(f"retention {effective['RetentionDays']:g} d")
     return "; ".join(parts)
@@ -129,14 +133,19 @@ async def collection(console: Console, request: Request, session: Session, form:
             f'<dt>Policy</dt><dd id="policy">{esc(policy_text(policy))}</dd></dl>'
             f'<p><a href="/console/search?collection={esc(quote(collection_id))}">Search this collection</a></p>')
     searchable = console.may(session, "SearchFaces", collection_id)
-    rows = [[f"<code>{esc(f['FaceId'])}</code>", esc(f.get("ExternalImageId", "")), esc(f.get("UserId", "")),
+    faces = listing.get("Faces", [])
+    cropped = await _cropped(console, collection_id, [f["FaceId"] for f in faces])
+    header = ["FaceId", "ExternalImageId", "UserId", "Detection confidence", "Search"]
+    if cropped:
+        header.insert(0, "Face")
+    rows = [([_thumbnail(collection_id, f) if f["FaceId"] in cropped else "—"] if cropped else [])
+            + [f"<code>{esc(f['FaceId'])}</code>", esc(f.get("ExternalImageId", "")), esc(f.get("UserId", "")),
              esc(f"{f.get('Confidence', 0):.1f}"),
              f'<a href="/console/search?collection={esc(quote(collection_id))}&amp;face_id={esc(f["FaceId"])}" '
              f'aria-label="Search with face {esc(f.get("ExternalImageId") or f["FaceId"])}">Search with it</a>'
-             if searchable else ""] for f in listing.get("Faces", [])]
+             if searchable else ""] for f in faces]
     body += ('<section aria-labelledby="faces-h"><h2 id="faces-h">Faces</h2>'
-             + html.table("Faces in this collection", ["FaceId", "ExternalImageId", "UserId", "Detection confidence",
-                                                       "Search"], rows,
+             + html.table("Faces in this collection", header, rows,
                           "No faces indexed yet." if listing else "This key may not list faces.", "faces"))
     if listing.get("NextToken"):
         body += (f'<p><a href="{esc(_path(collection_id))}?page={esc(quote(listing["NextToken"]))}" rel="next">'
@@ -154,6 +163,34 @@ async def collection(console: Console, request: Request, session: Session, form:
                  '<input id="confirm" name="confirm" required autocomplete="off"></p>'
                  '<p><button type="submit" class="danger">Delete collection</button></p></form></section>')
     return html.page(f"Collection {collection_id}", body, session, "collections", flash=_flash(request))
+
+
+async def _cropped(console: Console, collection_id: str, face_ids: list[str]) -> set[str]:
+    """The listed faces that have a thumbnail (only a key that may list them asks: `collection` checked it)."""
+    service = console.backend.collections
+    if not face_ids or service is None:
+        return set()
+    return await asyncio.to_thread(service.faces_with_crops, collection_id=collection_id, face_ids=face_ids)
+
+
+def _thumbnail(collection_id: str, face: dict[str, Any]) -> str:
+    name = face.get("ExternalImageId") or face["FaceId"]
+    return (f'<img class="crop" src="{esc(_path(collection_id))}/faces/{esc(quote(face["FaceId"], safe=""))}/crop"'
+            f' width="{CROP_SHOWN}" height="{CROP_SHOWN}" alt="Face {esc(name)}">')
+
+
+async def crop(console: Console, request: Request, session: Session, form: FormData | None) -> Response:
+    """A face's thumbnail, to a key that may list the collection's faces (403 otherwise, 404 when none is kept)."""
+    collection_id, face_id = request.path_params["collection_id"], request.path_params["face_id"]
+    if not session.scope.sees(collection_id):
+        raise errors.AccessDeniedException(f"this access key has no access to collection {collection_id}")
+    session.scope.check("ListFaces", collection_id)  # AccessDeniedException: 403, as for the face list itself
+    service = console.backend.collections
+    jpeg = None if service is None else await asyncio.to_thread(service.face_crop, collection_id=collection_id,
+                                                                 face_id=face_id)
+    if jpeg is None:
+        raise errors.ResourceNotFoundException(f"no face crop is kept for face {face_id}")
+    return Response(jpeg, media_type="image/jpeg", headers=html.HEADERS)
 
 
 def _index_form(session: Session, collection_id: str) -> str:
@@ -175,6 +212,7 @@ def _policy_form(session: Session, collection_id: str, policy: dict[str, Any]) -
         "</p>" for name, label, low, high, step in POLICY_NUMBERS)
     checked = " checked" if effective.get("RequirePurpose") else ""
     review = " checked" if effective.get("RequireReview") else ""
+    crops = " checked" if effective.get("KeepFaceCrops") else ""
     return ('<section aria-labelledby="policy-h"><h2 id="policy-h">Policy (admin)</h2>'
             f'<form method="post" action="{esc(_path(collection_id))}/policy">{html.csrf_field(session)}{fields}'
             f'<p><input id="p-RequirePurpose" name="RequirePurpose" type="checkbox" value="true"{checked}>'
@@ -182,6 +220,9 @@ def _policy_form(session: Session, collection_id: str, policy: dict[str, Any]) -
             f'<p><input id="p-RequireReview" name="RequireReview" type="checkbox" value="true"{review}>'
             '<label for="p-RequireReview" class="inline">Export a search\'s results only once every candidate has a '
             "decision</label></p>"
+            f'<p><input id="p-KeepFaceCrops" name="KeepFaceCrops" type="checkbox" value="true"{crops}>'
+            '<label for="p-KeepFaceCrops" class="inline">Keep a 96x96 crop of each face indexed from now on, shown '
+            'in this list (a photo of a person: deleted with its face)</label></p>'
             f'<p><label for="p-PurposePattern">Pattern the whole purpose must match</label><input '
             f'id="p-PurposePattern" name="PurposePattern" value="{esc(own.get("PurposePattern", ""))}"></p>'
             '<p class="hint">Empty fields keep their present value (the server default shown greyed).</p>'
@@ -239,6 +280,7 @@ async def put_policy(console: Console, request: Request, session: Session, form:
                 raise errors.InvalidParameterException(f"{name} must be a number, not {raw[:40]!r}") from None
     values["RequirePurpose"] = (form or {}).get("RequirePurpose") == "true"
     values["RequireReview"] = (form or {}).get("RequireReview") == "true"
+    values["KeepFaceCrops"] = (form or {}).get("KeepFaceCrops") == "true"
     pattern = str((form or {}).get("PurposePattern") or "").strip()
     if pattern:
         values["PurposePattern"] = pattern
@@ -253,4 +295,5 @@ ROUTES = (
     ("/collections/{collection_id}/index", index, ("POST",)),
     ("/collections/{collection_id}/delete", delete, ("POST",)),
     ("/collections/{collection_id}/policy", put_policy, ("POST",)),
+    ("/collections/{collection_id}/faces/{face_id}/crop", crop, ("GET",)),
 )

@@ -1,11 +1,12 @@
-"""Console video view (read-only): a stored-video job's status, metadata and results on a timeline.
+"""Console video view (read-only): every stored-video job kind (face search and detection, labels, moderation,
+text, persons, segments) with its status, metadata and results on a timeline.
 
-A job is read with GetFaceDetection or GetFaceSearch as the signed-in key (so the scope rules of docs/
-accountability.md apply: a key limited to some collections reads only its own detection jobs, and every Get is
-audited with what it disclosed). Rekognition has no operation that lists jobs; for an admin key the page lists
-the jobs the audit log names (their Start and Get records carry `job_id`), any other key opens a job by its
-JobId. The timeline is inline SVG drawn from the results (one row per tracked person; a filled mark where a
-face search found candidates), so it needs no script and no inline style.
+A job is read with its kind's Get operation (`console.video_views.VIEWS`) as the signed-in key, so the scope rules
+of docs/accountability.md apply (a key limited to some collections reads only its own face-search jobs) and every
+Get is audited with what it disclosed. Rekognition has no operation that lists jobs; for an admin key the page
+lists the jobs the audit log names (their Start and Get records carry `job_id`; the status shown there is the one
+the latest Get record reported, "started" before any Get), any other key opens a job by its JobId and kind.
+Below the jobs, the stream processors the key may see (`console.stream_views`).
 """
 
 from __future__ import annotations
@@ -18,117 +19,101 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from facelens.console import html
+from facelens.console import html, stream_views
 from facelens.console.app import Console
 from facelens.console.html import esc
 from facelens.console.sessions import Session
+from facelens.console.video_views import VIEWS, View, header, kind_of_operation, rows, timeline, view_of
 
-RESULTS = 1000  # results read per job page (GetFace* MaxResults)
+RESULTS = 1000  # results read per job page (Get* MaxResults)
 SHOWN = 200  # rows of the results table
-WIDTH, ROW = 1000, 18
+VERSIONS = ("LabelModelVersion", "ModerationModelVersion", "TextModelVersion")
 
 
-async def _jobs_from_audit(console: Console, session: Session) -> list[tuple[str, str, str]]:
-    """(JobId, kind, collection) of every job the audit log names, newest first (admin keys only)."""
-    found: dict[str, tuple[str, str, str]] = {}
+async def _jobs_from_audit(console: Console, session: Session) -> list[dict[str, Any]]:
+    """Every job the audit log names, newest first (admin keys only): JobId, kind, collection, video, when it
+    was started and the status its latest Get reported."""
+    found: dict[str, dict[str, Any]] = {}
     token = None
     while True:
         answer, _ = await console.call(session, "ListAuditRecords", {"MaxResults": 1000,
                                                                      **({"NextToken": token} if token else {})})
         for item in answer.get("AuditRecords", []):
             record = json.loads(item["Record"])
-            job_id = record.get("job_id")
-            if isinstance(job_id, str):
-                kind = "search" if "FaceSearch" in str(record.get("operation")) else "detection"
-                found[job_id] = (job_id, kind, record.get("collection") or "")
+            job_id, kind = record.get("job_id"), kind_of_operation(record.get("operation"))
+            if not isinstance(job_id, str) or kind is None:
+                continue
+            job = found.setdefault(job_id, {"job_id": job_id, "kind": kind, "collection": "", "video": "",
+                                            "started": "", "status": "started"})
+            if str(record.get("operation")).startswith("Start"):
+                job.update(collection=record.get("collection") or "", video=record.get("video") or "",
+                           started=str(record.get("time", ""))[:19].replace("T", " "))
+            elif record.get("job_status"):
+                job["status"] = record["job_status"]
         token = answer.get("NextToken")
         if not token:
             return list(reversed(found.values()))
 
 
+def _open_form() -> str:
+    options = "".join(f'<option value="{v.kind}">{esc(v.label)}</option>' for v in VIEWS.values())
+    return ('<form method="get" action="/console/video" class="filters"><p><label for="job">JobId</label>'
+            '<input id="job" name="job" required spellcheck="false"></p><p><label for="kind">Kind</label>'
+            f'<select id="kind" name="kind">{options}</select></p>'
+            '<p><button type="submit">Open job</button></p></form>')
+
+
 async def video(console: Console, request: Request, session: Session, form: FormData | None) -> Response:
     job_id = request.query_params.get("job", "").strip()
-    kind = request.query_params.get("kind", "search")
     if job_id:
-        return await _job(console, session, job_id, "detection" if kind == "detection" else "search")
-    body = ('<form method="get" action="/console/video" class="filters"><p><label for="job">JobId</label>'
-            '<input id="job" name="job" required spellcheck="false"></p><p><label for="kind">Kind</label>'
-            '<select id="kind" name="kind"><option value="search">face search</option>'
-            '<option value="detection">face detection</option></select></p>'
-            '<p><button type="submit">Open job</button></p></form>')
+        return await _job(console, session, job_id, view_of(request.query_params.get("kind")))
+    body = _open_form()
     if console.may(session, "ListAuditRecords"):
-        rows = [[f'<a href="/console/video?job={esc(quote(j))}&amp;kind={k}"><code>{esc(j)}</code></a>', esc(k),
-                 esc(c)] for j, k, c in await _jobs_from_audit(console, session)]
-        body += html.table("Jobs named by the audit log", ["JobId", "Kind", "Collection"], rows,
+        listed = [[f'<a href="/console/video?job={esc(quote(j["job_id"]))}&amp;kind={j["kind"]}">'
+                   f'<code>{esc(j["job_id"])}</code></a>', esc(VIEWS[j["kind"]].label), esc(j["status"]),
+                   esc(j["video"]), esc(j["collection"]), esc(j["started"])]
+                  for j in await _jobs_from_audit(console, session)]
+        body += html.table("Jobs named by the audit log", ["JobId", "Kind", "Last status read", "Video",
+                                                           "Collection", "Started (UTC)"], listed,
                            "No video job yet.", "jobs")
+        body += html.notice("The status in this list is the one the job's latest Get reported (from the audit "
+                            "log); open a job for its status now.")
     else:
         body += html.notice("Rekognition has no operation that lists jobs; an admin key sees the jobs the audit "
-                            "log names. Open a job by its JobId.")
-    return html.page("Video jobs", body, session, "video")
+                            "log names. Open a job by its JobId and kind.")
+    body += await stream_views.section(console, session)
+    return html.page("Video jobs and stream processors", body, session, "video")
 
 
-async def _job(console: Console, session: Session, job_id: str, kind: str) -> Response:
-    operation = "GetFaceSearch" if kind == "search" else "GetFaceDetection"
-    key = "Persons" if kind == "search" else "Faces"
-    answer, _ = await console.call(session, operation, {"JobId": job_id, "MaxResults": RESULTS})
-    results: list[dict[str, Any]] = list(answer.get(key, []))
+async def _job(console: Console, session: Session, job_id: str, view: View) -> Response:
+    answer, _ = await console.call(session, view.get, {"JobId": job_id, "MaxResults": RESULTS})
+    results: list[dict[str, Any]] = list(answer.get(view.key, []))
     token = answer.get("NextToken")
     while token and len(results) < 10 * RESULTS:
-        more, _ = await console.call(session, operation, {"JobId": job_id, "MaxResults": RESULTS,
-                                                          "NextToken": token})
-        results += more.get(key, [])
+        more, _ = await console.call(session, view.get, {"JobId": job_id, "MaxResults": RESULTS,
+                                                         "NextToken": token})
+        results += more.get(view.key, [])
         token = more.get("NextToken")
     meta = answer.get("VideoMetadata") or {}
+    meta = (meta[0] if meta else {}) if isinstance(meta, list) else meta  # GetSegmentDetection: a list
     video_name = (answer.get("Video") or {}).get("S3Object", {}).get("Name", "")
-    body = (f'<dl class="facts"><dt>JobId</dt><dd><code>{esc(job_id)}</code></dd><dt>Status</dt>'
+    versions = "".join(f"<dt>{esc(name)}</dt><dd>{esc(answer[name])}</dd>" for name in VERSIONS if answer.get(name))
+    body = (f'<dl class="facts"><dt>JobId</dt><dd><code>{esc(job_id)}</code></dd><dt>Kind</dt>'
+            f'<dd id="job-kind">{esc(view.label)}</dd><dt>Status</dt>'
             f'<dd id="job-status">{esc(answer.get("JobStatus"))}</dd>'
             + (f'<dt>Message</dt><dd>{esc(answer["StatusMessage"])}</dd>' if answer.get("StatusMessage") else "")
             + f'<dt>Video</dt><dd>{esc(video_name)}</dd>'
             + (f'<dt>Duration</dt><dd>{meta.get("DurationMillis", 0) / 1000:.1f} s, {esc(meta.get("FrameWidth"))}x'
                f'{esc(meta.get("FrameHeight"))}, {esc(meta.get("FrameRate"))} fps</dd>' if meta else "")
-            + f'<dt>Results</dt><dd>{len(results)}</dd></dl>')
-    if kind == "search" and results:
-        body += html.notice("Matches in a video are candidates, not identifications: a person must check each.",
-                            "warn")
+            + versions + f'<dt>Results</dt><dd id="result-count">{len(results)}</dd></dl>')
+    if view.warning and results:
+        body += html.notice(view.warning, "warn")
     if results:
-        body += _timeline(results, kind, float(meta.get("DurationMillis") or 0))
-    rows = []
-    for item in results[:SHOWN]:
-        if kind == "search":
-            person = item.get("Person", {})
-            matches = ", ".join(f'{m["Face"].get("ExternalImageId") or m["Face"]["FaceId"][:8]} '
-                                f'({m["Similarity"]:.1f})' for m in item.get("FaceMatches") or ())
-            rows.append([esc(item["Timestamp"]), esc(person.get("Index")), esc(matches or "—")])
-        else:
-            rows.append([esc(item["Timestamp"]), "", esc(f'{item["Face"].get("Confidence", 0):.1f}')])
-    third = "Candidates (Similarity)" if kind == "search" else "Detection confidence"
-    body += html.table(f"Results (first {SHOWN})", ["Time (ms)", "Person", third], rows, "No results.", "results")
+        body += timeline(view, results, float(meta.get("DurationMillis") or 0))
+    body += html.table(f"Results (first {SHOWN})", header(view, results), rows(view, results, SHOWN),
+                       "No results.", "results")
     body += '<p><a href="/console/video">All jobs</a></p>'
-    return html.page(f"Video job ({'face search' if kind == 'search' else 'face detection'})", body, session,
-                     "video")
-
-
-def _timeline(results: list[dict[str, Any]], kind: str, duration: float) -> str:
-    """Inline SVG: x is time, one row per person (face search) or one row (detection); filled where matched."""
-    end = max(duration, max(float(r["Timestamp"]) for r in results), 1.0)
-    tracks = sorted({int((r.get("Person") or {}).get("Index", 0)) for r in results}) if kind == "search" else [0]
-    height = ROW * len(tracks) + 24
-    marks = []
-    for item in results:
-        track = tracks.index(int((item.get("Person") or {}).get("Index", 0))) if kind == "search" else 0
-        x = 40 + (WIDTH - 60) * float(item["Timestamp"]) / end
-        matched = bool(item.get("FaceMatches"))
-        marks.append(f'<rect x="{x:.1f}" y="{track * ROW + 3}" width="4" height="{ROW - 6}" '
-                     f'class="{"hit" if matched else "seen"}"><title>{esc(item["Timestamp"])} ms'
-                     f'{" — candidates found" if matched else ""}</title></rect>')
-    labels = "".join(f'<text x="0" y="{i * ROW + 13}">#{t}</text>' for i, t in enumerate(tracks))
-    axis = (f'<line x1="40" x2="{WIDTH - 20}" y1="{height - 18}" y2="{height - 18}" class="axis"/>'
-            f'<text x="40" y="{height - 4}">0 s</text><text x="{WIDTH - 60}" y="{height - 4}">{end / 1000:.1f} s'
-            "</text>")
-    return (f'<figure><svg viewBox="0 0 {WIDTH} {height}" role="img" class="timeline" aria-labelledby="tl-cap">'
-            f'{labels}{"".join(marks)}{axis}</svg><figcaption id="tl-cap">Timeline: one row per tracked person; '
-            "dark marks where a face search returned candidates, light marks where a face was seen."
-            "</figcaption></figure>")
+    return html.page(f"Video job ({view.label})", body, session, "video")
 
 
 ROUTES = (("/video", video, ("GET",)),)

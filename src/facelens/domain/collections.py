@@ -11,7 +11,8 @@ wire adapters (`facelens.api.wire`) shape them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from facelens import errors, paging, service_model
 from facelens.analysis import FaceSet, find_faces, find_faces_in
 from facelens.context import RequestContext
 from facelens.domain.common import Records, check_model, default, judged, reason_in, require_collection
+from facelens.domain.face_crops import face_crop
 from facelens.domain.model import (
     CollectionDescription,
     FaceChanges,
@@ -61,6 +63,19 @@ def _select(found: FaceSet, max_faces: int) -> tuple[list[Face], list[tuple[Face
         else:
             kept.append(face)
     return kept, unindexed
+
+
+@dataclass
+class PreparedImages:
+    """A bulk batch through the models, not yet stored (`CollectionService.prepare_images`)."""
+
+    collection_id: str
+    collection: CollectionRecord
+    sources: list[str]
+    results: list[Indexing | errors.FaceLensError | None]  # None: skipped, or filled when stored
+    todo: list[tuple[int, FaceSet]]  # (slot, faces) of each decoded image
+    plans: list[tuple[list[Face], list[tuple[Face, list[str]]]]]  # (faces to index, the others with reasons)
+    stored: list[list[NewFace]]  # the records to add, per decoded image
 
 
 class CollectionService:
@@ -148,7 +163,8 @@ class CollectionService:
         new = self._new_faces(collection, found, kept, external_image_id)
         self._store_faces(context, collection.collection_id, new,
                           audit={"image_id": new[0].image_id if new else None,
-                                 "external_image_id": external_image_id})
+                                 "external_image_id": external_image_id},
+                          crops=lambda: [face_crop(found.image.pixels, face.box) for face in kept])
         return self._indexed(collection, found, kept, new, unindexed, fields)
 
     def index_images(self, collection_id: str, images: Sequence[tuple[str, bytes, str | None]],
@@ -157,8 +173,15 @@ class CollectionService:
         """Bulk IndexFaces: (source key, image bytes, ExternalImageId) triples, batched through the models and
         stored in one transaction that also records each source as imported. Sources already imported are
         skipped (None in their place); an image that cannot be decoded raises nothing here: its slot holds
-        its `FaceLensError`. Audited as IndexFaces under `context` (default: the local operator)."""
-        context = context or RequestContext()
+        its `FaceLensError`. Audited as IndexFaces under `context` (default: the local operator).
+        `prepare_images` then `store_prepared`."""
+        return self.store_prepared(self.prepare_images(collection_id, images, quality_filter, max_faces),
+                                   context=context)
+
+    def prepare_images(self, collection_id: str, images: Sequence[tuple[str, bytes, str | None]],
+                       quality_filter: str = "AUTO", max_faces: int | None = None) -> PreparedImages:
+        """The model half of `index_images`: validation, the skip check and the face path, nothing stored.
+        Batches of different sources may be prepared concurrently; each is then stored once, whole."""
         if quality_filter not in service_model.enum("QualityFilter"):
             raise errors.InvalidParameterException(f"QualityFilter must be one of "
                                                    f"{', '.join(service_model.enum('QualityFilter'))}")
@@ -169,13 +192,13 @@ class CollectionService:
             done = session.imported(collection.pk, [source for source, _, _ in images])
         check_model(self.analyzer.model_version, collection)
         most = min(max_faces or max_faces_per_image(), max_faces_per_image())
-        fields = resolve_attributes(None)
         results: list[Indexing | errors.FaceLensError | None] = [None] * len(images)
         wanted = [i for i, (source, _, _) in enumerate(images) if source not in done]
         todo: list[tuple[int, FaceSet]] = []
-        for i, result in zip(wanted, find_faces(self.analyzer, [images[i][1] for i in wanted], fields,
-                                                   max_faces_per_image(), MAX_S3_IMAGE_BYTES,
-                                                   quality_filter=quality_filter, embed=most), strict=True):
+        for i, result in zip(wanted, find_faces(self.analyzer, [images[i][1] for i in wanted],
+                                                resolve_attributes(None), max_faces_per_image(),
+                                                MAX_S3_IMAGE_BYTES, quality_filter=quality_filter, embed=most),
+                             strict=True):
             if isinstance(result, errors.FaceLensError):
                 results[i] = result
             else:
@@ -183,11 +206,23 @@ class CollectionService:
         plans = [_select(found, most) for _, found in todo]
         stored = [self._new_faces(collection, found, kept, images[i][2])
                   for (i, found), (kept, _) in zip(todo, plans, strict=True)]
-        self._store_faces(context, collection_id, [face for new in stored for face in new],
-                          [(images[i][0], new[0].image_id if new else "") for (i, _), new in zip(todo, stored,
-                                                                                                 strict=True)])
+        return PreparedImages(collection_id, collection, [source for source, _, _ in images], results, todo,
+                              plans, stored)
+
+    def store_prepared(self, prepared: PreparedImages, *,
+                       context: RequestContext | None = None) -> list[Indexing | errors.FaceLensError | None]:
+        """The store half of `index_images`: one transaction with the faces and the record of the sources."""
+        context = context or RequestContext()
+        fields = resolve_attributes(None)
+        todo, plans, stored = prepared.todo, prepared.plans, prepared.stored
+        self._store_faces(context, prepared.collection_id, [face for new in stored for face in new],
+                          [(prepared.sources[i], new[0].image_id if new else "")
+                           for (i, _), new in zip(todo, stored, strict=True)],
+                          crops=lambda: [face_crop(found.image.pixels, face.box)
+                                         for (_, found), (kept, _) in zip(todo, plans, strict=True) for face in kept])
+        results = list(prepared.results)
         for (i, found), (kept, unindexed), new in zip(todo, plans, stored, strict=True):
-            results[i] = self._indexed(collection, found, kept, new, unindexed, fields)
+            results[i] = self._indexed(prepared.collection, found, kept, new, unindexed, fields)
         return results
 
     @staticmethod
@@ -229,19 +264,25 @@ class CollectionService:
         return [face.face_id for face in new]
 
     def _store_faces(self, context: RequestContext, collection_id: str, faces: list[NewFace],
-                     imported: Sequence[tuple[str, str]] = (), audit: Mapping[str, Any] | None = None) -> None:
+                     imported: Sequence[tuple[str, str]] = (), audit: Mapping[str, Any] | None = None,
+                     crops: Callable[[], list[bytes]] | None = None) -> None:
         """One transaction for all faces of an image, or of a bulk batch with the record of its sources
-        (the collection may have gone meanwhile), and the audit record of the indexing."""
+        (the collection may have gone meanwhile), and the audit record of the indexing. `crops` makes the
+        faces' thumbnails (in `faces`' order), called only where the collection's policy keeps face crops;
+        they are written in the same transaction, so a face and its crop are stored together or not at all."""
         if not faces and not imported:
             return
         with self.store.transaction(write=True) as session:
             collection = require_collection(session, collection_id)
-            session.add_faces(collection.pk, faces)
+            seqs = session.add_faces(collection.pk, faces)
+            kept = bool(faces) and crops is not None and self.gate.policy_for(session, collection).keep_face_crops
+            if kept and crops is not None:
+                session.add_face_crops(list(zip(seqs, crops(), strict=True)))
             if imported:
                 session.mark_imported(collection.pk, imported)
             self.gate.record(session, context, "IndexFaces", collection_id, face_model=collection.face_model_version,
                              indexed=[face.face_id for face in faces], images=len(imported) or None,
-                             **(audit or {}))
+                             face_crops_kept=len(faces) if kept else None, **(audit or {}))
         self.vectors.sync(collection.pk)
 
     # -- listing and deleting faces
@@ -284,6 +325,19 @@ class CollectionService:
             self.vectors.sync(collection.pk)  # drops the vectors (and the index file holding them)
             self.store.reclaim()
         return FaceChanges(deleted, failed)
+
+    def face_crop(self, *, collection_id: str, face_id: str) -> bytes | None:
+        """The thumbnail kept for a face (KeepFaceCrops), or None. The caller checks the key's scope first: the
+        console serves it only to a key that may list the collection's faces."""
+        with self.store.transaction() as session:
+            collection = require_collection(session, collection_id)
+            return session.face_crop(collection.pk, face_id)
+
+    def faces_with_crops(self, *, collection_id: str, face_ids: Sequence[str]) -> set[str]:
+        """Which of these faces have a thumbnail kept."""
+        with self.store.transaction() as session:
+            collection = require_collection(session, collection_id)
+            return session.crops_of(collection.pk, face_ids)
 
     # -- search
     def search_faces(self, *, collection_id: str, face_id: str, threshold: float | None, max_faces: int | None,

@@ -10,7 +10,7 @@ from facelens.analysis import Analyzer as FacePath
 from facelens.context import RequestContext
 from facelens.domain.model import FaceMatch, UserMatch
 from facelens.store.base import CollectionRecord
-from facelens.store.repos import AuditLog
+from facelens.store.repos import AuditLog, Policies
 
 
 class Analyzer(FacePath, Protocol):
@@ -31,6 +31,13 @@ class Ruling(Protocol):
     def floor(self) -> float: ...  # the least Similarity the policy lets it be answered at
 
 
+class CollectionPolicy(Protocol):
+    """What the services read of a collection's policy (`accountability.policy.Policy`) themselves."""
+
+    @property
+    def keep_face_crops(self) -> bool: ...  # IndexFaces keeps a thumbnail of each face
+
+
 class Gate(Protocol):
     """The accountability gate as the services see it (`facelens.accountability.gate.Gate`): every search and
     comparison is admitted by it (floors, purpose rule) and recorded through it; writes record themselves in
@@ -41,9 +48,12 @@ class Gate(Protocol):
 
     def calibration_id(self, model_version: str) -> str | None: ...
 
+    def policy_for(self, session: Policies, collection: CollectionRecord) -> CollectionPolicy: ...
+
     def admit_search(self, context: RequestContext, operation: str, collection_id: str, requested: float | None,
                      max_results: int | None, threshold_member: str,
-                     limit_member: str | None) -> tuple[CollectionRecord, Ruling, int]: ...
+                     limit_member: str | None, *,
+                     default: float | None = None) -> tuple[CollectionRecord, Ruling, int]: ...
 
     def record_search(self, context: RequestContext, operation: str, collection: CollectionRecord,
                       threshold: Ruling, matches: Sequence[FaceMatch] | Sequence[UserMatch],

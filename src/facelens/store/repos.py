@@ -66,6 +66,23 @@ class Faces(Protocol):
 
 
 @runtime_checkable
+class FaceCrops(Protocol):
+    """Face thumbnails, kept where a collection's policy opts in (KeepFaceCrops); a crop goes with its face."""
+
+    def add_face_crops(self, crops: Sequence[tuple[int, bytes]]) -> None:
+        """(face seq, JPEG bytes) pairs, in the transaction that added the faces."""
+        ...
+
+    def face_crop(self, pk: int, face_id: str) -> bytes | None:
+        """The JPEG kept for a face of collection `pk`, or None (no such face, or none kept)."""
+        ...
+
+    def crops_of(self, pk: int, face_ids: Sequence[str]) -> set[str]:
+        """Which of these faces of collection `pk` have a crop."""
+        ...
+
+
+@runtime_checkable
 class Users(Protocol):
     def create_user(self, pk: int, user_id: str, status: str) -> UserRecord | None:
         """The new user, or None when the collection has one with this id."""
@@ -230,10 +247,10 @@ class Jobs(Protocol):
 
 
 CONCERNS: tuple[type, ...] = (Collections, Faces, Users, Imports, ChangeLog, Retention, Policies, AuditLog, Tokens,
-                              Jobs)
+                              Jobs, FaceCrops)
 
 
 @runtime_checkable
 class Session(Collections, Faces, Users, Imports, ChangeLog, Retention, Policies, AuditLog, Tokens, Jobs,
-              Protocol):
+              FaceCrops, Protocol):
     """Every concern, in one transaction: what `MetadataStore.transaction()` yields."""

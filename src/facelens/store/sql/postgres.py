@@ -116,6 +116,8 @@ MIGRATIONS: list[list[str]] = [
     schema.VECTOR_MARKS,
     [*schema.FACE_COUNTS, _FACE_COUNT_TRIGGERS],
     schema.VIDEO_RESULT_PARTS,
+    schema.STREAM_PROCESSORS,
+    schema.face_crops("BYTEA"),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -64,3 +64,31 @@ FACE_COUNTS = [  # each collection's face count (the dialects add the triggers t
     "ALTER TABLE collections ADD COLUMN face_count BIGINT NOT NULL DEFAULT 0",
     "UPDATE collections SET face_count = (SELECT count(*) FROM faces WHERE faces.collection = collections.pk)",
 ]
+STREAM_PROCESSORS = [
+    """CREATE TABLE stream_processors (
+        name TEXT PRIMARY KEY,
+        arn TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        status_message TEXT,
+        request TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '{}',
+        key_id TEXT NOT NULL,
+        purpose TEXT,
+        created DOUBLE PRECISION NOT NULL,
+        updated DOUBLE PRECISION NOT NULL,
+        session_id TEXT,
+        selectors TEXT,
+        started DOUBLE PRECISION,
+        owner TEXT,
+        lease_until DOUBLE PRECISION)""",
+    "CREATE INDEX stream_processors_by_status ON stream_processors (status, lease_until)",
+]
+
+
+def face_crops(blob: str) -> list[str]:
+    """Face thumbnails (a collection policy's KeepFaceCrops): one small JPEG per face, written in the face's own
+    transaction and deleted with it by the foreign key's cascade, whatever deletes the face (DeleteFaces,
+    DeleteCollection, retention). `blob` is the dialect's binary type (SQLite BLOB, PostgreSQL BYTEA)."""
+    return [f"""CREATE TABLE face_crops (
+        face_seq BIGINT PRIMARY KEY REFERENCES faces (seq) ON DELETE CASCADE,
+        jpeg {blob} NOT NULL)"""]

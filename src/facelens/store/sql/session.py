@@ -129,6 +129,19 @@ class SqlSession:
             seqs.append(int(row[0]))
         return seqs
 
+    def add_face_crops(self, crops: Sequence[tuple[int, bytes]]) -> None:
+        self._run_many("INSERT INTO face_crops (face_seq, jpeg) VALUES (?, ?)", [(seq, jpeg) for seq, jpeg in crops])
+
+    def face_crop(self, pk: int, face_id: str) -> bytes | None:
+        row = self._run("SELECT c.jpeg FROM face_crops c JOIN faces f ON f.seq = c.face_seq "
+                        "WHERE f.collection = ? AND f.face_id = ?", (pk, face_id)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def crops_of(self, pk: int, face_ids: Sequence[str]) -> set[str]:
+        return {row[0] for chunk in _chunks(list(face_ids)) for row in self._run(
+            "SELECT f.face_id FROM faces f JOIN face_crops c ON c.face_seq = f.seq WHERE f.collection = ? "
+            f"AND f.face_id IN ({_marks(chunk)})", (pk, *chunk))}
+
     def delete_faces(self, pk: int, seqs: Sequence[int]) -> None:
         for chunk in _chunks(list(seqs)):
             self._run(f"DELETE FROM faces WHERE collection = ? AND seq IN ({_marks(chunk)})", (pk, *chunk))

@@ -120,6 +120,8 @@ MIGRATIONS: list[list[str]] = [
             UPDATE collections SET face_count = face_count - 1 WHERE pk = OLD.collection; END""",
     ],
     schema.VIDEO_RESULT_PARTS,  # a video job's results per timestamp and aggregated into segments
+    schema.STREAM_PROCESSORS,  # live-video stream processors, their sessions and the replica running each
+    schema.face_crops("BLOB"),  # face thumbnails, kept only where the collection's policy opts in
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
