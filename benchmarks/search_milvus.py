@@ -187,7 +187,8 @@ def main() -> int:
     print(f"{args.faces:,} faces ({len(enrolled):,} enrolled LFW people + {args.distractors} distractors), "
           f"{len(probes.genuine):,} genuine and {len(probes.strangers):,} stranger probes; {os.cpu_count()} cores, "
           f"load {os.getloadavg()[0]:.2f}; FAISS default at this size: {default}", flush=True)
-    faiss_args = argparse.Namespace(nprobe=[32, 256], k_factor=[16], candidates=args.candidates, threads=2)
+    faiss_args = argparse.Namespace(nprobe=[32, 256], k_factor=[16], candidates=args.candidates, threads=2,
+                                    flat_queries=args.queries)
     specs = ["Flat"] + ([] if args.no_faiss_default or default == "Flat" else [default])
     rows = [row for spec in specs for row in measure(spec, gallery, probes, truth, faiss_args, rng)]
     from pymilvus import MilvusClient
