@@ -168,6 +168,8 @@ def main() -> int:
                         "rows (as the service searches: each waits for Milvus's time tick)")
     parser.add_argument("--time-tick-ms", type=int, default=None, help="proxy.timeTickInterval of the server "
                         "started here (Milvus's default: 200)")
+    parser.add_argument("--server-setting", action="append", default=[], metavar="KEY=VALUE", help="a "
+                        "milvus.yaml key of the server started here, e.g. queryNode.segcore.interimIndex.nprobe=128")
     parser.add_argument("--skip-growing", action="store_true", help="measure only after the index is built")
     parser.add_argument("--no-faiss-default", action="store_true", help="FAISS Flat only")
     parser.add_argument("--seed", type=int, default=0)
@@ -199,7 +201,8 @@ def main() -> int:
         else:
             from tests.milvus_fixtures import MilvusStandalone
 
-            settings = {"proxy.timeTickInterval": args.time_tick_ms} if args.time_tick_ms else {}
+            settings: dict[str, Any] = {"proxy.timeTickInterval": args.time_tick_ms} if args.time_tick_ms else {}
+            settings.update(setting.split("=", 1) for setting in args.server_setting)
             server = MilvusStandalone(Path(tmp), settings=settings).__enter__()
             pid, uri = server.server.server_proc.pid, client_uri(server.url)[0]
         try:

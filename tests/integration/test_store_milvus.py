@@ -37,7 +37,7 @@ def test_urls() -> None:
     assert client_uri("milvus://db.internal:19530") == ("http://db.internal:19530", "FLAT")
     assert client_uri("milvus+https://db:443?index=hnsw") == ("https://db:443", "HNSW")
     assert index_of("milvus://db:19530") == MilvusIndex("FLAT", {}, {})
-    assert index_of("milvus://db:19530?index=hnsw") == MilvusIndex("HNSW", {"M": 16, "efConstruction": 200},
+    assert index_of("milvus://db:19530?index=hnsw") == MilvusIndex("HNSW", {"M": 48, "efConstruction": 500},
                                                                    {"ef": 512})
     assert index_of("milvus://db:19530?index=IVF_SQ8&nlist=4096&nprobe=32") == MilvusIndex(
         "IVF_SQ8", {"nlist": 4096}, {"nprobe": 32})
