@@ -18,6 +18,7 @@ from botocore.model import Shape
 from skimage import data
 
 from facelens.client import admin_client
+from tests.key_fixtures import ADMIN, READER, SCOPED, admin, credentials_file, reader, scoped, write_credentials
 from tests.pg_fixtures import fresh_database
 from tests.service_fixtures import REGION, Server, client, start_server
 from tests.video_fixtures import (
@@ -36,25 +37,7 @@ from tests.video_fixtures import (
 
 pytestmark = pytest.mark.slow
 
-ADMIN = ("FLKADMIN000000000001", "admin-secret")
-SCOPED = ("FLKSCOPED00000000003", "scoped-secret")
-READER = ("FLKREADER0000000005", "reader-secret")
-CREDENTIALS = f"""
-[admin]
-aws_access_key_id = {ADMIN[0]}
-aws_secret_access_key = {ADMIN[1]}
-facelens_admin = true
-
-[scoped]
-aws_access_key_id = {SCOPED[0]}
-aws_secret_access_key = {SCOPED[1]}
-facelens_collections = team-a
-
-[reader]
-aws_access_key_id = {READER[0]}
-aws_secret_access_key = {READER[1]}
-facelens_read_only = true
-"""
+CREDENTIALS = credentials_file(admin(), scoped("team-a"), reader())
 
 
 def videos(data_dir: Path) -> Path:
@@ -70,8 +53,7 @@ def videos(data_dir: Path) -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("video-analyses") / "data"
     videos(data_dir)
-    (data_dir / "credentials").write_text(CREDENTIALS)
-    (data_dir / "credentials").chmod(0o600)
+    write_credentials(data_dir, CREDENTIALS)
     server = start_server(data_dir, {"FACELENS_WORKERS": "2"})
     yield server
     server.stop()
