@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.config import Config
-from botocore.model import Shape
 from skimage import data
 
 from facelens.client import admin_client
 from tests.key_fixtures import ADMIN, READER, SCOPED, admin, credentials_file, reader, scoped, write_credentials
 from tests.pg_fixtures import fresh_database
 from tests.service_fixtures import REGION, Server, client, start_server
+from tests.shape_checks import conforms
 from tests.video_fixtures import (
     CUTS,
     FPS,
@@ -57,28 +57,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(data_dir, {"FACELENS_WORKERS": "2"})
     yield server
     server.stop()
-
-
-def conforms(value: Any, shape: Shape, where: str = "") -> None:
-    """`value` is exactly of `shape`: no member the model lacks, each of its type and within its bounds."""
-    kind = shape.type_name
-    if kind == "structure":
-        assert isinstance(value, dict) and set(value) <= set(shape.members), (where, value)
-        assert set(shape.required_members) <= set(value), where
-        for name, member in value.items():
-            conforms(member, shape.members[name], f"{where}.{name}")
-    elif kind == "list":
-        assert isinstance(value, list), where
-        for i, item in enumerate(value):
-            conforms(item, shape.member, f"{where}[{i}]")
-    elif kind == "string":
-        assert isinstance(value, str) and value in shape.metadata.get("enum", [value]), (where, value)
-    elif kind in ("float", "integer", "long"):
-        assert isinstance(value, int | float) and not isinstance(value, bool), where
-        assert kind == "float" or isinstance(value, int), (where, value)
-        assert shape.metadata.get("min", value) <= value <= shape.metadata.get("max", value), (where, value)
-    else:
-        assert kind == "boolean" and isinstance(value, bool), where
 
 
 def rek(server: Server, key: tuple[str, str] = ADMIN):
