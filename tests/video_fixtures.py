@@ -3,13 +3,18 @@ at known times and places (scikit-image's astronaut and cameraman; no data set n
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 SIZE = (640, 360)
 FPS = 30
@@ -108,6 +113,42 @@ def wait_running(get, job_id: str, timeout: float = 60) -> None:
     while get(JobId=job_id).get("VideoMetadata") is None:
         assert time.monotonic() < deadline, f"job {job_id} did not start within {timeout}s"
         time.sleep(0.1)
+
+
+@dataclass
+class Webhook:
+    """An HTTP receiver of the SNS-style notices FaceLens POSTs to FACELENS_VIDEO_WEBHOOK_URL: `received` holds each
+    notice's JSON body, in arrival order (this receiver's only, so test modules do not see each other's)."""
+
+    url: str
+    received: list[dict] = field(default_factory=list)
+
+
+class _Receiver(HTTPServer):
+    notices: list[dict]
+
+
+class _Notices(BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def do_POST(self) -> None:
+        self.server.notices.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[Webhook]:
+    """A `Webhook` listening on 127.0.0.1 for the module's server."""
+    receiver = _Receiver(("127.0.0.1", 0), _Notices)
+    hook = Webhook(f"http://127.0.0.1:{receiver.server_address[1]}/notices")
+    receiver.notices = hook.received
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    yield hook
+    receiver.shutdown()
 
 
 # -- clips for the analyses (labels, moderation, text, persons, segments), with known content at known frames
