@@ -24,14 +24,18 @@ EILEEN_MS, OTHER_MS = [600, 800, 1000, 1200, 1400], [1000, 1200, 1400, 1600, 180
 
 
 def write_video(path: Path, count: int, fps: int = 30, codec: str = "libx264", size: tuple[int, int] = (160, 96),
-                draw: Callable[[int], np.ndarray] | None = None) -> Path:
-    """A clip of `count` frames `draw(i)`; by default frame i is flat grey level 2*i (so a decoded frame tells
-    which one it was)."""
+                draw: Callable[[int], np.ndarray] | None = None, options: dict[str, str] | None = None,
+                bit_rate: int | None = None) -> Path:
+    """A clip of `count` frames `draw(i)` (called in order, i = 0, 1, ...; RGB uint8 of `size`), yuv420p, with
+    the encoder's `options` and `bit_rate` when given; by default frame i is flat grey level 2*i (so a decoded
+    frame tells which one it was). The one clip writer of the tests and the benchmarks."""
     width, height = size
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
         for i in range(count):
             image = draw(i) if draw else np.full((height, width, 3), min(2 * i, 255), np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
