@@ -61,34 +61,6 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_labels(args: argparse.Namespace) -> int:
-    from facelens.service import build_faces
-
-    request = {"Image": {"Bytes": _read(args.image)}, "Features": args.features, "MinConfidence": args.min_confidence}
-    _print(build_faces(_settings(args)).call("DetectLabels", {k: v for k, v in request.items() if v is not None}))
-    return 0
-
-
-def cmd_moderation(args: argparse.Namespace) -> int:
-    """DetectModerationLabels (open_nsfw + nsfwjs: Explicit, Suggestive, ContentTypes Illustrated; docs/models.md)."""
-    from facelens.service import build_faces
-
-    backend = build_faces(_settings(args))
-    _print(backend.call("DetectModerationLabels", {"Image": {"Bytes": _read(args.image)},
-                                                   "MinConfidence": args.min_confidence}))
-    return 0
-
-
-def cmd_text(args: argparse.Namespace) -> int:
-    from facelens.service import build_faces
-
-    request: dict = {"Image": {"Bytes": _read(args.image)}}
-    if args.min_confidence is not None:
-        request["Filters"] = {"WordFilter": {"MinConfidence": args.min_confidence}}
-    _print(build_faces(_settings(args)).call("DetectText", request))
-    return 0
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     """CompareFaces through the gate: the server's compare floor applies; with --data-dir it is audited there."""
     from facelens.service import build, build_faces
@@ -262,22 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="DEFAULT, ALL, or names such as AGE_RANGE GENDER EYES_OPEN MOUTH_OPEN")
     detect.set_defaults(func=cmd_detect)
 
-    labels = sub.add_parser("labels", help="DetectLabels on an image file (objects, image properties); prints JSON")
-    labels.add_argument("image")
-    labels.add_argument("--features", nargs="+", choices=("GENERAL_LABELS", "IMAGE_PROPERTIES"), default=None)
-    labels.add_argument("--min-confidence", type=float, default=None, help="0-100 (default 55, as Rekognition)")
-    labels.set_defaults(func=cmd_labels)
-
-    moderation = sub.add_parser("moderation", help="DetectModerationLabels on an image file (Explicit and "
-                                "Suggestive only); prints Rekognition JSON")
-    moderation.add_argument("image")
-    moderation.add_argument("--min-confidence", type=float, default=50.0, help="MinConfidence (default 50)")
-    moderation.set_defaults(func=cmd_moderation)
-
-    text = sub.add_parser("text", help="DetectText on an image file (LINEs and WORDs); prints Rekognition JSON")
-    text.add_argument("image")
-    text.add_argument("--min-confidence", type=float, metavar="PERCENT", help="WordFilter MinConfidence (0-100)")
-    text.set_defaults(func=cmd_text)
+    from facelens.cli_images import add_parsers as add_images  # labels | moderation | text
+    add_images(sub)
 
     compare = sub.add_parser("compare", help="CompareFaces: largest face of SOURCE against faces of TARGET")
     compare.add_argument("source")
