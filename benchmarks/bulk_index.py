@@ -22,11 +22,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
+from _common import cpu_seconds, lfw_sample, load_average
 
 from facelens import bulk
 from facelens.config import ServerSettings
-from facelens.eval.dataset import Dataset, lfw_root
 from facelens.service import build
 
 
@@ -54,9 +53,9 @@ def timed(run: Callable[[object, str, Sequence[Path], int], tuple[int, int]], fi
     with tempfile.TemporaryDirectory() as data, build(ServerSettings(data_dir=Path(data))) as backend:
         backend.call("CreateCollection", {"CollectionId": "lfw"})
         run(backend.collections, "lfw", files[:batch], batch)  # warm-up: models loaded, first batch stored
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu = time.perf_counter(), cpu_seconds()
         images, faces = run(backend.collections, "lfw", files[batch:], batch)
-        return time.perf_counter() - start, images, faces, time.process_time() - cpu
+        return time.perf_counter() - start, images, faces, cpu_seconds() - cpu
 
 
 def main() -> int:
@@ -65,15 +64,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--dataset", default=None)
     args = parser.parse_args()
-    root = Path(args.dataset) if args.dataset else lfw_root()
-    if not root.is_dir():
-        print(f"SKIP: LFW not found at {root}")
+    files = lfw_sample(args.dataset, args.images)
+    if files is None:
         return 0
-    dataset = Dataset.from_folder(root)
-    rng = np.random.default_rng(0)
-    files = [Path(dataset.paths[i]) for i in rng.choice(len(dataset.paths), args.images, replace=False)]
     halves = [files[: len(files) // 2], files[len(files) // 2:]]
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores; "
+    print(f"load average at start: {load_average()}; {os.cpu_count()} cores; "
           f"{args.images} LFW files, batches of {args.batch}")
     totals = {"before": [0.0, 0, 0, 0.0], "now": [0.0, 0, 0, 0.0]}
     runs = {"before": sequential_index, "now": overlapped_index}
@@ -92,7 +87,7 @@ def main() -> int:
         seconds, images, faces, cpu = totals[name]
         print(f"| {name} | {images} | {faces} | {seconds:.1f} | {100 * cpu / seconds:.0f}% | {images / seconds:.1f} "
               f"| {faces / seconds:.1f} | {faces / seconds / base:.2f} |")
-    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\nload average at end: {load_average()}")
     return 0
 
 

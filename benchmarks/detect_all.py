@@ -29,11 +29,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import lfw_sample, load_average
 
 from facelens.analysis import find_faces_in
 from facelens.api.shapes import face_detail
 from facelens.domain.model import FoundFace
-from facelens.eval.dataset import Dataset, lfw_root
 from facelens.imaging import decode_image
 from facelens.models.registry import ModelConfig
 from facelens.pipeline import ATTRIBUTE_GROUPS, Face, FaceAnalyzer, resolve_attributes
@@ -179,18 +179,14 @@ def main() -> int:
     parser.add_argument("--dataset", default=None)
     parser.add_argument("--service", action="store_true", help="also time DetectFaces ALL through boto3")
     args = parser.parse_args()
-    root = Path(args.dataset) if args.dataset else lfw_root()
-    if not root.is_dir():
-        print(f"SKIP: LFW not found at {root}")
+    chosen = lfw_sample(args.dataset, args.faces)
+    if chosen is None:
         return 0
-    dataset = Dataset.from_folder(root)
-    rng = np.random.default_rng(0)
-    chosen = [dataset.paths[i] for i in rng.choice(len(dataset.paths), args.faces, replace=False)]
     jpeg = cv2.imencode(".jpg", cv2.cvtColor(group_photo(chosen), cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
     analyzer = FaceAnalyzer(ModelConfig(threads=args.threads, runtime=os.environ.get("FACELENS_RUNTIME", "auto")))
     before = Before(analyzer)
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {os.cpu_count()} cores; "
+    print(f"load average at start: {load_average()}; {os.cpu_count()} cores; "
           f"{args.threads} onnxruntime thread(s) per session")
     old, new = details(before, jpeg), details(analyzer, jpeg)
     assert len(old) == len(new), (len(old), len(new))
@@ -247,7 +243,7 @@ def main() -> int:
     print(f"| sum of the steps (one thread; iris counted twice) | {total:.1f} | |")
     if args.service:
         through_service(jpeg, analyzer, args.rounds, args.threads, len(new))
-    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+    print(f"\nload average at end: {load_average()}; "
           f"ALL = {sorted(ATTRIBUTE_GROUPS['ALL'])}")
     return 0
 

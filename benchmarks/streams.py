@@ -33,19 +33,16 @@ import sys
 import tempfile
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import boto3
 import cv2
 import numpy as np
+from _common import cpu_seconds, write_video
 from skimage import data
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from tests.service_fixtures import free_port, wait_healthy  # noqa: E402
-from tests.stream_fixtures import Camera  # noqa: E402
+from tests.service_fixtures import free_port, wait_healthy
+from tests.stream_fixtures import Camera
 
 SIZE, FPS = (1280, 720), 30
 
@@ -55,30 +52,20 @@ def render(path: Path, seconds: int, analyzer) -> None:
 
     eileen = face_crop(analyzer, data.astronaut(), 150)
     stranger = face_crop(analyzer, np.stack([data.camera()] * 3, axis=-1), 150)
-    width, height = SIZE
+    width = SIZE[0]
     texture = cv2.resize(np.stack([data.brick()] * 3, axis=-1), SIZE)
     rng = np.random.default_rng(0)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=FPS, options={"x264-params": "slices=1:sliced-threads=0",
-                                                                    "g": str(FPS), "bf": "0", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt, stream.bit_rate = width, height, "yuv420p", 4_000_000
-        for i in range(seconds * FPS):
-            image = (texture * 0.6 + rng.normal(0, 3, texture.shape)).clip(0, 255).astype(np.uint8)
-            x = 100 + (i * 3) % (width - 400)
-            image[200:350, x:x + 150] = eileen
-            if (i // (FPS * 3)) % 2:
-                image[300:450, width - x - 150:width - x] = stranger
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
 
+    def draw(i: int) -> np.ndarray:
+        image = (texture * 0.6 + rng.normal(0, 3, texture.shape)).clip(0, 255).astype(np.uint8)
+        x = 100 + (i * 3) % (width - 400)
+        image[200:350, x:x + 150] = eileen
+        if (i // (FPS * 3)) % 2:
+            image[300:450, width - x - 150:width - x] = stranger
+        return image
 
-def cpu() -> float:
-    times = os.times()
-    return times.user + times.system
+    write_video(path, seconds * FPS, FPS, "libx264", SIZE, draw, bit_rate=4_000_000,
+                options={"x264-params": "slices=1:sliced-threads=0", "g": str(FPS), "bf": "0", "preset": "veryfast"})
 
 
 def pct(values: list[float], q: float) -> float:
@@ -101,9 +88,9 @@ def decode_only(cameras: list[Camera], seconds: float, interval_ms: int) -> floa
     for thread in threads:
         thread.start()
     time.sleep(3)
-    begin, wall = cpu(), time.monotonic()
+    begin, wall = cpu_seconds(), time.monotonic()
     time.sleep(seconds)
-    used = (cpu() - begin) / (time.monotonic() - wall)
+    used = (cpu_seconds() - begin) / (time.monotonic() - wall)
     stop.set()
     for thread in threads:
         thread.join(15)
@@ -144,10 +131,10 @@ def run(count: int, clip: Path, seconds: float, interval_ms: int, kinesis_url: s
             time.sleep(4)  # connect, warm up
             runners = backend.streams.running()
             before = {name: (r.analysed, r.feed.skipped if r.feed else 0) for name, r in runners.items()}
-            begin, wall = cpu(), time.monotonic()
+            begin, wall = cpu_seconds(), time.monotonic()
             time.sleep(seconds)
             elapsed = time.monotonic() - wall
-            used = (cpu() - begin) / elapsed
+            used = (cpu_seconds() - begin) / elapsed
             after = {name: (r.analysed, r.feed.skipped if r.feed else 0) for name, r in runners.items()}
             latencies = [x for r in runners.values() for x in list(r.latencies)[-2000:]]
             for i in range(count):

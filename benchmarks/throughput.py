@@ -22,8 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from facelens.eval.dataset import Dataset, lfw_root
+from _common import lfw_sample
 
 
 def load(paths: list[Path]) -> list[np.ndarray]:
@@ -94,13 +93,9 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--dataset", default=None)
     args = parser.parse_args()
-    root = Path(args.dataset) if args.dataset else lfw_root()
-    if not root.is_dir():
-        print(f"SKIP: LFW not found at {root}")
+    chosen = lfw_sample(args.dataset, args.images)
+    if chosen is None:
         return 0
-    dataset = Dataset.from_folder(root)
-    rng = np.random.default_rng(0)
-    chosen = [dataset.paths[i] for i in rng.choice(len(dataset.paths), args.images, replace=False)]
     lfw = load(chosen)
     group = [group_image(load(chosen[:32]))] * 3
     print(f"{args.images} LFW images (250x250); group image 1920x1080 with 32 faces x 3; {os.cpu_count()} cores")

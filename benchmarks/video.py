@@ -30,13 +30,13 @@ import tempfile
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 import cv2
 import numpy as np
+from _common import write_video
 
 FPS = 30
 NOISE = 4.0  # std of the per-frame noise added to every pixel
@@ -166,19 +166,14 @@ def encode(path: Path, frames: int, width: int, height: int, faces: list[Sprite]
     base = background(width, height)
     rng = np.random.default_rng(0)
     noise = rng.normal(0, NOISE, (height + 32, width + 32, 3)).round().astype(np.int16)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=FPS, options={"preset": "veryfast"})
-        stream.bit_rate = int(mbit * 1e6)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            dy, dx = rng.integers(0, 32, 2)  # a different slice of the noise bank every frame
-            image = draw(i, base, faces, width, height) + noise[dy: dy + height, dx: dx + width]
-            frame = av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+
+    def noisy(i: int) -> np.ndarray:
+        dy, dx = rng.integers(0, 32, 2)  # a different slice of the noise bank every frame
+        image = draw(i, base, faces, width, height) + noise[dy: dy + height, dx: dx + width]
+        return np.clip(image, 0, 255).astype(np.uint8)
+
+    write_video(path, frames, FPS, "libx264", (width, height), noisy, options={"preset": "veryfast"},
+                bit_rate=int(mbit * 1e6))
 
 
 def main() -> int:

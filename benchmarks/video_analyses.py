@@ -20,12 +20,11 @@ import datetime
 import os
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
-import av
 import numpy as np
+from _common import write_video
 
 from facelens.config import models_from_env
 from facelens.context import RequestContext
@@ -62,18 +61,8 @@ def clip(path: Path, seconds: float, width: int, height: int) -> Path:
         top, shift = (photo.shape[0] - height) // 2, i % 150
         return np.ascontiguousarray(photo[top:top + height, shift:shift + width])
 
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast"}
-        for i in range(round(seconds * FPS)):
-            frame = av.VideoFrame.from_ndarray(draw(i), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_video(path, round(seconds * FPS), FPS, "libx264", (width, height), draw,
+                       options={"preset": "veryfast"})
 
 
 def main() -> None:

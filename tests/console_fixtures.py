@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import encode
+from tests.key_fixtures import ADMIN, READER, SCOPED, admin, credentials_file, reader, scoped, write_credentials  # noqa: F401
 from tests.service_fixtures import Server, client, start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -23,34 +24,15 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # where the browser tests write their screenshots: a temporary folder, so a test run leaves the checkout as it
 # was; `FACELENS_CONSOLE_SHOTS=docs/console make test` refreshes the ones docs/console.md shows
 SHOTS = Path(os.environ.get("FACELENS_CONSOLE_SHOTS") or Path(tempfile.gettempdir()) / "facelens-console-shots")
-ADMIN = ("FLKADMIN000000000001", "admin-secret-console")
-READER = ("FLKREADER00000000002", "reader-secret-console")
-SCOPED = ("FLKSCOPED00000000003", "scoped-secret-console")
-CREDENTIALS = f"""
-[admin]
-aws_access_key_id = {ADMIN[0]}
-aws_secret_access_key = {ADMIN[1]}
-facelens_admin = true
-
-[reader]
-aws_access_key_id = {READER[0]}
-aws_secret_access_key = {READER[1]}
-facelens_read_only = true
-
-[scoped]
-aws_access_key_id = {SCOPED[0]}
-aws_secret_access_key = {SCOPED[1]}
-facelens_collections = console-scoped
-facelens_operations = ListCollections, SearchFacesByImage
-"""
+CREDENTIALS = credentials_file(admin(), reader(),
+                               scoped("console-scoped", "ListCollections, SearchFacesByImage"))
 COLLECTION = "console-cases"
 
 
 def serve(tmp_path_factory: pytest.TempPathFactory, name: str, **env: str) -> Server:
     data = tmp_path_factory.mktemp(name) / "data"
     data.mkdir(parents=True)
-    (data / "credentials").write_text(CREDENTIALS)
-    (data / "credentials").chmod(0o600)
+    write_credentials(data, CREDENTIALS)
     return start_server(data, {"FACELENS_WORKERS": "2", **env})
 
 

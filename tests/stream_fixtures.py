@@ -10,20 +10,18 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import boto3
 import numpy as np
 
 from tests.service_fixtures import REGION, free_port
-from tests.video_fixtures import face_crop
+from tests.video_fixtures import FPS, SIZE, face_crop, write_video
 
 CAMERA_SCRIPT = Path(__file__).with_name("rtsp_camera.py")
 SYSTEM_PYTHON = "/usr/bin/python3"  # python3-gi and the GStreamer typelibs are Debian packages (make rtsp)
-SIZE, FPS, SECONDS = (640, 360), 30, 12
+SECONDS = 12  # the clip's length; SIZE (640x360) and FPS (30) are the video tests'
 EILEEN_AT, EILEEN_ON = (40, 60, 200, 220), (2.0, 5.0)  # the indexed person: box, seconds on screen
 STRANGER_AT, STRANGER_ON = (420, 100, 580, 260), (6.0, 9.0)  # the cameraman, never indexed
 
@@ -40,23 +38,16 @@ def render_scenes(path: Path, scenes: list[tuple[np.ndarray, tuple[int, int, int
     """`seconds` of H.264 at SIZE, FPS on a grey background, each (image, box x1 y1 x2 y2, (start, stop) s) of
     `scenes` pasted in its box while on. One slice per frame, as most cameras send (PyAV's multi-threaded libx264
     cuts frames into slices, which FFmpeg's RTSP reader decoded only partly here)."""
-    width, height = SIZE
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=FPS, options={"x264-params": "slices=1:sliced-threads=0",
-                                                                    "g": str(FPS), "bf": "0"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(seconds * FPS):
-            image = np.full((height, width, 3), 90, np.uint8)
-            for picture, (x1, y1, x2, y2), (start, stop) in scenes:
-                if start <= i / FPS < stop:
-                    image[y1:y2, x1:x2] = picture
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, FPS)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+
+    def draw(i: int) -> np.ndarray:
+        image = np.full((SIZE[1], SIZE[0], 3), 90, np.uint8)
+        for picture, (x1, y1, x2, y2), (start, stop) in scenes:
+            if start <= i / FPS < stop:
+                image[y1:y2, x1:x2] = picture
+        return image
+
+    return write_video(path, seconds * FPS, FPS, "libx264", SIZE, draw,
+                       options={"x264-params": "slices=1:sliced-threads=0", "g": str(FPS), "bf": "0"})
 
 
 @dataclass

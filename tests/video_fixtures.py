@@ -3,13 +3,18 @@ at known times and places (scikit-image's astronaut and cameraman; no data set n
 
 from __future__ import annotations
 
+import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 SIZE = (640, 360)
 FPS = 30
@@ -19,14 +24,18 @@ EILEEN_MS, OTHER_MS = [600, 800, 1000, 1200, 1400], [1000, 1200, 1400, 1600, 180
 
 
 def write_video(path: Path, count: int, fps: int = 30, codec: str = "libx264", size: tuple[int, int] = (160, 96),
-                draw: Callable[[int], np.ndarray] | None = None) -> Path:
-    """A clip of `count` frames `draw(i)`; by default frame i is flat grey level 2*i (so a decoded frame tells
-    which one it was)."""
+                draw: Callable[[int], np.ndarray] | None = None, options: dict[str, str] | None = None,
+                bit_rate: int | None = None) -> Path:
+    """A clip of `count` frames `draw(i)` (called in order, i = 0, 1, ...; RGB uint8 of `size`), yuv420p, with
+    the encoder's `options` and `bit_rate` when given; by default frame i is flat grey level 2*i (so a decoded
+    frame tells which one it was). The one clip writer of the tests and the benchmarks."""
     width, height = size
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream = container.add_stream(codec, rate=fps, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
         for i in range(count):
             image = draw(i) if draw else np.full((height, width, 3), min(2 * i, 255), np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
@@ -108,6 +117,42 @@ def wait_running(get, job_id: str, timeout: float = 60) -> None:
     while get(JobId=job_id).get("VideoMetadata") is None:
         assert time.monotonic() < deadline, f"job {job_id} did not start within {timeout}s"
         time.sleep(0.1)
+
+
+@dataclass
+class Webhook:
+    """An HTTP receiver of the SNS-style notices FaceLens POSTs to FACELENS_VIDEO_WEBHOOK_URL: `received` holds each
+    notice's JSON body, in arrival order (this receiver's only, so test modules do not see each other's)."""
+
+    url: str
+    received: list[dict] = field(default_factory=list)
+
+
+class _Receiver(HTTPServer):
+    notices: list[dict]
+
+
+class _Notices(BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def do_POST(self) -> None:
+        self.server.notices.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def webhook() -> Iterator[Webhook]:
+    """A `Webhook` listening on 127.0.0.1 for the module's server."""
+    receiver = _Receiver(("127.0.0.1", 0), _Notices)
+    hook = Webhook(f"http://127.0.0.1:{receiver.server_address[1]}/notices")
+    receiver.notices = hook.received
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    yield hook
+    receiver.shutdown()
 
 
 # -- clips for the analyses (labels, moderation, text, persons, segments), with known content at known frames

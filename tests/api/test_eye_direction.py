@@ -5,45 +5,25 @@ points."""
 from __future__ import annotations
 
 import math
-import os
-import threading
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import uvicorn
 
-from facelens.api.app import create_app
 from facelens.config import ServerSettings
 from facelens.models import iris
 from facelens.service import Backend, build_faces
 from tests.conftest import encode
-from tests.service_fixtures import KEY_ID, SECRET, client, free_port
-
-
-def env() -> dict[str, str]:
-    """No settings but where the npm tarballs are, when a developer has them elsewhere than `make install` puts them."""
-    return {key: os.environ[key] for key in ("FACELENS_NPM_DIR",) if key in os.environ}
+from tests.service_fixtures import client
+from tests.uvicorn_fixtures import npm_env, serving
 
 
 @pytest.fixture(scope="module")
 def rekognition(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    backend: Backend = build_faces(ServerSettings.from_env(env(), warmup=False))
-    settings = ServerSettings.from_env(env(), data_dir=tmp_path_factory.mktemp("eyes"), warmup=False)
-    port = free_port()
-    config = uvicorn.Config(create_app(settings, backend, keys={KEY_ID: SECRET}), host="127.0.0.1", port=port,
-                            lifespan="on", log_config=None, access_log=False, ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield client(f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(30)
+    backend: Backend = build_faces(ServerSettings.from_env(npm_env(), warmup=False))
+    settings = ServerSettings.from_env(npm_env(), data_dir=tmp_path_factory.mktemp("eyes"), warmup=False)
+    with serving(settings, backend) as url:
+        yield client(url)
     backend.close()
 
 

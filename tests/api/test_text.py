@@ -17,7 +17,6 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from botocore.model import Shape
 from PIL import Image, ImageDraw, ImageFont
 from starlette.testclient import TestClient
 
@@ -28,6 +27,7 @@ from facelens.context import KeyScope
 from facelens.service import build_faces
 from tests.collections_fakes import CALIBRATION, ScriptedAnalyzer
 from tests.service_fixtures import KEY_ID, REGION, SECRET
+from tests.shape_checks import conforms
 
 FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 TOP = ["FaceLens reads text", "boto3 round trip"]
@@ -74,29 +74,6 @@ def rek(tmp_path_factory: pytest.TempPathFactory):
         client.meta.events.register("after-call.rekognition.DetectText",
                                     lambda http_response, **_: client.raw.append(json.loads(http_response.content)))
         yield client
-
-
-def conforms(value: Any, shape: Shape, where: str = "") -> None:
-    """`value` is exactly of `shape`: no member the model lacks, each of its type and within its bounds."""
-    kind = shape.type_name
-    if kind == "structure":
-        assert isinstance(value, dict), where
-        assert set(value) <= set(shape.members), (where, set(value) - set(shape.members))
-        assert set(shape.required_members) <= set(value), where
-        for name, member in value.items():
-            conforms(member, shape.members[name], f"{where}.{name}")
-    elif kind == "list":
-        assert isinstance(value, list), where
-        for i, item in enumerate(value):
-            conforms(item, shape.member, f"{where}[{i}]")
-    elif kind == "string":
-        assert isinstance(value, str), where
-        assert "enum" not in shape.metadata or value in shape.metadata["enum"], where
-    elif kind in ("float", "integer"):
-        assert isinstance(value, int | float) and not isinstance(value, bool), where
-        assert shape.metadata.get("min", value) <= value <= shape.metadata.get("max", value), (where, value)
-    else:
-        raise AssertionError(f"{where}: unexpected {kind}")
 
 
 def lines_and_words(response: dict) -> tuple[list[dict], list[dict]]:

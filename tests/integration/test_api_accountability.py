@@ -14,43 +14,31 @@ import pytest
 from botocore.config import Config
 
 from facelens.client import admin_client, with_purpose
+from tests.key_fixtures import (
+    ADMIN,
+    PLAIN,
+    READER,
+    SCOPED,
+    admin,
+    credentials_file,
+    plain,
+    reader,
+    scoped,
+    write_credentials,
+)
 from tests.service_fixtures import BIN, REGION, STORES, Server, client, start_server, store_env
 
 pytestmark = pytest.mark.slow
 
-ADMIN = ("FLKADMIN000000000001", "admin-secret")
-READER = ("FLKREADER00000000002", "reader-secret")
-SCOPED = ("FLKSCOPED00000000003", "scoped-secret")
-PLAIN = ("FLKPLAIN000000000004", "plain-secret")
-CREDENTIALS = f"""
-[admin]
-aws_access_key_id = {ADMIN[0]}
-aws_secret_access_key = {ADMIN[1]}
-facelens_admin = true
-
-[reader]
-aws_access_key_id = {READER[0]}
-aws_secret_access_key = {READER[1]}
-facelens_read_only = true
-
-[scoped]
-aws_access_key_id = {SCOPED[0]}
-aws_secret_access_key = {SCOPED[1]}
-facelens_collections = c-scoped
-facelens_operations = SearchFacesByImage, DescribeCollection, ListCollections
-
-[plain]
-aws_access_key_id = {PLAIN[0]}
-aws_secret_access_key = {PLAIN[1]}
-"""
+CREDENTIALS = credentials_file(admin(), reader(),
+                               scoped("c-scoped", "SearchFacesByImage, DescribeCollection, ListCollections"), plain())
 
 
 @pytest.fixture(scope="module", params=STORES)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp(f"accountability-{request.param}") / "data"
     data.mkdir(parents=True)
-    (data / "credentials").write_text(CREDENTIALS)
-    (data / "credentials").chmod(0o600)
+    write_credentials(data, CREDENTIALS)
     with contextlib.ExitStack() as stack:
         env = {"FACELENS_RETENTION_INTERVAL": "0.5", "FACELENS_WORKERS": "2",
                **store_env(request.param, stack, request)}

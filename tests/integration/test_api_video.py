@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -30,36 +27,18 @@ from tests.video_fixtures import (
     EILEEN_AT,
     EILEEN_MS,
     OTHER_MS,
+    Webhook,
     assert_inside,
     local,
     two_people,
     wait,
     wait_running,
+    webhook,  # noqa: F401 - fixture
     write_audio,
     write_video,
 )
 
 pytestmark = pytest.mark.slow
-
-
-class Notices(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        Notices.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def webhook() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), Notices)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/notices"
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +58,9 @@ def videos(tmp_path_factory: pytest.TempPathFactory, astronaut, cameraman) -> Pa
 
 
 @pytest.fixture(scope="module", params=STORES)
-def server(request: pytest.FixtureRequest, videos: Path, moto_s3, webhook: str) -> Iterator[Server]:  # noqa: F811
+def server(request: pytest.FixtureRequest, videos: Path, moto_s3, webhook: Webhook) -> Iterator[Server]:  # noqa: F811
     env = {"FACELENS_ACCESS_KEYS": "FLKTESTKEY0000000001:test-secret-do-not-use", "FACELENS_WORKERS": "2",
-           "FACELENS_VIDEO_WEBHOOK_URL": webhook, "FACELENS_VIDEO_DIR": str(videos), **s3_env(moto_s3)}
+           "FACELENS_VIDEO_WEBHOOK_URL": webhook.url, "FACELENS_VIDEO_DIR": str(videos), **s3_env(moto_s3)}
     with contextlib.ExitStack() as stack:
         env.update(store_env(request.param, stack, request))
         server = start_server(videos.parent.parent / f"data-{request.param}", env)
@@ -89,7 +68,7 @@ def server(request: pytest.FixtureRequest, videos: Path, moto_s3, webhook: str) 
         yield server
 
 
-def test_face_detection_reports_faces_at_the_right_times_and_places(server: Server) -> None:
+def test_face_detection_reports_faces_at_the_right_times_and_places(server: Server, webhook: Webhook) -> None:  # noqa: F811
     rek = client(server.url)
     started = rek.start_face_detection(Video=local("scene.mp4"), JobTag="door-1", ClientRequestToken="t-1",
                                        NotificationChannel={"SNSTopicArn": "arn:aws:sns:us-east-1:000000000000:jobs",
@@ -121,10 +100,10 @@ def test_face_detection_reports_faces_at_the_right_times_and_places(server: Serv
             break
     assert paged == faces
     deadline = time.monotonic() + 10
-    while not any(json.loads(n["Message"])["JobId"] == started["JobId"] for n in Notices.received):
+    while not any(json.loads(n["Message"])["JobId"] == started["JobId"] for n in webhook.received):
         assert time.monotonic() < deadline, "no webhook notice"
         time.sleep(0.2)
-    notice = next(n for n in Notices.received if json.loads(n["Message"])["JobId"] == started["JobId"])
+    notice = next(n for n in webhook.received if json.loads(n["Message"])["JobId"] == started["JobId"])
     message = json.loads(notice["Message"])
     assert notice["TopicArn"] == "arn:aws:sns:us-east-1:000000000000:jobs" and notice["Type"] == "Notification"
     assert (message["Status"], message["API"], message["JobTag"]) == ("SUCCEEDED", "StartFaceDetection", "door-1")

@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import pytest
 from botocore.config import Config
-from botocore.model import Shape
 from skimage import data
 
 from facelens.client import admin_client
+from tests.key_fixtures import ADMIN, READER, SCOPED, admin, credentials_file, reader, scoped, write_credentials
 from tests.pg_fixtures import fresh_database
 from tests.service_fixtures import REGION, Server, client, start_server
+from tests.shape_checks import conforms
 from tests.video_fixtures import (
     CUTS,
     FPS,
@@ -36,25 +37,7 @@ from tests.video_fixtures import (
 
 pytestmark = pytest.mark.slow
 
-ADMIN = ("FLKADMIN000000000001", "admin-secret")
-SCOPED = ("FLKSCOPED00000000003", "scoped-secret")
-READER = ("FLKREADER0000000005", "reader-secret")
-CREDENTIALS = f"""
-[admin]
-aws_access_key_id = {ADMIN[0]}
-aws_secret_access_key = {ADMIN[1]}
-facelens_admin = true
-
-[scoped]
-aws_access_key_id = {SCOPED[0]}
-aws_secret_access_key = {SCOPED[1]}
-facelens_collections = team-a
-
-[reader]
-aws_access_key_id = {READER[0]}
-aws_secret_access_key = {READER[1]}
-facelens_read_only = true
-"""
+CREDENTIALS = credentials_file(admin(), scoped("team-a"), reader())
 
 
 def videos(data_dir: Path) -> Path:
@@ -70,33 +53,10 @@ def videos(data_dir: Path) -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("video-analyses") / "data"
     videos(data_dir)
-    (data_dir / "credentials").write_text(CREDENTIALS)
-    (data_dir / "credentials").chmod(0o600)
+    write_credentials(data_dir, CREDENTIALS)
     server = start_server(data_dir, {"FACELENS_WORKERS": "2"})
     yield server
     server.stop()
-
-
-def conforms(value: Any, shape: Shape, where: str = "") -> None:
-    """`value` is exactly of `shape`: no member the model lacks, each of its type and within its bounds."""
-    kind = shape.type_name
-    if kind == "structure":
-        assert isinstance(value, dict) and set(value) <= set(shape.members), (where, value)
-        assert set(shape.required_members) <= set(value), where
-        for name, member in value.items():
-            conforms(member, shape.members[name], f"{where}.{name}")
-    elif kind == "list":
-        assert isinstance(value, list), where
-        for i, item in enumerate(value):
-            conforms(item, shape.member, f"{where}[{i}]")
-    elif kind == "string":
-        assert isinstance(value, str) and value in shape.metadata.get("enum", [value]), (where, value)
-    elif kind in ("float", "integer", "long"):
-        assert isinstance(value, int | float) and not isinstance(value, bool), where
-        assert kind == "float" or isinstance(value, int), (where, value)
-        assert shape.metadata.get("min", value) <= value <= shape.metadata.get("max", value), (where, value)
-    else:
-        assert kind == "boolean" and isinstance(value, bool), where
 
 
 def rek(server: Server, key: tuple[str, str] = ADMIN):

@@ -19,37 +19,20 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 
 from facelens.client import admin_client, with_purpose
+from tests.key_fixtures import ADMIN, PLAIN, SCOPED, admin, credentials_file, plain, scoped, write_credentials
 from tests.service_fixtures import REGION, Server, client, signed, start_server
 from tests.video_fixtures import local, wait, write_video
 
 pytestmark = pytest.mark.integration
 
-ADMIN = ("FLKADMIN000000000001", "admin-secret")
-PLAIN = ("FLKPLAIN000000000004", "plain-secret")
-SCOPED = ("FLKSCOPED00000000003", "scoped-secret")
-CREDENTIALS = f"""
-[admin]
-aws_access_key_id = {ADMIN[0]}
-aws_secret_access_key = {ADMIN[1]}
-facelens_admin = true
-
-[plain]
-aws_access_key_id = {PLAIN[0]}
-aws_secret_access_key = {PLAIN[1]}
-
-[scoped]
-aws_access_key_id = {SCOPED[0]}
-aws_secret_access_key = {SCOPED[1]}
-facelens_collections = team-a
-"""
+CREDENTIALS = credentials_file(admin(), plain(), scoped("team-a"))
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("attacks") / "data"
     data.mkdir(parents=True)
-    (data / "credentials").write_text(CREDENTIALS)
-    (data / "credentials").chmod(0o600)
+    write_credentials(data, CREDENTIALS)
     server = start_server(data, {"FACELENS_WORKERS": "2", "FACELENS_VIDEO_INTERVAL_MS": "500"})
     yield server
     server.stop()

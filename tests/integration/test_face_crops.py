@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from PIL import Image
 
+from tests.key_fixtures import credentials_file, profile, write_credentials
 from tests.pg_fixtures import postgres_url  # noqa: F401 - fixture
 from tests.service_fixtures import Server, client, start_server
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 KEY = ("FLKCROPS000000000001", "crops-secret")
 BOUND_SECONDS = 2.0  # docs/accountability.md: a deleted face leaves the disk within 2 s of the last reader
-CREDENTIALS = f"[crops]\naws_access_key_id = {KEY[0]}\naws_secret_access_key = {KEY[1]}\nfacelens_admin = true\n"
+CREDENTIALS = credentials_file(profile("crops", KEY, facelens_admin="true"))
 
 
 def holders(data: Path, needle: bytes) -> list[str]:
@@ -40,8 +41,7 @@ def gone(data: Path, needle: bytes) -> list[str]:
 
 def serve(data: Path, **env: str) -> Server:
     data.mkdir(parents=True)
-    (data / "credentials").write_text(CREDENTIALS)
-    (data / "credentials").chmod(0o600)
+    write_credentials(data, CREDENTIALS)
     return start_server(data, {"FACELENS_WORKERS": "2", "FACELENS_RETENTION_INTERVAL": "1", **env})
 
 

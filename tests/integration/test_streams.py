@@ -22,6 +22,7 @@ from botocore.config import Config
 
 from facelens.client import admin_client, with_purpose
 from facelens.pipeline import default_analyzer
+from tests.key_fixtures import ADMIN, admin, credentials_file, write_credentials
 from tests.service_fixtures import BIN, REGION, Server, client, free_port, moto_s3, start_server  # noqa: F401
 from tests.stream_fixtures import (
     EILEEN_AT,
@@ -41,8 +42,7 @@ from tests.stream_fixtures import (
 
 pytestmark = pytest.mark.slow
 
-ADMIN = ("FLKADMIN000000000001", "admin-secret")
-CREDENTIALS = f"[admin]\naws_access_key_id = {ADMIN[0]}\naws_secret_access_key = {ADMIN[1]}\nfacelens_admin = true\n"
+CREDENTIALS = credentials_file(admin())
 ROLE = "arn:aws:iam::123456789012:role/facelens"
 MAX_DELAY = 3.0  # seconds from a frame's arrival to its record in Kinesis, on 2 loaded cores
 RETRY_SECONDS = 6
@@ -69,8 +69,7 @@ def cameras(clip: Path) -> Iterator[dict[str, Camera]]:
 def server(tmp_path_factory: pytest.TempPathFactory, cameras: dict[str, Camera], moto_s3) -> Iterator[Server]:  # noqa: F811
     data = tmp_path_factory.mktemp("streams-server") / "data"
     data.mkdir(parents=True)
-    (data / "credentials").write_text(CREDENTIALS)
-    (data / "credentials").chmod(0o600)
+    write_credentials(data, CREDENTIALS)
     gone = f"rtsp://127.0.0.1:{free_port()}/camera"  # nothing listens there
     env = {"FACELENS_CAMERAS": f"door={cameras['door'].url};yard=rtsp+udp://{cameras['yard'].url[7:]};"
                                f"flaky={cameras['flaky'].url};gone={gone}",
@@ -273,8 +272,7 @@ def test_server_killed_the_processor_runs_again_after_restart(
     """A separate server (its own data directory) SIGKILLed while its processor runs."""
     data = tmp_path / "data"
     data.mkdir()
-    (data / "credentials").write_text(CREDENTIALS)
-    (data / "credentials").chmod(0o600)
+    write_credentials(data, CREDENTIALS)
     env = {"FACELENS_CAMERAS": f"door={cameras['door'].url}", "FACELENS_WORKERS": "1", **kinesis_env(moto_s3.url)}
     first = start_server(data, env)
     out = KinesisReader.create(kinesis_client(moto_s3.url), "restart-faces")
@@ -312,8 +310,7 @@ def test_replicas_on_one_database_run_each_processor_exactly_once(
         for i in range(2):
             data = tmp_path / f"replica-{i}"
             data.mkdir()
-            (data / "credentials").write_text(CREDENTIALS)
-            (data / "credentials").chmod(0o600)
+            write_credentials(data, CREDENTIALS)
             replicas.append(start_server(data, env))
             stack.callback(replicas[-1].stop)
         rek(replicas[0]).create_collection(CollectionId="staff")

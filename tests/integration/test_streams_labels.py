@@ -8,11 +8,8 @@ a summary; what FaceLens cannot detect (PACKAGE) or replay (a FragmentNumber) is
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -21,6 +18,7 @@ from skimage import data
 
 from tests.service_fixtures import BUCKET, REGION, Server, client, moto_s3, s3_env, start_server  # noqa: F401
 from tests.stream_fixtures import Camera, render_scenes
+from tests.video_fixtures import Webhook, webhook  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
 
@@ -28,26 +26,6 @@ ROLE = "arn:aws:iam::123456789012:role/facelens"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:doorbell"
 PERSON_ON, PET_ON = (2.0, 6.0), (4.0, 8.0)
 KEY = ("FLKTESTKEY0000000001", "test-secret-do-not-use")
-
-
-class Notices(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        Notices.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def webhook() -> Iterator[str]:
-    server = HTTPServer(("127.0.0.1", 0), Notices)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/notices"
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +40,9 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Camera]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, camera: Camera, moto_s3, webhook: str) -> Iterator[Server]:  # noqa: F811
+def server(tmp_path_factory: pytest.TempPathFactory, camera: Camera, moto_s3, webhook: Webhook) -> Iterator[Server]:  # noqa: F811
     env = {"FACELENS_ACCESS_KEYS": f"{KEY[0]}:{KEY[1]}", "FACELENS_CAMERAS": f"porch={camera.url}",
-           "FACELENS_VIDEO_WEBHOOK_URL": webhook, "FACELENS_WORKERS": "2", **s3_env(moto_s3)}
+           "FACELENS_VIDEO_WEBHOOK_URL": webhook.url, "FACELENS_WORKERS": "2", **s3_env(moto_s3)}
     server = start_server(tmp_path_factory.mktemp("labels-server") / "data", env)
     yield server
     server.stop()
@@ -78,22 +56,22 @@ def create(server: Server, name: str, labels: list[str], **extra) -> dict:
         Settings={"ConnectedHome": {"Labels": labels, "MinConfidence": 60}}, **extra)
 
 
-def messages(session_id: str) -> list[dict]:
-    return [json.loads(n["Message"]) for n in Notices.received if json.loads(n["Message"])["sessionId"] == session_id]
+def messages(hook: Webhook, session_id: str) -> list[dict]:
+    return [json.loads(n["Message"]) for n in hook.received if json.loads(n["Message"])["sessionId"] == session_id]
 
 
-def test_person_and_pet_are_noticed_once_at_their_first_sighting(server: Server, moto_s3) -> None:  # noqa: F811
+def test_person_and_pet_are_noticed_once_at_their_first_sighting(server: Server, moto_s3, webhook: Webhook) -> None:  # noqa: F811
     rek = client(server.url, *KEY)
     create(server, "porch-1", ["PERSON", "PET"], Tags={"home": "42"})
     described = rek.describe_stream_processor(Name="porch-1")
     assert described["Settings"]["ConnectedHome"] == {"Labels": ["PERSON", "PET"], "MinConfidence": 60}
     session = rek.start_stream_processor(Name="porch-1", StopSelector={"MaxDurationInSeconds": 10})["SessionId"]
     deadline = time.monotonic() + 40
-    while not any(m["eventNamespace"]["type"] == "STREAM_PROCESSING_COMPLETE" for m in messages(session)):
-        assert time.monotonic() < deadline, messages(session)
+    while not any(m["eventNamespace"]["type"] == "STREAM_PROCESSING_COMPLETE" for m in messages(webhook, session)):
+        assert time.monotonic() < deadline, messages(webhook, session)
         time.sleep(0.5)
     assert rek.describe_stream_processor(Name="porch-1")["Status"] == "STOPPED"  # after MaxDurationInSeconds
-    notices = messages(session)
+    notices = messages(webhook, session)
     detected = [m for m in notices if m["eventNamespace"]["type"] == "LABEL_DETECTED"]
     labels = {m["labels"][0]["name"]: m["labels"][0] for m in detected}
     assert sorted(labels) == ["PERSON", "PET"] and len(detected) == 2  # once each, though seen for seconds

@@ -58,6 +58,17 @@ def pool(x: np.ndarray, kind: str, ksize: list[int], strides: list[int], padding
     return np.nanmean(win, axis=(-2, -1))  # TensorFlow's average excludes the padding
 
 
+def fused_epilogue(y: np.ndarray, extra: list[np.ndarray], a: dict[str, Any]) -> np.ndarray:
+    """What a _Fused* op does after its conv or matmul: `fused_ops` in order, a leading BiasAdd taking the first
+    extra input, each activation the rest."""
+    fused = list(a.get("fused_ops", []))
+    if fused[:1] == ["BiasAdd"]:
+        y, fused, extra = y + extra[0], fused[1:], extra[1:]
+    for kind in fused:
+        y = activation(kind, y, extra, a)
+    return y
+
+
 def activation(kind: str, x: np.ndarray, extra: list[np.ndarray], a: dict[str, Any]) -> np.ndarray:
     if kind == "Relu":
         return np.maximum(x, 0)
@@ -94,12 +105,7 @@ def run(model: dict[str, Any], tensors: dict[str, np.ndarray], feeds: dict[str, 
             strides, dil = a["strides"][1:3], (a.get("dilations") or [1, 1, 1, 1])[1:3]
             f = conv2d if "Depthwise" not in op else depthwise
             y = f(ins[0], ins[1], strides, a["padding"], dil)
-            fused, extra = list(a.get("fused_ops", [])), ins[2:]
-            if fused[:1] == ["BiasAdd"]:
-                y, fused, extra = y + extra[0], fused[1:], extra[1:]
-            for kind in fused:
-                y = activation(kind, y, extra, a)
-            env[name] = y
+            env[name] = fused_epilogue(y, ins[2:], a)
         elif op in ("AddV2", "Add", "BiasAdd"):
             env[name] = ins[0] + ins[1]
         elif op == "Sub":
@@ -132,12 +138,7 @@ def run(model: dict[str, Any], tensors: dict[str, np.ndarray], feeds: dict[str, 
             left = ins[0].T if a.get("transpose_a") else ins[0]
             right = ins[1].T if a.get("transpose_b") else ins[1]
             y = left @ right
-            fused, extra = list(a.get("fused_ops", [])), ins[2:]
-            if fused[:1] == ["BiasAdd"]:
-                y, fused, extra = y + extra[0], fused[1:], extra[1:]
-            for kind in fused:
-                y = activation(kind, y, extra, a)
-            env[name] = y
+            env[name] = fused_epilogue(y, ins[2:], a)
         else:
             raise ValueError(op)
     return {name: env[name] for name in output_names(model)}

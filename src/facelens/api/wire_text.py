@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from facelens.api.wire import configured, image_bytes
-from facelens.recognition.text import Region, TextFilters, TextReading, ratio_box, ratio_polygon
+from facelens.recognition.text import TextFilters, TextReading, ratio_box, ratio_polygon
 
 if TYPE_CHECKING:
     from facelens.context import RequestContext
@@ -22,19 +22,7 @@ Shape = dict[str, Any]
 
 def filters(wire: Any) -> TextFilters | None:
     """`DetectTextFilters` as the service takes them (None: no filter)."""
-    if not wire:
-        return None
-    word = wire.get("WordFilter") or {}
-    regions = []
-    for region in wire.get("RegionsOfInterest") or ():
-        box = region.get("BoundingBox")
-        polygon = region.get("Polygon")
-        regions.append(Region(
-            box=None if box is None else (box.get("Left", 0.0), box.get("Top", 0.0), box.get("Width", 0.0),
-                                          box.get("Height", 0.0)),
-            polygon=None if polygon is None else tuple((p.get("X", 0.0), p.get("Y", 0.0)) for p in polygon)))
-    return TextFilters(min_confidence=word.get("MinConfidence", 0.0), min_height=word.get("MinBoundingBoxHeight", 0.0),
-                       min_width=word.get("MinBoundingBoxWidth", 0.0), regions=tuple(regions))
+    return TextFilters.from_wire(wire) if wire else None
 
 
 def _geometry(polygon: Any, width: int, height: int) -> Shape:

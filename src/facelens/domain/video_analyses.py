@@ -22,7 +22,7 @@ from facelens.domain.model import FoundFace
 from facelens.domain.video_results import Timed, TimedText, TrackedPerson, name_ranks, segments
 from facelens.imaging import DecodedImage
 from facelens.pipeline import resolve_attributes
-from facelens.recognition.text import Region, TextFilters, apply_filters
+from facelens.recognition.text import TextFilters, apply_filters
 from facelens.store.jobs import SEGMENTS, JobRecord, JobResult
 from facelens.video import segments as cuts
 from facelens.video.decode import audio, every_frame, frames, probe
@@ -98,17 +98,7 @@ def moderation(service: VideoService, job: JobRecord, source: VideoSource, progr
 # -- text
 def text_filters(wire: Mapping[str, Any] | None) -> TextFilters:
     """StartTextDetectionFilters as DetectText applies them."""
-    wire = wire or {}
-    word = wire.get("WordFilter") or {}
-    regions = []
-    for region in wire.get("RegionsOfInterest") or ():
-        box, polygon = region.get("BoundingBox"), region.get("Polygon")
-        regions.append(Region(
-            box=None if box is None else (box.get("Left", 0.0), box.get("Top", 0.0), box.get("Width", 0.0),
-                                          box.get("Height", 0.0)),
-            polygon=None if polygon is None else tuple((p.get("X", 0.0), p.get("Y", 0.0)) for p in polygon)))
-    return TextFilters(min_confidence=word.get("MinConfidence", 0.0), min_height=word.get("MinBoundingBoxHeight", 0.0),
-                       min_width=word.get("MinBoundingBoxWidth", 0.0), regions=tuple(regions))
+    return TextFilters.from_wire(wire)
 
 
 def admit_text(service: VideoService, request: Mapping[str, Any], context: RequestContext) -> None:

@@ -18,7 +18,7 @@ reused. What is measured and what is derived:
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
@@ -215,6 +215,22 @@ class TextFilters:
     min_height: float = 0.0
     min_width: float = 0.0
     regions: tuple[Region, ...] = ()
+
+    @classmethod
+    def from_wire(cls, wire: Mapping[str, Any] | None) -> TextFilters:
+        """`DetectTextFilters` or `StartTextDetectionFilters` (the same members), validated at the wire; an absent
+        member is its default (no filter)."""
+        wire = wire or {}
+        word = wire.get("WordFilter") or {}
+        regions = []
+        for region in wire.get("RegionsOfInterest") or ():
+            box, polygon = region.get("BoundingBox"), region.get("Polygon")
+            regions.append(Region(
+                box=None if box is None else (box.get("Left", 0.0), box.get("Top", 0.0), box.get("Width", 0.0),
+                                              box.get("Height", 0.0)),
+                polygon=None if polygon is None else tuple((p.get("X", 0.0), p.get("Y", 0.0)) for p in polygon)))
+        return cls(min_confidence=word.get("MinConfidence", 0.0), min_height=word.get("MinBoundingBoxHeight", 0.0),
+                   min_width=word.get("MinBoundingBoxWidth", 0.0), regions=tuple(regions))
 
 
 @dataclass(frozen=True)
