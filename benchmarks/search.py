@@ -41,6 +41,7 @@ import faiss
 import numpy as np
 
 from facelens.eval.dataset import Embedded, embed_with_pipeline, lfw_root
+from facelens.store.index_choice import REFINE_K_FACTOR
 from facelens.store.vectors import VectorConfig, _new_index
 
 DIM = 128
@@ -192,8 +193,8 @@ def main() -> int:
                         "service's choice at this size, PQ32x4fs, PQ32x4fs,Refine(SQ8), IVF4096,PQ32x4fs)")
     parser.add_argument("--candidates", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--nprobe", type=int, nargs="+", default=[32, 256])
-    parser.add_argument("--k-factor", type=int, nargs="+", default=[16], help="Refine indexes: first-stage "
-                        "candidates per candidate kept")
+    parser.add_argument("--k-factor", type=int, nargs="+", default=[REFINE_K_FACTOR], help="Refine indexes: "
+                        "first-stage candidates per candidate kept (default: the service's)")
     parser.add_argument("--queries", type=int, default=1000, help="probes of each kind (at most LFW's)")
     parser.add_argument("--flat-queries", type=int, default=1000, help="probes of each kind Flat's latency is "
                         "timed on (its recall is 1 by definition; at 10M faces each takes a second)")
