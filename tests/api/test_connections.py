@@ -159,3 +159,17 @@ def test_eviction_passes_over_a_connection_whose_request_has_arrived_unread() ->
     assert table.victim() is silent
     table.waiting[connections.Phase.FRESH] = {arrived: None}
     assert table.victim() is arrived  # when every candidate has bytes waiting, the oldest still goes
+
+
+def test_accepted_connections_send_without_nagle(server: tuple[int, connections.ConnectionTable]) -> None:
+    """Every accepted connection has TCP_NODELAY: a response is written as headers then body, and with Nagle on, a
+    client's delayed ACK held the body back 40 ms (every boto3 call took >= 44 ms; docs/benchmarks.md)."""
+    port, table = server
+    sock = connect(port)  # no bytes sent: the server holds it as waiting for its headers
+    deadline = time.monotonic() + 5
+    while not table.waiting[connections.Phase.FRESH] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    accepted = [conn.sock for conn in table.waiting[connections.Phase.FRESH]]
+    assert accepted and all(conn is not None and conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                            for conn in accepted)
+    sock.close()
