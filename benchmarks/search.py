@@ -40,7 +40,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from facelens.eval.dataset import Embedded, embed_with_pipeline, lfw_root
+from facelens.eval.dataset import Embedded, dataset_root, embed_with_pipeline
 from facelens.store.index_choice import REFINE_K_FACTOR
 from facelens.store.vectors import VectorConfig, _new_index
 
@@ -205,9 +205,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", default=None, help="LFW-like folder with pairs.txt (default: LFW)")
     args = parser.parse_args()
-    root = Path(args.dataset or lfw_root())
-    if not (root / "pairs.txt").is_file():
-        print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
+    root = dataset_root(args.dataset)
+    if root is None:
         return 0
     rng = np.random.default_rng(args.seed)
     faiss.omp_set_num_threads(args.threads)

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
 from search import Probes, Row, exact_top1, gallery_of, measure, split
 
-from facelens.eval.dataset import embed_with_pipeline, lfw_root
+from facelens.eval.dataset import dataset_root, embed_with_pipeline
 from facelens.store.milvus import MilvusIndex, client_uri, index_of
 from facelens.store.vectors import VectorConfig
 
@@ -175,9 +175,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", default=None, help="LFW-like folder with pairs.txt (default: LFW)")
     args = parser.parse_args()
-    root = Path(args.dataset or lfw_root())
-    if not (root / "pairs.txt").is_file():
-        print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
+    root = dataset_root(args.dataset)
+    if root is None:
         return 0
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     rng = np.random.default_rng(args.seed)

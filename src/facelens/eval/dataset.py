@@ -260,7 +260,13 @@ def benchmark_dataset(description: str | None) -> Path | None:
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--dataset", default=None, help="LFW-like folder with pairs.txt (default: LFW)")
-    root = Path(parser.parse_args().dataset or lfw_root())
+    return dataset_root(parser.parse_args().dataset)
+
+
+def dataset_root(dataset: str | None) -> Path | None:
+    """The folder a benchmark's `--dataset` names (default: LFW); None, after printing a SKIP line, when it holds
+    no pairs.txt."""
+    root = Path(dataset or lfw_root())
     if not (root / "pairs.txt").is_file():
         print(f"SKIP: LFW not found at {root} (set FACELENS_LFW or pass --dataset)")
         return None
