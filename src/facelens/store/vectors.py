@@ -331,26 +331,30 @@ class VectorCache:
         self._install(entry, self._build(entry.pk))
 
     def _build(self, pk: int) -> tuple[faiss.Index | None, str, str, int]:
-        """A fresh index of the collection's faces from one database snapshot, and that snapshot's watermark."""
+        """A fresh index of the collection's faces from one database snapshot, and that snapshot's watermark. The
+        faces are streamed: only the first `train_sample` are held, to train the index on, then added."""
         index, kind, pending, held = None, EXACT, [], 0
+
+        def trained() -> tuple[faiss.Index, str]:
+            sample = np.concatenate([vectors for _, vectors in pending])
+            made, made_kind = _new_index(factory, sample.shape[1], sample)
+            for held_seqs, held_vectors in pending:
+                made.add_with_ids(held_vectors, held_seqs)
+            return made, made_kind
+
         with self.store.transaction() as session:  # one snapshot: its count, its faces, its watermark
             watermark = session.high_water()
             factory = self.config.factory_for(session.count_faces(pk))
-            for seqs, vectors in session.embeddings(pk):  # streamed: only the training sample is held
-                if index is None:
-                    pending.append((seqs, vectors.astype(np.float32)))
-                    held += len(seqs)
-                    if held < self.config.train_sample:
-                        continue
-                    index, kind = _new_index(factory, vectors.shape[1], np.concatenate([v for _, v in pending]))
-                    for held_seqs, held_vectors in pending:
-                        index.add_with_ids(held_vectors, held_seqs)
-                    pending = []
-                else:
+            for seqs, vectors in session.embeddings(pk):
+                if index is not None:
                     index.add_with_ids(vectors.astype(np.float32), seqs)
+                    continue
+                pending.append((seqs, vectors.astype(np.float32)))
+                held += len(seqs)
+                if held >= self.config.train_sample:
+                    (index, kind), pending = trained(), []
         if index is None and pending:
-            index, kind = _new_index(factory, pending[0][1].shape[1], np.concatenate([v for _, v in pending]))
-            index.add_with_ids(np.concatenate([v for _, v in pending]), np.concatenate([s for s, _ in pending]))
+            index, kind = trained()
         if index is None:
             return None, factory, factory, watermark
         return index, factory, kind, watermark
