@@ -43,3 +43,14 @@ def cpu_seconds() -> float:
     """User plus system CPU seconds this process has used (all its threads)."""
     times = os.times()
     return times.user + times.system
+
+
+def memory_mib(pid: int | str = "self") -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MiB: resident now, and the most it has been resident."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return tuple(int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
+
+
+def tree_mib(path: Path) -> float:
+    """Bytes on disk of every file under `path`, in MiB."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20

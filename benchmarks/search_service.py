@@ -54,6 +54,7 @@ def _embed_ms(paths: list[Path]) -> float:
 
 
 def end_to_end(gallery: np.ndarray, probes: Any, default: str, rows: list[Any]) -> None:
+    from _common import memory_mib, tree_mib
     from service import KEY_ID, SECRET, start_server  # benchmarks/service.py
 
     from facelens.config import ServerSettings
@@ -62,8 +63,12 @@ def end_to_end(gallery: np.ndarray, probes: Any, default: str, rows: list[Any]) 
         data_dir = Path(tmp)
         started = time.perf_counter()
         face_ids = _store(data_dir, gallery)
-        print(f"\nservice: stored {len(face_ids):,} faces in {time.perf_counter() - started:.0f} s")
+        print(f"\nservice: stored {len(face_ids):,} faces in {time.perf_counter() - started:.0f} s; data directory "
+              f"{tree_mib(data_dir):,.0f} MiB", flush=True)
+        started = time.perf_counter()
         process, url = start_server(data_dir, ServerSettings.from_env().threads)
+        print(f"service: healthy {time.perf_counter() - started:.1f} s after start; server RSS "
+              f"{memory_mib(process.pid)[0]:,.0f} MiB", flush=True)
         try:
             client = boto3.client("rekognition", endpoint_url=url, region_name="us-east-1",
                                   aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET,
@@ -85,6 +90,7 @@ def end_to_end(gallery: np.ndarray, probes: Any, default: str, rows: list[Any]) 
                         answered += 1
                         agree += int(matches[0]["Face"]["FaceId"] == face_ids[expected])
                 print(f"  service {kind}: {len(paths)} requests", flush=True)
+            rss, peak = memory_mib(process.pid)
         finally:
             process.terminate()
             process.wait(60)
@@ -95,5 +101,6 @@ def end_to_end(gallery: np.ndarray, probes: Any, default: str, rows: list[Any]) 
           f"| index {default}, 64 candidates re-ranked in process | {index.p50:.2f} | {index.p99:.2f} |\n"
           f"| boto3 SearchFacesByImage end to end | {p50:.1f} | {p99:.1f} |\n"
           f"| end to end minus (embed + index) | {p50 - embed - index.p50:.1f} | |")
+    print(f"server memory after the requests: RSS {rss:,.0f} MiB, peak RSS {peak:,.0f} MiB")
     print(f"answered above the floor (effective threshold {floor}): {answered} of {len(latencies)}; of those, the "
           f"exact top-1: {agree}")
