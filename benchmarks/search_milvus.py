@@ -16,6 +16,11 @@ collection per --milvus-index entry with the schema and index `facelens.store.mi
   its interim index (`queryNode.segcore.interimIndex`, IVF nlist 128 / nprobe 16), whatever index was asked;
 - **sealed**: after `flush`, the index built on every row (`indexed_rows`), release and load: searched at each
   --nprobe (IVF), --ef (HNSW) or --search-list (DISKANN) setting.
+A server started here gets `queryNode.enableDisk: true` when an entry is DISKANN (the query node loads disk
+indexes only with it). Milvus retries an index build that fails, forever, and its DescribeIndex names no reason
+(it shows the rows pending), so the wait for the index reads the reason from the log of a server started here and
+stops at the first failure: the entry is reported as not built (the bundled 2.3.5 binary has no DiskANN,
+docs/scaling.md), and the other entries go on.
 Consistency: the service searches at Strong (a face written through any replica is found at once), and Milvus
 answers a Strong search once its time tick (`proxy.timeTickInterval`, 200 ms) has passed the request: the
 growing rows and one sealed row per index (the index's default setting) are Strong, on --strong-queries
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -51,6 +57,7 @@ from facelens.store.vectors import VectorConfig
 BATCH = 2000
 NAME = "facelens_benchmark"
 SWEEP = {"nprobe": "nprobe", "ef": "ef", "search_list": "search_list"}
+FAILED = re.compile(r'"fail reason"="([^"]+)"')  # datacoord's line for a build it will retry
 
 
 def rss_mib(pid: int | None) -> float:
@@ -111,20 +118,50 @@ def row_of(client: Any, index: MilvusIndex, setting: str, gallery: np.ndarray, p
     return row
 
 
-def wait_indexed(client: Any, total: int, timeout: float = 3600.0) -> None:
+class ServerLog:
+    """The stdout log of a Milvus server started here (None: a server run elsewhere, whose log is not read)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.start = self.size()
+
+    def size(self) -> int:
+        return self.path.stat().st_size if self.path is not None and self.path.exists() else 0
+
+    def mark(self) -> None:
+        """Read only what is logged from now on."""
+        self.start = self.size()
+
+    def build_failure(self) -> str | None:
+        """The first index-build failure logged since `mark`, or None."""
+        if self.path is None or not self.path.exists():
+            return None
+        with self.path.open("rb") as log:
+            log.seek(self.start)
+            found = FAILED.search(log.read().decode(errors="replace"))
+        return found.group(1).replace("\\n", " ") if found else None
+
+
+def wait_indexed(client: Any, total: int, log: ServerLog, timeout: float = 3600.0) -> None:
+    """Until every row is indexed; RuntimeError with the server's reason once it logs a failed build."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         described = client.describe_index(NAME, "vector")
         if int(described.get("indexed_rows", 0)) >= total and not int(described.get("pending_index_rows", 0)):
             return
+        reason = log.build_failure()
+        if reason:
+            raise RuntimeError(f"index build failed (Milvus retries it forever): {reason}; {described}")
         time.sleep(1)
     raise TimeoutError(f"Milvus did not index {total:,} rows in {timeout:g} s: {described}")
 
 
-def measure_milvus(client: Any, pid: int | None, entry: str, gallery: np.ndarray, probes: Probes,
-                   truth: dict[str, np.ndarray], args: argparse.Namespace) -> list[Row]:
+def measure_milvus(client: Any, pid: int | None, log: ServerLog, entry: str, gallery: np.ndarray, probes: Probes,
+                   truth: dict[str, np.ndarray], args: argparse.Namespace, failures: list[str]) -> list[Row]:
+    """The entry's rows; an index the server could not build is appended to `failures` (with its reason)."""
     index = index_of("milvus://benchmark?index=" + entry)
     print(f"Milvus {index.type} build {index.build} search {index.search}", flush=True)
+    log.mark()
     started = time.perf_counter()
     create(client, index)
     for first in range(0, len(gallery), BATCH):
@@ -134,7 +171,14 @@ def measure_milvus(client: Any, pid: int | None, entry: str, gallery: np.ndarray
     rows = [row_of(client, index, "growing, before flush", gallery, probes, truth, k, rss_mib(pid), inserted,
                    "Strong", args.strong_queries) for k in args.candidates] if not args.skip_growing else []
     client.flush(NAME)
-    wait_indexed(client, len(gallery))
+    try:
+        wait_indexed(client, len(gallery), log)
+    except RuntimeError as error:
+        failures.append(f"milvus:{index.type} {index.build} at {len(gallery):,} faces, not built after "
+                        f"{time.perf_counter() - started:.0f} s: {error}")
+        print(f"  {failures[-1]}", flush=True)
+        client.drop_collection(NAME)
+        return rows
     client.release_collection(NAME)
     client.load_collection(NAME)
     build_s = time.perf_counter() - started
@@ -194,6 +238,7 @@ def main() -> int:
     rows = [row for spec in specs for row in measure(spec, gallery, probes, truth, faiss_args, rng)]
     from pymilvus import MilvusClient
 
+    entries, failures = args.milvus_index.split(";"), []
     with tempfile.TemporaryDirectory(prefix="facelens-milvus-") as tmp:
         if args.milvus_url:
             server, pid, uri = None, None, client_uri(args.milvus_url)[0]
@@ -201,14 +246,17 @@ def main() -> int:
             from tests.milvus_fixtures import MilvusStandalone
 
             settings: dict[str, Any] = {"proxy.timeTickInterval": args.time_tick_ms} if args.time_tick_ms else {}
+            if any(index_of("milvus://benchmark?index=" + entry).type == "DISKANN" for entry in entries):
+                settings["queryNode.enableDisk"] = "true"
             settings.update(setting.split("=", 1) for setting in args.server_setting)
             server = MilvusStandalone(Path(tmp), settings=settings).__enter__()
             pid, uri = server.server.server_proc.pid, client_uri(server.url)[0]
+        log = ServerLog(server.data_dir / "logs" / "milvus-stdout.log" if server is not None else None)
         try:
             client = MilvusClient(uri=uri)
             print(f"Milvus at {uri}, server VmRSS {rss_mib(pid):.0f} MiB before any collection", flush=True)
-            for entry in args.milvus_index.split(";"):
-                rows += measure_milvus(client, pid, entry, gallery, probes, truth, args)
+            for entry in entries:
+                rows += measure_milvus(client, pid, log, entry, gallery, probes, truth, args, failures)
         finally:
             if server is not None:
                 server.__exit__()
@@ -221,6 +269,8 @@ def main() -> int:
               f"{row.p50 / flat.p50:.3f} | {row.recall_genuine:.4f} | {row.recall_stranger:.4f} | "
               f"{row.memory_mb:,.0f} | {row.build_s:.0f} |")
     print()
+    for failure in failures:
+        print(f"not built: {failure}")
     for row in rows:
         setting = "/" + row.setting.replace(" ", "_").replace(",", "") if row.setting else ""
         print(f"index={row.spec}{setting}/k{row.candidates} faces={args.faces} p50_ms={row.p50:.2f} "
