@@ -177,7 +177,7 @@ def measure_milvus(client: Any, pid: int | None, log: ServerLog, entry: str, gal
         failures.append(f"milvus:{index.type} {index.build} at {len(gallery):,} faces, not built after "
                         f"{time.perf_counter() - started:.0f} s: {error}")
         print(f"  {failures[-1]}", flush=True)
-        client.drop_collection(NAME)
+        client.drop_collection(NAME)  # which ends Milvus's retries: no later entry sees them
         return rows
     client.release_collection(NAME)
     client.load_collection(NAME)
