@@ -200,7 +200,9 @@ class FaceAnalyzer:
     def describe_tasks(self, image: np.ndarray, faces: list[Face],
                        fields: frozenset[str]) -> list[Callable[[], None]]:
         """The independent units of `describe`, largest first: the faces in parts of `PART` for the
-        per-face work and the two heaviest models, whole batches for the light ones."""
+        per-face work and the three heaviest models (the mask, the 68 points with the eyes, and age/gender,
+        which cuts dlib chips per face), whole batches for the light ones, so that the pool's threads and the
+        caller finish together."""
         from facelens import geometry, quality
 
         height, width = image.shape[:2]
@@ -237,12 +239,11 @@ class FaceAnalyzer:
         if {"AgeRange", "Gender"} & fields:
             estimator = self._model("age_gender")
 
-            def age_gender() -> None:
-                for face, estimate in zip(faces, estimator.predict(image, [face.box for face in faces]),
-                                          strict=True):
+            def age_gender(part: list[Face]) -> None:
+                for face, estimate in zip(part, estimator.predict(image, [face.box for face in part]), strict=True):
                     face.age_gender = estimate
 
-            tasks.append(age_gender)
+            tasks += [partial(age_gender, part) for part in parts]
         if {"Emotions", "Smile"} & fields:
             emotion = self._model("emotion")
 
