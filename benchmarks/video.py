@@ -17,6 +17,8 @@ mild per-frame noise) panning 1 px a frame, and up to three faces of 15% of the 
 (the sequential loop as it was: each batch decoded on the calling thread between the model calls) against the
 default (`prefetch=PREFETCH` frames decoded ahead), checks that both find the same faces at the same timestamps
 with the same tracks and boxes, and prints the median seconds, real-time multiples and their ratio.
+`--stand-in-ms MS` adds the same comparison with a stand-in analyzer that sleeps MS per frame and finds nothing:
+inference that leaves the CPU free (as on a GPU), which shows the overlap itself on a machine the models saturate.
 Reports seconds, the real-time multiple (clip duration / processing time), sampled frames/s, faces found (with
 the number of faces pasted wholly inside the sampled frames, for reference) and the ratio (b)/(a). Models are
 loaded and run once before timing. The models are those the environment configures (`facelens.config`:
@@ -92,6 +94,23 @@ class Timed:
 
     def describe(self, image: np.ndarray, faces: list[Any], fields: Collection[str]) -> None:
         self._call("describe", image, faces, fields)
+
+
+class Sleeping:
+    """A stand-in analyzer: `ms` of sleep per frame (the GIL released, the CPU left free), no faces."""
+
+    def __init__(self, ms: float) -> None:
+        self.ms = ms
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Any]]:
+        time.sleep(self.ms / 1000 * len(images))
+        return [[] for _ in images]
+
+    def embed(self, images: list[np.ndarray], faces: list[list[Any]]) -> None:
+        pass
+
+    def describe(self, image: np.ndarray, faces: list[Any], fields: Collection[str]) -> None:
+        pass
 
 
 def cpu_name() -> str:
@@ -212,6 +231,8 @@ def main() -> int:
     parser.add_argument("--compare", action="store_true",
                         help="also time the sequential loop (prefetch=0) against decode-ahead, alternating")
     parser.add_argument("--repeats", type=int, default=2, help="--compare: runs of each, alternating (default 2)")
+    parser.add_argument("--stand-in-ms", type=float, default=None,
+                        help="--compare: also with a stand-in analyzer sleeping this many ms per frame")
     args = parser.parse_args()
     sizes = [s.strip().removesuffix("p") for s in args.sizes.split(",") if s.strip()]
     if unknown := [s for s in sizes if s not in SIZES]:
@@ -286,6 +307,10 @@ def main() -> int:
             if args.compare:
                 compared.append(compare(path, analyzer, fields, args.interval_ms, args.repeats, PREFETCH,
                                         f"{width}x{height}", duration, detect_in_video))
+                if args.stand_in_ms is not None:
+                    compared.append(compare(path, Sleeping(args.stand_in_ms), (), args.interval_ms, args.repeats,
+                                            PREFETCH, f"{width}x{height}, stand-in models sleeping "
+                                            f"{args.stand_in_ms:g} ms/frame", duration, detect_in_video))
 
     print("\n| clip | stage | seconds | x real time | sampled frames/s | faces found / whole faces pasted (tracks) | "
           "time vs decode |")
