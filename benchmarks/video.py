@@ -1,6 +1,7 @@
 """Stored-video face detection speed as a multiple of real time: decoding alone vs `detect_in_video`.
 
     .venv/bin/python benchmarks/video.py [--seconds 20] [--interval-ms 200] [--sizes 720,1080] [--threads 0]
+                                         [--compare [--repeats 2]]
 
 For each size the script encodes its own 30 fps clip with PyAV, outside the timed part (libx264 preset veryfast,
 yuv420p, 4 Mbit/s at 720p and 8 Mbit/s at 1080p): a textured background (scikit-image's `brick`, tinted, with
@@ -10,7 +11,14 @@ mild per-frame noise) panning 1 px a frame, and up to three faces of 15% of the 
   (a) decode + sample: `facelens.video.decode.frames(path, interval_ms)`, every frame decoded, one kept every
       `interval_ms` and converted to RGB -- the baseline, the part no face model can speed up;
   (b) `facelens.video.faces.detect_in_video(path, analyzer, resolve_attributes(None), interval_ms)`:
-      the same decoding plus detection, embedding, the DEFAULT attributes and tracking, as StartFaceDetection.
+      the same decoding plus detection, embedding, the DEFAULT attributes and tracking, as StartFaceDetection
+      (frames decoded ahead on a decode thread, `facelens.video.decode.prefetched`).
+`--compare` then times, alternating on the same clip `--repeats` times each, `detect_in_video(..., prefetch=0)`
+(the sequential loop as it was: each batch decoded on the calling thread between the model calls) against the
+default (`prefetch=PREFETCH` frames decoded ahead), checks that both find the same faces at the same timestamps
+with the same tracks and boxes, and prints the median seconds, real-time multiples and their ratio.
+`--stand-in-ms MS` adds the same comparison with a stand-in analyzer that sleeps MS per frame and finds nothing:
+inference that leaves the CPU free (as on a GPU), which shows the overlap itself on a machine the models saturate.
 Reports seconds, the real-time multiple (clip duration / processing time), sampled frames/s, faces found (with
 the number of faces pasted wholly inside the sampled frames, for reference) and the ratio (b)/(a). Models are
 loaded and run once before timing. The models are those the environment configures (`facelens.config`:
@@ -86,6 +94,23 @@ class Timed:
 
     def describe(self, image: np.ndarray, faces: list[Any], fields: Collection[str]) -> None:
         self._call("describe", image, faces, fields)
+
+
+class Sleeping:
+    """A stand-in analyzer: `ms` of sleep per frame (the GIL released, the CPU left free), no faces."""
+
+    def __init__(self, ms: float) -> None:
+        self.ms = ms
+
+    def detect(self, images: list[np.ndarray]) -> list[list[Any]]:
+        time.sleep(self.ms / 1000 * len(images))
+        return [[] for _ in images]
+
+    def embed(self, images: list[np.ndarray], faces: list[list[Any]]) -> None:
+        pass
+
+    def describe(self, image: np.ndarray, faces: list[Any], fields: Collection[str]) -> None:
+        pass
 
 
 def cpu_name() -> str:
@@ -176,6 +201,26 @@ def encode(path: Path, frames: int, width: int, height: int, faces: list[Sprite]
                 bit_rate=int(mbit * 1e6))
 
 
+def compare(path: Path, analyzer: Any, fields: Collection[str], interval_ms: int, repeats: int, ahead: int,
+            name: str, duration: float, detect_in_video: Callable[..., Any]) -> str:
+    """A table row: `detect_in_video` with prefetch 0 and `ahead`, alternating, `repeats` times each."""
+    seconds: dict[int, list[float]] = {0: [], ahead: []}
+    found: dict[int, list[tuple[Any, ...]]] = {}
+    for i in range(repeats):
+        for prefetch in ((0, ahead) if i % 2 == 0 else (ahead, 0)):  # ABBA: drift in the load hits both alike
+            start = time.perf_counter()
+            _, faces = detect_in_video(path, analyzer, fields, interval_ms=interval_ms, prefetch=prefetch)
+            seconds[prefetch].append(time.perf_counter() - start)
+            found[prefetch] = [(f.timestamp_ms, f.track, tuple(np.round(f.face.box, 3))) for f in faces]
+            print(f"  {name} prefetch={prefetch}: {seconds[prefetch][-1]:.2f} s, load "
+                  f"{os.getloadavg()[0]:.2f}", file=sys.stderr)
+    before, after = float(np.median(seconds[0])), float(np.median(seconds[ahead]))
+    runs = ", ".join(f"{a:.2f} / {b:.2f}" for a, b in zip(seconds[0], seconds[ahead], strict=True))
+    same = "yes" if found[0] == found[ahead] else "NO"
+    return (f"| {name} | {before:.2f} | {after:.2f} | {duration / before:.1f} | **{duration / after:.1f}** "
+            f"| {before / after:.2f} | {runs} | {same} ({len(found[0])}) |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="clip length (default 20)")
@@ -183,6 +228,11 @@ def main() -> int:
     parser.add_argument("--sizes", default="720,1080", help="comma-separated, of 720 and 1080")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime threads per model session (default: FACELENS_THREADS, else 0 = all cores)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also time the sequential loop (prefetch=0) against decode-ahead, alternating")
+    parser.add_argument("--repeats", type=int, default=2, help="--compare: runs of each, alternating (default 2)")
+    parser.add_argument("--stand-in-ms", type=float, default=None,
+                        help="--compare: also with a stand-in analyzer sleeping this many ms per frame")
     args = parser.parse_args()
     sizes = [s.strip().removesuffix("p") for s in args.sizes.split(",") if s.strip()]
     if unknown := [s for s in sizes if s not in SIZES]:
@@ -191,7 +241,7 @@ def main() -> int:
 
     from facelens.config import models_from_env
     from facelens.pipeline import FaceAnalyzer, resolve_attributes
-    from facelens.video.decode import frames
+    from facelens.video.decode import PREFETCH, frames
     from facelens.video.faces import detect_in_video
 
     config = models_from_env()  # the models and session options the environment names (FACELENS_THREADS, ...)
@@ -216,6 +266,7 @@ def main() -> int:
 
     rows: list[str] = []
     split: list[str] = []
+    compared: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
             width, height = SIZES[size]
@@ -253,16 +304,31 @@ def main() -> int:
                          f"| {parts['embed'] * per:.1f} | {parts['describe'] * per:.1f} | {rest * per:.1f} "
                          f"| {detect_s * per:.1f} |")
             print(f"  {width}x{height}: {len(stamps)} sampled frames of {count}, {duration:.2f} s", file=sys.stderr)
+            if args.compare:
+                compared.append(compare(path, analyzer, fields, args.interval_ms, args.repeats, PREFETCH,
+                                        f"{width}x{height}", duration, detect_in_video))
+                if args.stand_in_ms is not None:
+                    compared.append(compare(path, Sleeping(args.stand_in_ms), (), args.interval_ms, args.repeats,
+                                            PREFETCH, f"{width}x{height}, stand-in models sleeping "
+                                            f"{args.stand_in_ms:g} ms/frame", duration, detect_in_video))
 
     print("\n| clip | stage | seconds | x real time | sampled frames/s | faces found / whole faces pasted (tracks) | "
           "time vs decode |")
     print("|---|---|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     print("\nWhere the time of `detect_in_video` goes, ms per sampled frame (decode: run (a); rest: tracking, "
-          "FaceDetail, batching, the difference between the runs):\n")
+          "FaceDetail, batching, the difference between the runs, less the decoding hidden behind the models by "
+          "decoding ahead, so it can be negative):\n")
     print("| clip | decode + sample | detect | embed | describe (DEFAULT) | rest | total |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     print("\n".join(split))
+    if compared:
+        print(f"\n`detect_in_video` sequential (`prefetch=0`, the loop as it was) vs decoding ahead "
+              f"(`prefetch={PREFETCH}`), alternating, {args.repeats} runs each, median seconds:\n")
+        print("| clip | sequential s | decode ahead s | sequential x real time | decode ahead x real time | "
+              "speed-up | runs (s, sequential / ahead) | same faces |")
+        print("|---|---:|---:|---:|---:|---:|---|---|")
+        print("\n".join(compared))
     print(f"\nload average at end {os.getloadavg()[0]:.2f}")
     return 0
 

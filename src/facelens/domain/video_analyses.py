@@ -6,6 +6,7 @@ Each decodes the video once (`facelens.video.decode`), sampled every `VideoServi
 `ModerationService.moderate` and the face path on batches of `BATCH` frames, `TextService`'s reader per frame.
 A runner returns its results (per timestamp and, for labels and moderation, aggregated into SEGMENTS) and what
 Get* reports beside them (the model version, segment types, audio metadata), kept with the job's metadata.
+Frames are decoded ahead on a decode thread (`facelens.video.decode.prefetched`), overlapping the models.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from facelens.pipeline import resolve_attributes
 from facelens.recognition.text import TextFilters, apply_filters
 from facelens.store.jobs import SEGMENTS, JobRecord, JobResult
 from facelens.video import segments as cuts
-from facelens.video.decode import audio, every_frame, frames, probe
+from facelens.video.decode import PREFETCH, audio, every_frame, frames, prefetched, probe
 from facelens.video.faces import FRAME_FORMAT, batches
 from facelens.video.source import VideoSource
 from facelens.video.tracker import FaceTracker
@@ -37,6 +38,7 @@ BATCH = 8  # frames per moderation / face-path call
 TEXT_INTERVAL_MS = 1000  # text is read once a second: OCR costs ~0.5 s a frame on 2 cores, and text lingers
 DEFAULT_MIN_CONFIDENCE = 50.0  # StartLabelDetection / StartContentModeration: "50 percent" unless given
 PERSON_MIN_CONFIDENCE = 50.0  # a detector Person at least this confident is a person to track
+MEASURE_PREFETCH = 32  # every_frame's frames (160 px wide, 50 KB) decoded ahead of the segment measurements
 PERSON_IOU = 0.2  # person boxes of one walker 200 ms apart overlap at least this much (looser than faces')
 Outcome = tuple[list[JobResult], dict[str, Any]]
 Progress = Callable[[int], None]
@@ -67,12 +69,13 @@ def labels(service: VideoService, job: JobRecord, source: VideoSource, progress:
     threshold = request.get("MinConfidence", DEFAULT_MIN_CONFIDENCE)
     detections: list[Timed] = []
     version = None
-    for timestamp, pixels in frames(source, service.interval_ms):
-        result = service.labels.labels_of(pixels, features=request.get("Features"), min_confidence=threshold,
-                                          settings=request.get("Settings"))
-        version = result.model_version or version
-        detections += [Timed(timestamp, label) for label in result.labels or ()]
-        progress(timestamp)
+    with prefetched(frames(source, service.interval_ms), PREFETCH) as decoded:
+        for timestamp, pixels in decoded:
+            result = service.labels.labels_of(pixels, features=request.get("Features"), min_confidence=threshold,
+                                              settings=request.get("Settings"))
+            version = result.model_version or version
+            detections += [Timed(timestamp, label) for label in result.labels or ()]
+            progress(timestamp)
     return _timed(service, detections, lambda label: label.name), {"ModelVersion": version}
 
 
@@ -86,12 +89,14 @@ def moderation(service: VideoService, job: JobRecord, source: VideoSource, progr
     threshold = job.request.get("MinConfidence", DEFAULT_MIN_CONFIDENCE)
     detections: list[Timed] = []
     version = None
-    for batch in batches(frames(source, service.interval_ms), BATCH):
-        found = service.moderation.moderate([DecodedImage(pixels, FRAME_FORMAT) for _, pixels in batch], threshold)
-        for (timestamp, _), result in zip(batch, found, strict=True):
-            version = result.model_version
-            detections += [Timed(timestamp, label) for label in result.labels]
-        progress(batch[-1][0])
+    with prefetched(frames(source, service.interval_ms), PREFETCH) as decoded:
+        for batch in batches(decoded, BATCH):
+            found = service.moderation.moderate([DecodedImage(pixels, FRAME_FORMAT) for _, pixels in batch],
+                                                threshold)
+            for (timestamp, _), result in zip(batch, found, strict=True):
+                version = result.model_version
+                detections += [Timed(timestamp, label) for label in result.labels]
+            progress(batch[-1][0])
     return _timed(service, detections, lambda label: label.name), {"ModelVersion": version}
 
 
@@ -111,15 +116,16 @@ def text(service: VideoService, job: JobRecord, source: VideoSource, progress: P
     reader = service.text.reader
     chosen = text_filters(job.request.get("Filters"))
     found: list[TimedText] = []
-    for timestamp, pixels in frames(source, TEXT_INTERVAL_MS):
-        height, width = pixels.shape[:2]
-        lines = apply_filters(reader.read(pixels), chosen, width, height)
-        words = [(line_id, word) for line_id, line in enumerate(lines) for word in line.words]
-        found += [TimedText(timestamp, "LINE", line_id, None, line.text, line.confidence, line.polygon, width, height)
-                  for line_id, line in enumerate(lines)]
-        found += [TimedText(timestamp, "WORD", len(lines) + i, line_id, word.text, word.confidence, word.polygon,
-                            width, height) for i, (line_id, word) in enumerate(words)]
-        progress(timestamp)
+    with prefetched(frames(source, TEXT_INTERVAL_MS), 2) as decoded:  # OCR takes ~0.5 s a frame: 2 ahead suffice
+        for timestamp, pixels in decoded:
+            height, width = pixels.shape[:2]
+            lines = apply_filters(reader.read(pixels), chosen, width, height)
+            words = [(line_id, word) for line_id, line in enumerate(lines) for word in line.words]
+            found += [TimedText(timestamp, "LINE", line_id, None, line.text, line.confidence, line.polygon, width,
+                                height) for line_id, line in enumerate(lines)]
+            found += [TimedText(timestamp, "WORD", len(lines) + i, line_id, word.text, word.confidence,
+                                word.polygon, width, height) for i, (line_id, word) in enumerate(words)]
+            progress(timestamp)
     return [JobResult(item.timestamp_ms, 0, service.persist(item)) for item in found], {"ModelVersion": reader.version}
 
 
@@ -147,25 +153,33 @@ def _faces_in(persons: list[tuple[float, float, float, float]], faces: FaceSet) 
 def persons(service: VideoService, job: JobRecord, source: VideoSource, progress: Progress,
             context: RequestContext) -> Outcome:
     tracker = FaceTracker(iou_min=PERSON_IOU)
-    only_persons = {"GeneralLabels": {"LabelInclusionFilters": ["Person"]}}
     results: list[JobResult] = []
-    for batch in batches(frames(source, service.interval_ms), BATCH):
-        images = [DecodedImage(pixels, FRAME_FORMAT) for _, pixels in batch]
-        face_sets = find_faces(service.analyzer, images, resolve_attributes(None), embed=0)
-        for (timestamp, pixels), faces in zip(batch, face_sets, strict=True):
-            assert isinstance(faces, FaceSet)  # decoded frames cannot fail to decode
-            found = service.labels.labels_of(pixels, min_confidence=PERSON_MIN_CONFIDENCE, settings=only_persons)
-            boxes = [instance.box for label in found.labels or () if label.name == "Person"
-                     for instance in label.instances]
-            if not boxes:
-                continue
-            corners = np.array([(left, top, left + w, top + h) for left, top, w, h in boxes])
-            tracks = tracker.update(timestamp, corners)
-            for box, index, face in zip(boxes, tracks, _faces_in(boxes, faces), strict=True):
-                results.append(JobResult(timestamp, index, service.persist(TrackedPerson(timestamp, index, box,
-                                                                                         face))))
-        progress(batch[-1][0])
+    with prefetched(frames(source, service.interval_ms), PREFETCH) as decoded:
+        for batch in batches(decoded, BATCH):
+            results += _tracked_persons(service, tracker, batch)
+            progress(batch[-1][0])
     return results, {}
+
+
+def _tracked_persons(service: VideoService, tracker: FaceTracker,
+                     batch: list[tuple[int, np.ndarray]]) -> list[JobResult]:
+    """The persons of one batch of frames, tracked across batches by `tracker`, each with its face if seen."""
+    only_persons = {"GeneralLabels": {"LabelInclusionFilters": ["Person"]}}
+    images = [DecodedImage(pixels, FRAME_FORMAT) for _, pixels in batch]
+    face_sets = find_faces(service.analyzer, images, resolve_attributes(None), embed=0)
+    results = []
+    for (timestamp, pixels), faces in zip(batch, face_sets, strict=True):
+        assert isinstance(faces, FaceSet)  # decoded frames cannot fail to decode
+        found = service.labels.labels_of(pixels, min_confidence=PERSON_MIN_CONFIDENCE, settings=only_persons)
+        boxes = [instance.box for label in found.labels or () if label.name == "Person"
+                 for instance in label.instances]
+        if not boxes:
+            continue
+        corners = np.array([(left, top, left + w, top + h) for left, top, w, h in boxes])
+        tracks = tracker.update(timestamp, corners)
+        for box, index, face in zip(boxes, tracks, _faces_in(boxes, faces), strict=True):
+            results.append(JobResult(timestamp, index, service.persist(TrackedPerson(timestamp, index, box, face))))
+    return results
 
 
 # -- segments
@@ -192,7 +206,8 @@ def segments_of(service: VideoService, job: JobRecord, source: VideoSource, prog
                 context: RequestContext) -> Outcome:
     chosen = segment_settings(job.request)
     rate = probe(source).frame_rate
-    found = cuts.measure(every_frame(source, cuts.MEASURE_WIDTH), chosen, rate, progress)
+    with prefetched(every_frame(source, cuts.MEASURE_WIDTH), MEASURE_PREFETCH) as decoded:
+        found = cuts.measure(decoded, chosen, rate, progress)
     selected = [{"Type": kind, "ModelVersion": model} for kind, model, on in
                 ((cuts.TECHNICAL_CUE, cuts.CUE_MODEL, chosen.cues), (cuts.SHOT, cuts.SHOT_MODEL, chosen.shots)) if on]
     extras = {"AudioMetadata": [a.to_wire() for a in audio(source)], "SelectedSegmentTypes": selected}

@@ -7,26 +7,34 @@ a file unusable (missing, empty, not a video, audio only, corrupt, over the reso
 with a message a user can act on, raised before or while decoding, never a hang. The bytes come from a
 `VideoSource` (`facelens.video.source`): each probe and decode opens it anew, and PyAV reads the very file
 object the source opened and checked.
+
+`prefetched(frames(...), depth)` decodes ahead on a thread of its own, so that decoding the next frames overlaps
+the models on the current ones (PyAV and onnxruntime both release the GIL): the frames, their order and the
+point where a VideoError is raised are those of the plain iterator.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import numpy as np
 
 from facelens.video.source import VideoError, VideoSource, as_source
 
-__all__ = ["DEFAULT_INTERVAL_MS", "AudioMetadata", "VideoError", "VideoMetadata", "audio", "every_frame", "frames",
-           "probe"]
+__all__ = ["DEFAULT_INTERVAL_MS", "PREFETCH", "AudioMetadata", "VideoError", "VideoMetadata", "audio", "every_frame",
+           "frames", "prefetched", "probe"]
 
 DEFAULT_INTERVAL_MS = 200
+PREFETCH = 8  # frames decoded ahead of the models: one detector batch (1080p: 8 x 6 MB)
 MAX_WIDTH, MAX_HEIGHT = 4096, 2304  # 4K; 8K video is refused (memory per frame, and faces are found at 640 px)
 
 
@@ -188,3 +196,82 @@ def frames(source: VideoSource | str | Path, interval_ms: int = DEFAULT_INTERVAL
             raise VideoError(f"{source.name} is damaged after {decoded} frames: {_reason(exc)}") from None
         if decoded == 0:
             raise VideoError(f"{source.name} holds no decodable video frames (truncated or corrupt)")
+
+
+
+T = TypeVar("T")
+_ITEM, _END, _ERROR = "item", "end", "error"
+_POLL_SECONDS = 0.05  # how soon a decode thread blocked on a full queue sees that it should stop
+
+
+@contextlib.contextmanager
+def prefetched(items: Iterable[T], depth: int = PREFETCH) -> Iterator[Iterator[T]]:
+    """`items` (e.g. `frames(...)`), iterated on a decode thread at most `depth` items ahead of the consumer.
+
+    Invariants: the same items in the same order; an exception of `items` (VideoError) is raised to the consumer
+    at the same position, after every item before it; at most `depth` items wait in the queue (plus the one the
+    decode thread holds); when the `with` block exits, by exhaustion, an error or early (a job failed, cancelled),
+    the decode thread has stopped and `items` is closed (its container and file with it). `depth` 0: no thread,
+    `items` is iterated on the caller's thread as it always was (and closed at exit too).
+    """
+    if depth < 0:
+        raise ValueError("depth must be >= 0")
+    if depth == 0:
+        iterator = iter(items)
+        try:
+            yield iterator
+        finally:
+            _close(iterator)
+        return
+    ready: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    thread = threading.Thread(target=_produce, args=(items, ready, stop), name="facelens-decode", daemon=True)
+    thread.start()
+    try:
+        yield _consume(ready)
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _consume(ready: queue.Queue[tuple[str, object]]) -> Iterator[T]:
+    while True:
+        kind, value = ready.get()
+        if kind == _END:
+            return
+        if kind == _ERROR:
+            assert isinstance(value, BaseException)
+            raise value
+        yield value  # type: ignore[misc]
+
+
+def _produce(items: Iterable[T], ready: queue.Queue[tuple[str, object]], stop: threading.Event) -> None:
+    """Put every item, then _END (or _ERROR and the exception), until `stop`; `items` closed on this thread."""
+
+    def offer(kind: str, value: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put((kind, value), timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    iterator: Iterator[T] | None = None
+    try:
+        iterator = iter(items)
+        for item in iterator:
+            if not offer(_ITEM, item):
+                return
+        offer(_END, None)
+    except BaseException as exc:  # every failure reaches the consumer, which re-raises it
+        offer(_ERROR, exc)
+    finally:
+        if iterator is not None:
+            _close(iterator)
+
+
+def _close(iterator: Iterator[object]) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()

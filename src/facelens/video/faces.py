@@ -2,7 +2,8 @@
 
 `detect_in_video` is the engine of StartFaceDetection: every sampled frame's faces (described with the fields
 asked for), in time order, each with the index of its track (the same person across
-frames, kept for face search). It knows nothing of jobs or HTTP.
+frames, kept for face search). It knows nothing of jobs or HTTP. The next batch is decoded on a thread of its own
+while the models run on this one (`facelens.video.decode.prefetched`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from facelens.analysis import Analyzer, FaceSet, find_faces
 from facelens.geometry import relative_box
 from facelens.imaging import DecodedImage
 from facelens.pipeline import Face
-from facelens.video.decode import DEFAULT_INTERVAL_MS, VideoMetadata, frames, probe
+from facelens.video.decode import DEFAULT_INTERVAL_MS, PREFETCH, VideoMetadata, frames, prefetched, probe
 from facelens.video.source import VideoSource
 from facelens.video.tracker import FaceTracker
 
@@ -55,12 +56,20 @@ def batches(items: Iterator[tuple[int, np.ndarray]], size: int) -> Iterator[list
 
 def detect_in_video(source: VideoSource | str | Path, analyzer: Analyzer, fields: Collection[str],
                     interval_ms: int = DEFAULT_INTERVAL_MS,
-                    progress: Callable[[int], None] | None = None) -> tuple[VideoMetadata, list[VideoFace]]:
-    """Metadata and every face of every sampled frame (tracked); `progress(ms)` after each batch."""
+                    progress: Callable[[int], None] | None = None,
+                    prefetch: int = PREFETCH) -> tuple[VideoMetadata, list[VideoFace]]:
+    """Metadata and every face of every sampled frame (tracked); `progress(ms)` after each batch. Up to
+    `prefetch` frames are decoded ahead on a decode thread (0: decoded on this thread, between the batches)."""
     metadata = probe(source)
+    with prefetched(frames(source, interval_ms), prefetch) as decoded:
+        return metadata, _faces(batches(decoded, BATCH), analyzer, fields, progress)
+
+
+def _faces(batched: Iterator[list[tuple[int, np.ndarray]]], analyzer: Analyzer, fields: Collection[str],
+           progress: Callable[[int], None] | None) -> list[VideoFace]:
     tracker = FaceTracker()
     found: list[VideoFace] = []
-    for batch in batches(frames(source, interval_ms), BATCH):
+    for batch in batched:
         images = [DecodedImage(image, FRAME_FORMAT) for _, image in batch]
         # the face path of still images: every face (the 100 largest) described and embedded, no quality filter
         results = find_faces(analyzer, images, fields, embed=None)
@@ -76,4 +85,4 @@ def detect_in_video(source: VideoSource | str | Path, analyzer: Analyzer, fields
                       for face, track in zip(faces, tracks, strict=True)]
         if progress is not None:
             progress(batch[-1][0])
-    return metadata, found
+    return found
