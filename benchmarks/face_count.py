@@ -3,6 +3,7 @@ adds stay fast as the store grows (SQLite store).
 
     .venv/bin/python benchmarks/face_count.py [--faces 1000000] [--batch 1000] [--reads 200]
     .venv/bin/python benchmarks/face_count.py --growth [before,now] [--faces 1000000] [--batch 1000]
+        [--postgres ADMIN_URL]
 
 Two data directories in one run, each filled with --faces synthetic 128-d faces in one collection, --batch faces
 per transaction through `SqlSession.add_faces` (as IndexFaces and `facelens index` write them):
@@ -84,9 +85,11 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--growth", nargs="?", const="before,now", metavar="STORES",
                         help="compare the insert rate by tenth of the fill: before,now (default) or one of them")
+    parser.add_argument("--postgres", metavar="ADMIN_URL", help="with --growth: fill fresh databases on this "
+                        "PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/postgres) instead of SQLite")
     args = parser.parse_args()
     if args.growth:
-        growth(args.faces, args.batch, args.growth.split(","))
+        growth(args.faces, args.batch, args.growth.split(","), args.postgres)
         return
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
