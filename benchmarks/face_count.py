@@ -13,14 +13,14 @@ Reported: insert rate per tenth of the fill (faces/s; does it fall as the file g
 the per-search read of the collection's size: `count_faces` (one row) against the `SELECT count(*)` every
 search ran before (on the baseline directory), each timed --reads times after a warm-up, p50 and p99 in ms.
 
-With --growth, the store as it was against the store now, filled in lockstep (batch by batch, alternating, so
-the machine's load falls on both alike): "before" makes random (version 4) FaceIds and inserts one face per
-statement (`legacy_add_faces`, the add_faces of before); "now" makes the service's time-ordered FaceIds
-(`facelens.store.ids`) and calls `SqlSession.add_faces`. A "control" store, filled like "now" but emptied
-every 50,000 faces, never grows: its rate is what the machine gives a small store at that moment. Reported
-by tenth of the fill: faces/s, the rate over the control's, and from /proc/self/io the read syscalls per face
-(SQLite reads each page missing from its cache with one pread) and the bytes passed to write() per face (WAL
-frames, checkpoints, statement journal).
+With --growth, the store as it was against the store now, filled in lockstep (batch by batch, each store
+first in turn, so the machine's load falls on all alike): "before" makes random (version 4) FaceIds and inserts
+one face per statement (`legacy_add_faces`, the add_faces of before); "now" makes the service's time-ordered
+FaceIds (`facelens.store.ids`) and calls `SqlSession.add_faces`; "ordered-ids" and "multi-row" make one of the
+two changes each. A "control" store, filled like "now" but emptied every 50,000 faces, never grows: its rate is
+what the machine gives a small store at that moment. Reported by tenth of the fill: faces/s, the rate over the
+control's, and from /proc/self/io the read syscalls per face (SQLite reads each page missing from its cache with
+one pread) and the bytes passed to write() per face (WAL frames, checkpoints, statement journal).
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--reads", type=int, default=200)
     parser.add_argument("--growth", nargs="?", const="before,now", metavar="STORES",
-                        help="compare the insert rate by tenth of the fill: before,now (default) or one of them")
+                        help="compare the insert rate by tenth of the fill: before,now (default) or any of "
+                        "before, ordered-ids, multi-row, now")
     parser.add_argument("--postgres", metavar="ADMIN_URL", help="with --growth: fill fresh databases on this "
                         "PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/postgres) instead of SQLite")
     args = parser.parse_args()

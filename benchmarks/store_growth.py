@@ -115,6 +115,8 @@ def growth(faces: int, batch: int, names: Sequence[str], postgres: str | None = 
     """Fill `names` ("before", "now") and the control in lockstep, in SQLite data directories or (`postgres`,
     an admin URL) in fresh databases on that server; print the tables by tenth of the fill."""
     paths = {"before": (lambda: str(uuid.uuid4()), legacy_add_faces),
+             "ordered-ids": (time_ordered_uuid, legacy_add_faces),  # each change alone
+             "multi-row": (lambda: str(uuid.uuid4()), SqlSession.add_faces),
              "now": (time_ordered_uuid, SqlSession.add_faces)}
     tenth = max(batch, faces // 10)
     loads = [load_average().split()[0]]
