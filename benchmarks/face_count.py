@@ -15,7 +15,8 @@ search ran before (on the baseline directory), each timed --reads times after a 
 
 With --growth, the store as it was against the store now, filled in lockstep (batch by batch, each store
 first in turn, so the machine's load falls on all alike): "before" makes random (version 4) FaceIds and inserts
-one face per statement (`legacy_add_faces`, the add_faces of before); "now" makes the service's time-ordered
+one face per statement (`legacy_add_faces`, the add_faces of before; on PostgreSQL with schema 9's per-row
+face triggers too); "now" makes the service's time-ordered
 FaceIds (`facelens.store.ids`) and calls `SqlSession.add_faces`; "ordered-ids" and "multi-row" make one of the
 two changes each. A "control" store, filled like "now" but emptied every 50,000 faces, never grows: its rate is
 what the machine gives a small store at that moment. Reported by tenth of the fill: faces/s, the rate over the

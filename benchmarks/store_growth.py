@@ -20,11 +20,14 @@ from _common import load_average
 
 from facelens.store.ids import time_ordered_uuid
 from facelens.store.records import NewFace
+from facelens.store.sql import postgres
 from facelens.store.sql.postgres import PostgresMetadataStore
 from facelens.store.sql.session import SqlSession
 from facelens.store.sql.sqlite import DATABASE, SqliteMetadataStore
 
 CONTROL_FACES = 50_000  # the control store is emptied when it holds this many faces
+LEGACY_PG_TRIGGERS = "DROP TRIGGER faces_added ON faces; DROP TRIGGER faces_deleted ON faces; " + \
+    postgres._FACES_TRIGGERS + postgres._FACE_COUNT_TRIGGERS  # PostgreSQL's before schema 10
 
 
 def legacy_add_faces(session: SqlSession, pk: int, faces: Sequence[NewFace]) -> list[int]:
@@ -73,6 +76,9 @@ class Filled:
             with psycopg.connect(self.postgres, autocommit=True) as admin:
                 admin.execute(f'CREATE DATABASE "{self.database}"')
             self.store = PostgresMetadataStore(self.postgres.rsplit("/", 1)[0] + f"/{self.database}", max_size=1)
+            if self.add is legacy_add_faces and self.make_id is not time_ordered_uuid:  # "before": schema 9's
+                with self.store.pool.connection() as connection:  # per-row face triggers
+                    connection.execute(LEGACY_PG_TRIGGERS)
         with self.store.transaction(write=True) as session:
             self.pk = session.create_collection("c", "arn:c", "synthetic", {}).pk
         self.held = 0

@@ -54,6 +54,7 @@ _FACES_STATEMENT_TRIGGERS = """
 DROP TRIGGER faces_added ON faces;
 DROP TRIGGER faces_deleted ON faces;
 DROP TRIGGER faces_counted ON faces;
+DROP FUNCTION facelens_face_added, facelens_face_deleted, facelens_face_counted;
 CREATE FUNCTION facelens_faces_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO changes (collection, face_seq, op) SELECT collection, seq, 1 FROM added ORDER BY seq;
