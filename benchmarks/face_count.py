@@ -1,6 +1,9 @@
-"""What the size-aware floor costs per search, and what the face-count triggers cost per insert (SQLite store).
+"""What the size-aware floor costs per search, what the face-count triggers cost per insert, and whether bulk
+adds stay fast as the store grows (SQLite store).
 
     .venv/bin/python benchmarks/face_count.py [--faces 1000000] [--batch 1000] [--reads 200]
+    .venv/bin/python benchmarks/face_count.py --growth [before,now] [--faces 1000000] [--batch 1000]
+        [--postgres ADMIN_URL]
 
 Two data directories in one run, each filled with --faces synthetic 128-d faces in one collection, --batch faces
 per transaction through `SqlSession.add_faces` (as IndexFaces and `facelens index` write them):
@@ -9,6 +12,16 @@ per transaction through `SqlSession.add_faces` (as IndexFaces and `facelens inde
 Reported: insert rate per tenth of the fill (faces/s; does it fall as the file grows?), the database size, and
 the per-search read of the collection's size: `count_faces` (one row) against the `SELECT count(*)` every
 search ran before (on the baseline directory), each timed --reads times after a warm-up, p50 and p99 in ms.
+
+With --growth, the store as it was against the store now, filled in lockstep (batch by batch, each store
+first in turn, so the machine's load falls on all alike): "before" makes random (version 4) FaceIds and inserts
+one face per statement (`legacy_add_faces`, the add_faces of before; on PostgreSQL with schema 9's per-row
+face triggers too); "now" makes the service's time-ordered
+FaceIds (`facelens.store.ids`) and calls `SqlSession.add_faces`; "ordered-ids" and "multi-row" make one of the
+two changes each. A "control" store, filled like "now" but emptied every 50,000 faces, never grows: its rate is
+what the machine gives a small store at that moment. Reported by tenth of the fill: faces/s, the rate over the
+control's, and from /proc/self/io the read syscalls per face (SQLite reads each page missing from its cache with
+one pread) and the bytes passed to write() per face (WAL frames, checkpoints, statement journal).
 """
 
 from __future__ import annotations
@@ -22,7 +35,9 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from store_growth import growth
 
+from facelens.store.ids import time_ordered_uuid
 from facelens.store.records import NewFace
 from facelens.store.sql.sqlite import DATABASE, SqliteMetadataStore
 
@@ -39,7 +54,7 @@ def fill(root: Path, faces: int, batch: int, counter: bool) -> tuple[int, list[f
     rates, tenth, started, done = [], max(batch, faces // 10), time.perf_counter(), 0
     while done < faces:
         vectors = rng.standard_normal((batch, 128)).astype(np.float32)
-        new = [NewFace(str(uuid.uuid4()), str(uuid.uuid4()), None, {"Width": 0.5, "Height": 0.5, "Left": 0.1,
+        new = [NewFace(time_ordered_uuid(), str(uuid.uuid4()), None, {"Width": 0.5, "Height": 0.5, "Left": 0.1,
                        "Top": 0.1}, 99.9, "synthetic", vector) for vector in vectors]
         with store.transaction(write=True) as session:
             session.add_faces(pk, new)
@@ -69,7 +84,15 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--growth", nargs="?", const="before,now", metavar="STORES",
+                        help="compare the insert rate by tenth of the fill: before,now (default) or any of "
+                        "before, ordered-ids, multi-row, now")
+    parser.add_argument("--postgres", metavar="ADMIN_URL", help="with --growth: fill fresh databases on this "
+                        "PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/postgres) instead of SQLite")
     args = parser.parse_args()
+    if args.growth:
+        growth(args.faces, args.batch, args.growth.split(","), args.postgres)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         results = {}
         for name, counter in (("counter", True), ("baseline", False)):

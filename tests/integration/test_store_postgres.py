@@ -120,3 +120,38 @@ def test_schema_is_versioned_and_migrated_once(postgres_url: str) -> None:  # no
             db.execute("UPDATE audit SET record = '{}'")
     for store in stores:
         store.close()
+
+
+def test_a_schema_9_database_moves_to_statement_triggers(postgres_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Schema 10 replaces the per-row face triggers (change log, face count) with per-statement ones: faces
+    written under schema 9 stay counted, and every later add or delete is counted and logged exactly once."""
+    from facelens.store.sql.postgres import MIGRATIONS
+
+    people = unit(np.random.default_rng(3).standard_normal((6, DIM)))
+    with psycopg.connect(postgres_url, autocommit=True) as db:  # what FaceLens with schema 9 left
+        db.execute("CREATE TABLE facelens_schema (version INTEGER NOT NULL)")
+        for step in MIGRATIONS[:9]:
+            for statement in step:
+                db.execute(statement)
+        db.execute("INSERT INTO facelens_schema (version) VALUES (9)")
+        db.execute("INSERT INTO meta (key, value) VALUES ('secret', %s)", ("00" * 32,))
+        db.execute("INSERT INTO collections (collection_id, arn, face_model_version, created) "
+                   "VALUES ('old', 'arn', 'synthetic', 0)")
+        for i in range(2):
+            db.execute("INSERT INTO faces (collection, face_id, image_id, bounding_box, confidence, model_version, "
+                       "created, embedding) VALUES (1, %s, 'i', '{}', 99.0, 'synthetic', 0, %s)",
+                       (f"00000000-0000-4000-8000-00000000000{i}", people[i].astype("<f4").tobytes()))
+    backend = make_backend(tmp_path, store=PostgresMetadataStore(postgres_url))
+    assert backend.call("DescribeCollection", {"CollectionId": "old"})["FaceCount"] == 2
+    added = backend.collections.add_embeddings("old", people[2:])
+    assert backend.call("DescribeCollection", {"CollectionId": "old"})["FaceCount"] == 6
+    backend.call("DeleteFaces", {"CollectionId": "old", "FaceIds": [added[0], "00000000-0000-4000-8000-000000000000"]})
+    assert backend.call("DescribeCollection", {"CollectionId": "old"})["FaceCount"] == 4
+    assert [m.face.face_id for m in backend.search.by_embedding("old", people[3], threshold=90)] == [added[1]]
+    assert backend.search.by_embedding("old", people[2], threshold=90) == []
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT version FROM facelens_schema").fetchall() == [(SCHEMA_VERSION,)] == [(10,)]
+        assert db.execute("SELECT op, count(*) FROM changes GROUP BY op ORDER BY op").fetchall() == [(-1, 2), (1, 6)]
+        seqs = [row[0] for row in db.execute("SELECT face_seq FROM changes WHERE op = 1 ORDER BY seq")]
+        assert seqs == sorted(seqs)  # the log lists a statement's faces in their order
+    backend.close()

@@ -41,6 +41,7 @@ from facelens.domain.search import SearchEngine
 from facelens.imaging import MAX_S3_IMAGE_BYTES
 from facelens.pipeline import Face, resolve_attributes
 from facelens.store.base import CollectionRecord, FaceRecord, NewFace, Session
+from facelens.store.ids import time_ordered_uuid
 
 if TYPE_CHECKING:
     from facelens.store.open import VectorIndex
@@ -230,7 +231,7 @@ class CollectionService:
                    external: str | None) -> list[NewFace]:
         image_id = str(uuid.uuid4())
         image = found.image
-        return [NewFace(str(uuid.uuid4()), image_id, external, relative_box(face.box, image.width, image.height),
+        return [NewFace(time_ordered_uuid(), image_id, external, relative_box(face.box, image.width, image.height),
                         float(face.confidence), collection.face_model_version,
                         np.asarray(face.embedding, np.float32))
                 for face in kept]
@@ -256,7 +257,7 @@ class CollectionService:
         vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         collection = self._collection(collection_id)
         image_id = str(uuid.uuid4())
-        new = [NewFace(str(uuid.uuid4()), image_id, external_image_id,
+        new = [NewFace(time_ordered_uuid(), image_id, external_image_id,
                        dict(boxes[i]) if boxes else {"Width": 0.25, "Height": 0.25, "Left": 0.375, "Top": 0.375},
                        float(confidences[i]) if confidences else 99.9, collection.face_model_version, vector)
                for i, vector in enumerate(vectors)]

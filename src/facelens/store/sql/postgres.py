@@ -47,6 +47,33 @@ BEGIN
 END $$;
 CREATE TRIGGER faces_counted AFTER INSERT OR DELETE ON faces FOR EACH ROW EXECUTE FUNCTION facelens_face_counted();
 """
+# Schema 10: the face triggers above fire per row; the counter's UPDATE of one collections row, repeated for
+# each face of a transaction, walks that row's growing chain of versions (quadratic in the faces per transaction:
+# docs/benchmarks.md). Once per statement, with the statement's rows as a transition table, instead.
+_FACES_STATEMENT_TRIGGERS = """
+DROP TRIGGER faces_added ON faces;
+DROP TRIGGER faces_deleted ON faces;
+DROP TRIGGER faces_counted ON faces;
+DROP FUNCTION facelens_face_added, facelens_face_deleted, facelens_face_counted;
+CREATE FUNCTION facelens_faces_added() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO changes (collection, face_seq, op) SELECT collection, seq, 1 FROM added ORDER BY seq;
+    UPDATE collections c SET face_count = c.face_count + d.n
+        FROM (SELECT collection, count(*) AS n FROM added GROUP BY collection) d WHERE c.pk = d.collection;
+    RETURN NULL;
+END $$;
+CREATE FUNCTION facelens_faces_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO changes (collection, face_seq, op) SELECT collection, seq, -1 FROM removed ORDER BY seq;
+    UPDATE collections c SET face_count = c.face_count - d.n
+        FROM (SELECT collection, count(*) AS n FROM removed GROUP BY collection) d WHERE c.pk = d.collection;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER faces_added AFTER INSERT ON faces REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION facelens_faces_added();
+CREATE TRIGGER faces_deleted AFTER DELETE ON faces REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION facelens_faces_deleted();
+"""
 _AUDIT_GUARD = """
 CREATE FUNCTION facelens_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
@@ -54,7 +81,8 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit FOR EACH ROW
     EXECUTE FUNCTION facelens_audit_append_only();
 """
 
-# MIGRATIONS[v] takes the schema from version v to v + 1 (table facelens_schema); the same steps as SQLite's.
+# MIGRATIONS[v] takes the schema from version v to v + 1 (table facelens_schema); the same steps as SQLite's
+# up to 9, then PostgreSQL's own.
 MIGRATIONS: list[list[str]] = [
     [
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -118,6 +146,7 @@ MIGRATIONS: list[list[str]] = [
     schema.VIDEO_RESULT_PARTS,
     schema.STREAM_PROCESSORS,
     schema.face_crops("BYTEA"),
+    [_FACES_STATEMENT_TRIGGERS],  # PostgreSQL only (SQLite's per-row UPDATE is in place): see above
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
