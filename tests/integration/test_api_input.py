@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import io
 import struct
+import os
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -160,9 +162,12 @@ def unconfigured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     threading.Thread(target=recorder.serve_forever, daemon=True).start()
     seen = f"http://127.0.0.1:{recorder.server_address[1]}"
     nowhere = str(tmp_path_factory.mktemp("no-aws") / "none")
+    home = tmp_path_factory.mktemp("home")  # its own home: what a library keeps there is seen too
+    models = os.environ.get("FACELENS_CACHE") or str(Path.home() / ".cache" / "facelens")  # converted models
     env = {**KEYS, "AWS_EC2_METADATA_SERVICE_ENDPOINT": seen, "HTTPS_PROXY": seen, "HTTP_PROXY": seen,
            "https_proxy": seen, "http_proxy": seen, "NO_PROXY": "", "no_proxy": "",
-           "AWS_SHARED_CREDENTIALS_FILE": nowhere, "AWS_CONFIG_FILE": nowhere}
+           "AWS_SHARED_CREDENTIALS_FILE": nowhere, "AWS_CONFIG_FILE": nowhere,
+           "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "FACELENS_CACHE": models}
     with contextlib.ExitStack() as stack:
         server = start_server(tmp_path_factory.mktemp("unconfigured") / "data", env)
         stack.callback(server.stop)
@@ -177,4 +182,16 @@ def test_s3_objects_without_s3_configured_make_no_network_call(unconfigured: Ser
         rek.detect_faces(Image=s3)
     with pytest.raises(rek.exceptions.InvalidS3ObjectException, match="not configured"):
         rek.start_face_detection(Video=s3)
+    assert Recorder.calls == []
+
+
+def test_the_models_report_to_no_one(unconfigured: Server, astronaut_jpeg: bytes) -> None:
+    """The model runtimes phone home unless told not to (onnxruntime 1.30 to Microsoft, OpenVINO to Google
+    Analytics): after real inference the server has called no one and left nothing in its home directory."""
+    rek = client(unconfigured.url)
+    assert rek.detect_faces(Image={"Bytes": astronaut_jpeg}, Attributes=["ALL"])["FaceDetails"]
+    assert "Labels" in rek.detect_labels(Image={"Bytes": astronaut_jpeg}, MaxLabels=3)
+    home = Path(unconfigured.env["HOME"])
+    assert sorted(str(p.relative_to(home)) for p in home.rglob("*")) == []
+    time.sleep(5)  # onnxruntime's uploader sent its first event within 5 s of the first session
     assert Recorder.calls == []
