@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import struct
 import os
+import struct
 import threading
 import time
 from collections.abc import Iterator

@@ -40,7 +40,10 @@ class VectorConfig:
     nprobe: int = 32  # IVF lists visited
     rebuild_fraction: float = 0.1  # tombstones (over the index size) that trigger a rebuild
     rebuild_min: int = 1000
-    save_every: int = 10_000  # changes applied between saves of the index file
+    save_every: int = 10_000  # changes applied between saves of the index file...
+    save_fraction: float = 0.1  # ...and at least this fraction of its faces: a fill to n faces writes the file
+    # O(log n) times (about 11x its final size in all), not n / save_every times (at 20M faces, 2,000 saves of a
+    # file growing to 3.2 GB); a restart replays at most this fraction from the change log
     search_threads: int = 1  # OpenMP threads per search (FACELENS_FAISS_SEARCH_THREADS)
 
     @classmethod

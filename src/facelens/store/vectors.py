@@ -19,7 +19,8 @@ deleted ids become tombstones (HNSW: an ID selector keeps them out of the search
 their number and drop them), and once they pass `rebuild_fraction` of the
 index (at least `rebuild_min`) a rebuild runs in a background thread and is swapped in, then caught up. An index
 that still holds a deleted face's vector is never written to disk: applying a delete removes the index file,
-which is saved again (and the change log pruned up to its watermark) after `save_every` changes, after a
+which is saved again (and the change log pruned up to its watermark) after `save_every` changes (and at least
+`save_fraction` of the index, so a bulk fill saves it a logarithmic number of times), after a
 rebuild, and on `flush()`/`close()` — but only while no tombstones remain.
 """
 
@@ -300,7 +301,7 @@ class VectorCache:
         limit = max(self.config.rebuild_min, self.config.rebuild_fraction * max(count, 1))
         if len(entry.tombstones) > limit or (wanted != entry.factory and not shrunk) or untrained:
             self._schedule_rebuild(entry)
-        elif entry.unsaved >= self.config.save_every:
+        elif entry.unsaved >= max(self.config.save_every, self.config.save_fraction * count):
             self._save(entry)
 
     def _schedule_rebuild(self, entry: CollectionIndex) -> None:
