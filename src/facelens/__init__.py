@@ -16,18 +16,12 @@ still apply, but nothing is recorded.
 from __future__ import annotations
 
 import atexit
-import os
-
-# onnxruntime 1.30 on Linux reports usage to Microsoft (a CONNECT to mobile.events.data.microsoft.com:443, caught
-# by tests/integration/test_api_input.py) and keeps a device id and an event database under ~/.cache/Microsoft,
-# from the moment it is imported, unless this variable is set before that import; `disable_telemetry_events()`
-# does not stop it. A face service reports its use to no one, so every FaceLens process sets it first (every
-# import of a facelens module runs this file before it can import onnxruntime).
-os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import facelens.config  # noqa: F401 - first: it turns the model runtimes' telemetry off before they can load
 
 __version__ = "0.1.0"
 

@@ -73,6 +73,11 @@ from facelens.accountability.policy import Policy, PolicyError
 from facelens.models.registry import RUNTIMES, ModelConfig, ModelNotFoundError, existing_model
 from facelens.stream_settings import StreamSettings
 
+# onnxruntime 1.30 reports usage to Microsoft (mobile.events.data.microsoft.com) and keeps a device id under
+# ~/.cache/Microsoft from its import on, unless this is set first (`disable_telemetry_events()` does not stop
+# it); `facelens/__init__.py` imports this module before anything can import onnxruntime (docs/models.md).
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 if TYPE_CHECKING:
     from facelens.store.vectors import VectorConfig
 
