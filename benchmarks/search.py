@@ -34,6 +34,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,18 +94,27 @@ def split(embedded: Embedded, queries: int, rng: np.random.Generator) -> tuple[n
     return vectors[enrolled], vectors[rest], probes
 
 
+def distractors(count: int, fit: np.ndarray, kind: str, rng: np.random.Generator,
+                chunk: int = CHUNK) -> Iterator[np.ndarray]:
+    """`count` unit distractor vectors in blocks of at most `chunk`: `realistic` from the Gaussian fitted to `fit`,
+    `uniform` random directions."""
+    mean = fit.mean(axis=0).astype(np.float64)
+    factor = np.linalg.cholesky(np.cov(fit.astype(np.float64), rowvar=False) + 1e-9 * np.eye(DIM))
+    for start in range(0, count, chunk):
+        block = rng.standard_normal((min(chunk, count - start), DIM))
+        if kind == "realistic":
+            block = mean + block @ factor.T
+        yield (block / np.linalg.norm(block, axis=1, keepdims=True)).astype(np.float32)
+
+
 def gallery_of(size: int, enrolled: np.ndarray, fit: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     """Ids 0..len(enrolled)-1 are the enrolled photos (a probe's mate is its id); the rest are distractors."""
     gallery = np.empty((size, DIM), np.float32)
     gallery[:len(enrolled)] = enrolled
-    mean = fit.mean(axis=0).astype(np.float64)
-    factor = np.linalg.cholesky(np.cov(fit.astype(np.float64), rowvar=False) + 1e-9 * np.eye(DIM))
-    for start in range(len(enrolled), size, CHUNK):
-        count = min(CHUNK, size - start)
-        block = rng.standard_normal((count, DIM))
-        if kind == "realistic":
-            block = mean + block @ factor.T
-        gallery[start:start + count] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    start = len(enrolled)
+    for block in distractors(size - len(enrolled), fit, kind, rng):
+        gallery[start:start + len(block)] = block
+        start += len(block)
     return gallery
 
 

@@ -24,7 +24,7 @@ import boto3
 import numpy as np
 from _common import load_average, memory_mib, tree_mib
 from botocore.config import Config
-from search import CHUNK, DIM, split
+from search import CHUNK, distractors, split
 from service import KEY_ID, SECRET, start_server
 
 from facelens.eval.dataset import dataset_root, embed_with_pipeline
@@ -36,19 +36,14 @@ def fill(data_dir: Path, faces: int, enrolled: np.ndarray, fit: np.ndarray, rng:
     from facelens.config import ServerSettings
     from facelens.service import build
 
-    mean = fit.mean(axis=0).astype(np.float64)
-    factor = np.linalg.cholesky(np.cov(fit.astype(np.float64), rowvar=False) + 1e-9 * np.eye(DIM))
-    tenth, stored, mark, started = max(1, faces // 10), 0, time.perf_counter(), time.perf_counter()
+    tenth, mark, started = max(1, faces // 10), time.perf_counter(), time.perf_counter()
     with build(ServerSettings(data_dir=data_dir)) as backend:
         backend.call("CreateCollection", {"CollectionId": COLLECTION})
         backend.collections.add_embeddings(COLLECTION, enrolled)
         stored = len(enrolled)
-        while stored < faces:
-            count = min(CHUNK // 10, faces - stored)
-            block = mean + rng.standard_normal((count, DIM)) @ factor.T
-            backend.collections.add_embeddings(COLLECTION, (block / np.linalg.norm(block, axis=1,
-                                                                                   keepdims=True)).astype(np.float32))
-            before, stored = stored, stored + count
+        for block in distractors(faces - stored, fit, "realistic", rng, CHUNK // 10):
+            backend.collections.add_embeddings(COLLECTION, block)
+            before, stored = stored, stored + len(block)
             if stored // tenth != before // tenth:
                 now = time.perf_counter()
                 print(f"  {stored:,} faces: {tenth / (now - mark):,.0f} faces/s over the last tenth, load "
