@@ -110,8 +110,10 @@ class Backend:
         return self.run(operation, self.validate(operation, request, context.max_image_bytes), context)
 
     def start(self) -> None:
-        """Start the background work a server runs: the audit anchors, the retention sweep and the video job
-        workers."""
+        """Start the background work a server runs: the audit anchors, the retention sweep, the video job
+        workers, and (with `warmup`, as the models) loading the collections' vector indexes."""
+        if self.vectors is not None and self.settings.warmup:
+            self.vectors.preload()
         if self.anchors is not None and self.store is not None:
             store = self.store
 

@@ -109,3 +109,27 @@ def test_saving_and_loading_stream(tmp_path: Path) -> None:
     assert written < 4 * indexfile.CHUNK < size / 2
     assert read < 4 * indexfile.CHUNK
     assert same_answers(index, loaded)
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_a_server_start_loads_every_collections_index(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                      warmup: bool) -> None:
+    """With warmup (the default), starting the backend reads each collection's index file in the background, so
+    the first search does not; without it, nothing is read until a search asks."""
+    from facelens.config import ServerSettings
+    from tests.collections_fakes import make_backend, unit
+
+    vectors = unit(np.random.default_rng(3).standard_normal((300, DIM)))
+    with make_backend(tmp_path) as backend:
+        for name in ("one", "two"):
+            backend.call("CreateCollection", {"CollectionId": name})
+            backend.collections.add_embeddings(name, vectors)
+    assert len(list((tmp_path / "collections" / "vectors").glob("*.faiss"))) == 2
+    caplog.set_level("INFO", logger="facelens.store.vectors")
+    with make_backend(tmp_path, settings=ServerSettings(data_dir=tmp_path, warmup=warmup)) as backend:
+        backend.start()
+        backend.vectors.wait()
+        loaded = [r.getMessage() for r in caplog.records if "vectors loaded" in r.getMessage()]
+        assert len(loaded) == (2 if warmup else 0)
+        (match,) = backend.search.by_embedding("two", vectors[7], threshold=0, max_faces=1)
+        assert match.similarity > 99

@@ -168,6 +168,9 @@ class MilvusVectors:
     def flush(self) -> None:
         """Nothing is held in this process."""
 
+    def preload(self) -> None:
+        """Nothing to load: the Milvus server holds its collections loaded."""
+
     def wait(self) -> None:
         """No background work."""
 

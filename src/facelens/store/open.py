@@ -53,6 +53,10 @@ class VectorIndex(Protocol):
         """Refill the collection's vectors from the database (`facelens reindex`); how many vectors."""
         ...
 
+    def preload(self) -> None:
+        """Start loading every collection's vectors in the background (a server's start)."""
+        ...
+
     def close(self) -> None:
         """Finish background work and release what the index holds."""
         ...
