@@ -8,19 +8,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from facelens.store import repos
+from facelens.store.records import NewFace
 from facelens.store.sql.dialect import POSTGRESQL, SQLITE, format_placeholders
 from facelens.store.sql.postgres import PostgresMetadataStore
 from facelens.store.sql.session import SqlSession
 from facelens.store.sql.sqlite import SqliteMetadataStore
 from tests.pg_fixtures import postgres_url  # noqa: F401 - fixture
 
-# Every operation a session offered before the split into concerns: none lost, none added.
+# Every operation a session offers (those before the split into concerns, and embeddings_of): none lost.
 OPERATIONS = {
     "create_collection", "get_collection", "delete_collection", "list_collections", "count_faces", "count_users",
-    "add_faces", "delete_faces", "faces_by_id", "faces_by_seq", "list_faces", "embeddings",
+    "add_faces", "delete_faces", "faces_by_id", "faces_by_seq", "list_faces", "embeddings", "embeddings_of",
     "create_user", "get_user", "delete_user", "list_users", "set_user_status", "associate",
     "imported", "mark_imported",
     "high_water", "log_floor", "changes_since", "prune_changes", "vector_mark", "set_vector_mark",
@@ -133,3 +135,27 @@ def test_the_dialects_differ_where_they_say() -> None:
 @pytest.mark.parametrize("dialect", [SQLITE, POSTGRESQL], ids=lambda d: d.name)
 def test_an_empty_batch_issues_no_statement(dialect: Any) -> None:
     assert _statements(dialect, "mark_imported", 1, []) == []
+
+
+def _embeddings_of_what_is_stored(store: Any) -> None:
+    vectors = np.random.default_rng(0).standard_normal((5, 128)).astype(np.float32)
+    with store.transaction(write=True) as session:
+        pk = session.create_collection("c", "arn:c", "v1", {}).pk
+        seqs = session.add_faces(pk, [NewFace(f"face-{i}", "image", None, {}, 99.0, "v1", vector)
+                                      for i, vector in enumerate(vectors)])
+        session.delete_faces(pk, [seqs[1]])
+    with store.transaction() as session:
+        found, matrix = session.embeddings_of(pk, [seqs[4], seqs[1], seqs[0], 10**9])
+        assert found.tolist() == [seqs[0], seqs[4]]  # in seq order, the deleted and the unknown left out
+        assert matrix.dtype == np.float32 and np.array_equal(matrix, vectors[[0, 4]])
+        none, empty = session.embeddings_of(pk, [])
+        assert none.shape == (0,) and empty.shape == (0, 0)
+    store.close()
+
+
+def test_embeddings_of_on_sqlite(tmp_path: Path) -> None:
+    _embeddings_of_what_is_stored(SqliteMetadataStore(tmp_path))
+
+
+def test_embeddings_of_on_postgres(postgres_url: str) -> None:  # noqa: F811
+    _embeddings_of_what_is_stored(PostgresMetadataStore(postgres_url, max_size=1))

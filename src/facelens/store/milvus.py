@@ -232,12 +232,11 @@ class MilvusVectors:
             if not changes:
                 return mark[1]
             added, removed = net_changes(changes)
-            faces = session.faces_by_seq(pk, added, embeddings=True)
+            seqs, vectors = session.embeddings_of(pk, added)
             if removed and self._exists(pk):
                 self.client.delete(self.name(pk), ids=removed)
-            if faces:
-                self._upsert(pk, [face.seq for face in faces],
-                             np.stack([face.embedding for face in faces]).astype(np.float32))
+            if len(seqs):
+                self._upsert(pk, seqs.tolist(), vectors.astype(np.float32))
             count = session.count_faces(pk)
             session.set_vector_mark(pk, changes[-1].seq, count)
             return count

@@ -64,6 +64,11 @@ class Faces(Protocol):
         """All (seqs int64, embeddings float32 (n, d)) of a collection, in batches."""
         ...
 
+    def embeddings_of(self, pk: int, seqs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(seqs int64, embeddings float32 (n, d)) of those of `seqs` still stored, in seq order: what catching a
+        vector index up needs, without building face records."""
+        ...
+
 
 @runtime_checkable
 class FaceCrops(Protocol):

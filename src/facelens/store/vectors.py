@@ -291,7 +291,7 @@ class VectorCache:
                 stale = False
                 changes = session.changes_since(entry.pk, entry.watermark)
                 added, removed = net_changes(changes)
-                faces = session.faces_by_seq(entry.pk, added, embeddings=True)
+                seqs, vectors = session.embeddings_of(entry.pk, added)
         if stale:
             self._rebuild(entry)
             return
@@ -299,13 +299,13 @@ class VectorCache:
             return
         if removed:
             self._remove(entry, np.asarray(removed, np.int64))
-        if faces:
-            vectors = np.stack([face.embedding for face in faces]).astype(np.float32)
+        if len(seqs):
+            vectors = np.ascontiguousarray(vectors, np.float32)
             if entry.index is None:
-                entry.factory = self.config.factory_for(len(faces))
+                entry.factory = self.config.factory_for(len(seqs))
                 entry.index, entry.kind = _new_index(entry.factory, vectors.shape[1], vectors)
-                entry.built_count = len(faces)
-            entry.index.add_with_ids(vectors, np.asarray([face.seq for face in faces], np.int64))
+                entry.built_count = len(seqs)
+            entry.index.add_with_ids(vectors, seqs)
         entry.watermark = changes[-1].seq
         entry.unsaved += len(changes)
         self._maintain(entry)

@@ -43,6 +43,13 @@ def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
         yield items[start:start + size]
 
 
+def _stacked(rows: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(seq, embedding) rows as (seqs int64 (n,), embeddings float32 (n, d)); (0, 0) when there are none."""
+    seqs = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4")
+    return seqs, vectors.reshape(len(rows), -1) if rows else vectors.reshape(0, 0)
+
+
 def _marks(items: Sequence) -> str:
     return ",".join("?" * len(items))
 
@@ -191,9 +198,14 @@ class SqlSession:
                              (pk, after, batch)).fetchall()
             if not rows:
                 return
-            seqs = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-            yield seqs, np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4").reshape(len(rows), -1)
-            after = int(seqs[-1])
+            yield _stacked(rows)
+            after = int(rows[-1][0])
+
+    def embeddings_of(self, pk: int, seqs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [row for chunk in _chunks(sorted(int(s) for s in seqs)) for row in self._run(
+            f"SELECT seq, embedding FROM faces WHERE collection = ? AND seq IN ({_marks(chunk)}) ORDER BY seq",
+            (pk, *chunk))]
+        return _stacked(rows)
 
     # -- users
     def create_user(self, pk: int, user_id: str, status: str) -> UserRecord | None:
