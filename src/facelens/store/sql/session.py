@@ -23,35 +23,18 @@ from facelens.store.audit import AuditRow
 from facelens.store.jobs import FAILED, LEASE_SECONDS, QUEUED, RUNNING, SUCCEEDED, JobRecord, JobResult
 from facelens.store.records import Change, CollectionRecord, FaceRecord, NewFace, UserRecord
 from facelens.store.sql.dialect import Connection, Cursor, Dialect
-
-_CHUNK = 900  # bound parameters per IN (...) list
-_FACE_ROWS = 1000  # faces per INSERT: 9,000 bound parameters (SQLite allows 32,766, psycopg 65,535)
-_COLLECTION_COLUMNS = "pk, collection_id, arn, face_model_version, created, tags"
-_FACE_COLUMNS = ("f.seq, f.face_id, f.image_id, f.external_image_id, f.bounding_box, f.confidence, "
-                 "f.model_version, f.user_pk, u.user_id")
-_FACE_FROM = "FROM faces f LEFT JOIN users u ON u.pk = f.user_pk"
-_JOB_COLUMNS = ("job_id, kind, status, status_message, request, key_id, purpose, created, attempts, metadata, "
-                "result_count")
-
-
-def _timestamp(seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
-
-
-def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def _stacked(rows: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
-    """(seq, embedding) rows as (seqs int64 (n,), embeddings float32 (n, d)); (0, 0) when there are none."""
-    seqs = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-    vectors = np.frombuffer(b"".join(row[1] for row in rows), dtype="<f4")
-    return seqs, vectors.reshape(len(rows), -1) if rows else vectors.reshape(0, 0)
-
-
-def _marks(items: Sequence) -> str:
-    return ",".join("?" * len(items))
+from facelens.store.sql.rows import (
+    COLLECTION_COLUMNS,
+    FACE_COLUMNS,
+    FACE_FROM,
+    FACE_ROWS,
+    JOB_COLUMNS,
+    chunks,
+    collection_record,
+    job_record,
+    marks,
+    stacked,
+)
 
 
 class SqlSession:
@@ -76,11 +59,6 @@ class SqlSession:
             cursor.close()
 
     # -- collections
-    @staticmethod
-    def _collection(row: Sequence) -> CollectionRecord:
-        pk, collection_id, arn, version, created, tags = row
-        return CollectionRecord(pk, collection_id, arn, version, _timestamp(created), json.loads(tags))
-
     def create_collection(self, collection_id: str, arn: str, face_model_version: str,
                           tags: dict[str, str]) -> CollectionRecord | None:
         cursor = self._run(
@@ -90,9 +68,9 @@ class SqlSession:
         return self.get_collection(collection_id) if cursor.rowcount else None
 
     def get_collection(self, collection_id: str) -> CollectionRecord | None:
-        row = self._run(f"SELECT {_COLLECTION_COLUMNS} FROM collections WHERE collection_id = ?",
+        row = self._run(f"SELECT {COLLECTION_COLUMNS} FROM collections WHERE collection_id = ?",
                         (collection_id,)).fetchone()
-        return self._collection(row) if row else None
+        return collection_record(row) if row else None
 
     def delete_collection(self, pk: int) -> None:
         """Delete a collection, its faces, users, tokens, and the face-search jobs run on it (their results name
@@ -110,9 +88,9 @@ class SqlSession:
         self._run("DELETE FROM changes WHERE collection = ?", (pk,))
 
     def list_collections(self, after_pk: int, limit: int) -> list[CollectionRecord]:
-        rows = self._run(f"SELECT {_COLLECTION_COLUMNS} FROM collections WHERE pk > ? ORDER BY pk LIMIT ?",
+        rows = self._run(f"SELECT {COLLECTION_COLUMNS} FROM collections WHERE pk > ? ORDER BY pk LIMIT ?",
                          (after_pk, limit))
-        return [self._collection(row) for row in rows]
+        return [collection_record(row) for row in rows]
 
     def count_faces(self, pk: int) -> int:
         """The collection's face count, kept by triggers on `faces` in the transaction that adds or deletes a face
@@ -125,11 +103,11 @@ class SqlSession:
 
     # -- faces
     def add_faces(self, pk: int, faces: Sequence[NewFace]) -> list[int]:
-        """Their seqs, in the order given; one INSERT per `_FACE_ROWS` faces (a statement per face copies each
+        """Their seqs, in the order given; one INSERT per `FACE_ROWS` faces (a statement per face copies each
         page it touches to SQLite's statement journal, per face: docs/benchmarks.md)."""
         now = time.time()
         seq_of: dict[str, int] = {}
-        for chunk in _chunks(faces, _FACE_ROWS):
+        for chunk in chunks(faces, FACE_ROWS):
             params: list[Any] = []
             for face in chunk:
                 params += (pk, face.face_id, face.image_id, face.external_image_id, json.dumps(face.bounding_box),
@@ -151,17 +129,17 @@ class SqlSession:
         return bytes(row[0]) if row else None
 
     def crops_of(self, pk: int, face_ids: Sequence[str]) -> set[str]:
-        return {row[0] for chunk in _chunks(list(face_ids)) for row in self._run(
+        return {row[0] for chunk in chunks(list(face_ids)) for row in self._run(
             "SELECT f.face_id FROM faces f JOIN face_crops c ON c.face_seq = f.seq WHERE f.collection = ? "
-            f"AND f.face_id IN ({_marks(chunk)})", (pk, *chunk))}
+            f"AND f.face_id IN ({marks(chunk)})", (pk, *chunk))}
 
     def delete_faces(self, pk: int, seqs: Sequence[int]) -> None:
-        for chunk in _chunks(list(seqs)):
-            self._run(f"DELETE FROM faces WHERE collection = ? AND seq IN ({_marks(chunk)})", (pk, *chunk))
+        for chunk in chunks(list(seqs)):
+            self._run(f"DELETE FROM faces WHERE collection = ? AND seq IN ({marks(chunk)})", (pk, *chunk))
 
     def _faces(self, where: str, params: Sequence, embeddings: bool, tail: str = "") -> list[FaceRecord]:
-        columns = _FACE_COLUMNS + (", f.embedding" if embeddings else "")
-        rows = self._run(f"SELECT {columns} {_FACE_FROM} WHERE {where} {tail}", params)
+        columns = FACE_COLUMNS + (", f.embedding" if embeddings else "")
+        rows = self._run(f"SELECT {columns} {FACE_FROM} WHERE {where} {tail}", params)
         return [
             FaceRecord(seq, face_id, image_id, external, json.loads(box), confidence, version, user_pk, user_id,
                        np.frombuffer(rest[0], dtype="<f4") if rest else None)
@@ -170,14 +148,14 @@ class SqlSession:
 
     def faces_by_id(self, pk: int, face_ids: Sequence[str], embeddings: bool = False) -> list[FaceRecord]:
         found = []
-        for chunk in _chunks(list(face_ids)):
-            found += self._faces(f"f.collection = ? AND f.face_id IN ({_marks(chunk)})", (pk, *chunk), embeddings)
+        for chunk in chunks(list(face_ids)):
+            found += self._faces(f"f.collection = ? AND f.face_id IN ({marks(chunk)})", (pk, *chunk), embeddings)
         return found
 
     def faces_by_seq(self, pk: int, seqs: Sequence[int], embeddings: bool = False) -> list[FaceRecord]:
         found = []
-        for chunk in _chunks([int(s) for s in seqs]):
-            found += self._faces(f"f.collection = ? AND f.seq IN ({_marks(chunk)})", (pk, *chunk), embeddings)
+        for chunk in chunks([int(s) for s in seqs]):
+            found += self._faces(f"f.collection = ? AND f.seq IN ({marks(chunk)})", (pk, *chunk), embeddings)
         return found
 
     def list_faces(self, pk: int, after_seq: int, limit: int, user_pk: int | None = None,
@@ -187,7 +165,7 @@ class SqlSession:
             where += " AND f.user_pk = ?"
             params.append(user_pk)
         if face_ids is not None:  # at most 4096 (FaceIdList), under SQLite's 32766 bound parameters
-            where += f" AND f.face_id IN ({_marks(face_ids)})"
+            where += f" AND f.face_id IN ({marks(face_ids)})"
             params += list(face_ids)
         return self._faces(where, [*params, limit], embeddings, "ORDER BY f.seq LIMIT ?")
 
@@ -198,14 +176,14 @@ class SqlSession:
                              (pk, after, batch)).fetchall()
             if not rows:
                 return
-            yield _stacked(rows)
+            yield stacked(rows)
             after = int(rows[-1][0])
 
     def embeddings_of(self, pk: int, seqs: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        rows = [row for chunk in _chunks(sorted(int(s) for s in seqs)) for row in self._run(
-            f"SELECT seq, embedding FROM faces WHERE collection = ? AND seq IN ({_marks(chunk)}) ORDER BY seq",
+        rows = [row for chunk in chunks(sorted(int(s) for s in seqs)) for row in self._run(
+            f"SELECT seq, embedding FROM faces WHERE collection = ? AND seq IN ({marks(chunk)}) ORDER BY seq",
             (pk, *chunk))]
-        return _stacked(rows)
+        return stacked(rows)
 
     # -- users
     def create_user(self, pk: int, user_id: str, status: str) -> UserRecord | None:
@@ -230,14 +208,14 @@ class SqlSession:
         self._run("UPDATE users SET status = ? WHERE pk = ?", (status, user_pk))
 
     def associate(self, seqs: Sequence[int], user_pk: int | None) -> None:
-        for chunk in _chunks(list(seqs)):
-            self._run(f"UPDATE faces SET user_pk = ? WHERE seq IN ({_marks(chunk)})", (user_pk, *chunk))
+        for chunk in chunks(list(seqs)):
+            self._run(f"UPDATE faces SET user_pk = ? WHERE seq IN ({marks(chunk)})", (user_pk, *chunk))
 
     # -- bulk imports
     def imported(self, pk: int, sources: Sequence[str]) -> set[str]:
         found: set[str] = set()
-        for chunk in _chunks(list(sources)):
-            rows = self._run(f"SELECT source FROM imports WHERE collection = ? AND source IN ({_marks(chunk)})",
+        for chunk in chunks(list(sources)):
+            rows = self._run(f"SELECT source FROM imports WHERE collection = ? AND source IN ({marks(chunk)})",
                              (pk, *chunk))
             found.update(row[0] for row in rows)
         return found
@@ -279,7 +257,7 @@ class SqlSession:
     def retention_policies(self) -> list[tuple[CollectionRecord, dict]]:
         rows = self._run("SELECT c.pk, c.collection_id, c.arn, c.face_model_version, c.created, c.tags, p.policy "
                          "FROM policies p JOIN collections c ON c.pk = p.collection ORDER BY c.pk").fetchall()
-        found = [(self._collection(row[:6]), json.loads(row[6])) for row in rows]
+        found = [(collection_record(row[:6]), json.loads(row[6])) for row in rows]
         return [(collection, policy) for collection, policy in found if policy.get("retention_days")]
 
     def expired_faces(self, pk: int, before: dt.datetime, limit: int) -> list[FaceRecord]:
@@ -355,12 +333,6 @@ class SqlSession:
         return bytes.fromhex(self._run("SELECT value FROM meta WHERE key = 'secret'").fetchone()[0])
 
     # -- video jobs
-    @staticmethod
-    def _job(row: Sequence) -> JobRecord:
-        job_id, kind, status, message, request, key_id, purpose, created, attempts, metadata, count = row
-        return JobRecord(job_id, kind, status, message, json.loads(request), key_id, purpose, _timestamp(created),
-                         attempts, json.loads(metadata) if metadata else None, count)
-
     def create_job(self, job_id: str, kind: str, request: dict[str, Any], key_id: str,
                    purpose: str | None) -> JobRecord:
         self._run("INSERT INTO video_jobs (job_id, kind, status, request, key_id, purpose, created) "
@@ -371,8 +343,8 @@ class SqlSession:
         return job
 
     def get_job(self, job_id: str) -> JobRecord | None:
-        row = self._run(f"SELECT {_JOB_COLUMNS} FROM video_jobs WHERE job_id = ?", (job_id,)).fetchone()
-        return self._job(row) if row else None
+        row = self._run(f"SELECT {JOB_COLUMNS} FROM video_jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return job_record(row) if row else None
 
     def claim_job(self, job_id: str | None = None) -> JobRecord | None:
         where, params = ("status = ?", [QUEUED]) if job_id is None else ("status = ? AND job_id = ?",
