@@ -38,7 +38,7 @@ def test_urls() -> None:
     assert client_uri("milvus+https://db:443?index=hnsw") == ("https://db:443", "HNSW")
     assert index_of("milvus://db:19530") == MilvusIndex("FLAT", {}, {})
     assert index_of("milvus://db:19530?index=hnsw") == MilvusIndex("HNSW", {"M": 48, "efConstruction": 500},
-                                                                   {"ef": 512})
+                                                                   {"ef": 1024})
     assert index_of("milvus://db:19530?index=IVF_SQ8&nlist=4096&nprobe=32") == MilvusIndex(
         "IVF_SQ8", {"nlist": 4096}, {"nprobe": 32})
     assert index_of("milvus://db?index=HNSW&ef=16").search_params(64) == {"metric_type": "IP",

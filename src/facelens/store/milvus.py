@@ -47,7 +47,7 @@ INDEX_DEFAULTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "IVF_FLAT": ({"nlist": 1024}, {"nprobe": 256}),
     "IVF_SQ8": ({"nlist": 1024}, {"nprobe": 256}),
     "IVF_PQ": ({"nlist": 1024, "m": 32, "nbits": 8}, {"nprobe": 256}),
-    "HNSW": ({"M": 48, "efConstruction": 500}, {"ef": 512}),
+    "HNSW": ({"M": 48, "efConstruction": 500}, {"ef": 1024}),  # 512 kept 0.98 of genuine mates at 1M, 1024 0.996
     "DISKANN": ({}, {"search_list": 512}),  # unmeasured: needs a Milvus built with DiskANN (the PyPI standalone is not)
 }
 SEARCH_KEYS = frozenset({"nprobe", "ef", "search_list", "reorder_k", "max_empty_result_buckets"})
