@@ -13,6 +13,8 @@ Consistency: the index file (`vectors/<collection pk>.faiss`) records the change
 open, a missing or corrupt file (checksum, size, dimension) is rebuilt from the database; a file behind the
 database is caught up from the change log, and one older than the log's pruned floor is rebuilt. Every search
 first catches up, so it sees every committed write, whichever process made it.
+A server's start opens every collection's index on a background thread (`preload`); the file is read as a
+stream (`facelens.store.indexfile`), so loading needs no memory beyond the index itself.
 
 Deletes: `remove_ids` where the index supports it (Flat, SQ8, IVF). HNSW and the Refine indexes cannot remove:
 deleted ids become tombstones (HNSW: an ID selector keeps them out of the search itself; the others over-fetch by
