@@ -13,10 +13,12 @@ from facelens.models.landmarks import DlibLandmarker
 from tests.conftest import encode
 
 
-def masked(image: np.ndarray, colour: tuple[int, int, int] = (190, 215, 235)) -> np.ndarray:
-    """`image` with a pleated surgical mask drawn from the nose bridge down the jawline (dlib's 68 points)."""
-    face = YuNetDetector().detect([image])[0][0]
-    points = DlibLandmarker().landmarks68(image, face.box)
+def masked(image: np.ndarray, colour: tuple[int, int, int] = (190, 215, 235), *,
+           detector: YuNetDetector | None = None, landmarker: DlibLandmarker | None = None) -> np.ndarray:
+    """`image` with a pleated surgical mask drawn from the nose bridge down the jawline (dlib's 68 points) of its
+    first detected face (`detector` and `landmarker`: models to reuse, else new ones)."""
+    face = (detector or YuNetDetector()).detect([image])[0][0]
+    points = (landmarker or DlibLandmarker()).landmarks68(image, face.box)
     bridge = points[28]
     outline = np.vstack([[points[1][0], bridge[1]], points[1:16], [points[15][0], bridge[1]]]).astype(np.int32)
     out = image.copy()

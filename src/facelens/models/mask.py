@@ -35,11 +35,17 @@ class MaskModel:
         """(faces,) probabilities that each face is covered by a mask."""
         if len(boxes) == 0:
             return np.zeros(0, np.float32)
-        height, width = image.shape[:2]
-        crops = np.empty((len(boxes), 3, SIZE, SIZE), np.float32)
-        for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, dtype=np.float64)):
-            left, top = int(max(0, x1)), int(max(0, y1))
-            right, bottom = int(min(width, max(x2, left + 1))), int(min(height, max(y2, top + 1)))
-            patch = cv2.resize(image[top:bottom, left:right], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
-            crops[i] = (patch.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
-        return self.session.run(None, {"input": crops})[0][:, 0]
+        return self.session.run(None, {"input": classifier_input(image, boxes)})[0][:, 0]
+
+
+def classifier_input(image: np.ndarray, boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """(faces, 3, 224, 224) float32: each box of the RGB `image` (clipped to it, at least one pixel) resized with
+    INTER_AREA and scaled to [-1, 1], the classifier's input."""
+    height, width = image.shape[:2]
+    crops = np.empty((len(boxes), 3, SIZE, SIZE), np.float32)
+    for i, (x1, y1, x2, y2) in enumerate(np.asarray(boxes, dtype=np.float64).reshape(-1, 4)):
+        left, top = int(max(0, x1)), int(max(0, y1))
+        right, bottom = int(min(width, max(x2, left + 1))), int(min(height, max(y2, top + 1)))
+        patch = cv2.resize(image[top:bottom, left:right], (SIZE, SIZE), interpolation=cv2.INTER_AREA)
+        crops[i] = (patch.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)
+    return crops
