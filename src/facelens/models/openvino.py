@@ -48,6 +48,12 @@ def _core() -> Any:
     return _import_openvino().Core()
 
 
+def cpu_capabilities() -> list[str]:
+    """What OpenVINO's CPU plugin can compute on this CPU ("FP32", "INT8", "BF16" where it has AVX512_BF16 or
+    AMX, ...)."""
+    return list(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
 @dataclass(frozen=True)
 class Port:
     """What the loaders read of an onnxruntime NodeArg: the name and the shape (a str for a dynamic axis)."""
@@ -75,17 +81,18 @@ def _names(model: str | Path | bytes) -> tuple[list[str], list[str]]:
 class OpenVinoSession:
     """One ONNX graph compiled by OpenVINO for the CPU. `threads` 0: each call may use every core (batch work);
     `threads` n: each call uses n, and cores / n calls run at once (one OpenVINO stream each), as n-thread
-    onnxruntime sessions serve the service's worker pool."""
+    onnxruntime sessions serve the service's worker pool. `precision`: the inference precision hint, "f32"
+    wherever FaceLens runs a model (benchmarks/mask_precision.py measures "bf16")."""
 
     providers = ("OpenVINO",)
 
-    def __init__(self, model: str | Path | bytes, threads: int = 0) -> None:
+    def __init__(self, model: str | Path | bytes, threads: int = 0, precision: str = "f32") -> None:
         core = _core()
         if isinstance(model, bytes):
             graph = core.read_model(model=model, weights=_import_openvino().Tensor(np.empty(0, dtype=np.uint8)))
         else:
             graph = core.read_model(str(model))
-        properties: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
+        properties: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
                                       "ENABLE_CPU_PINNING": False}
         if threads > 0:  # `threads` per call, with as many calls at once as the cores allow (the service's pool)
             streams = max(1, (os.cpu_count() or 1) // threads)

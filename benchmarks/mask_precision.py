@@ -1,17 +1,19 @@
-"""The FaceOccluded mask classifier in fp32 (what ships) against a static int8 quantization of the same graph.
+"""The FaceOccluded mask classifier in fp32 (what ships) against the same graph at lower precision: a static
+int8 quantization on onnxruntime, and bfloat16 on OpenVINO where the CPU has it (AVX512_BF16 or AMX).
 
-    .venv/bin/python benchmarks/mask_int8.py [--faces 300] [--rounds 7] [--dataset DIR]
+    .venv/bin/python benchmarks/mask_precision.py [--faces 300] [--rounds 7] [--dataset DIR]
 
 Faces: `--faces` LFW photos (seeded choice), the best-scored YuNet face of each, bare and with
 tests/unit/test_face_cover.py's pleated surgical mask drawn on in three colours (light blue, white, dark). Each
 crop is the classifier's input as `facelens.models.mask.classifier_input` makes it (raw pixels, no JPEG round trip).
 The int8 graph: onnxruntime's `quantize_static` (QDQ, per-channel int8 weights, uint8 activations) calibrated on
-64 crops of *other* LFW photos (seed 1, half of them masked). Reported:
+the 32 photos after the sample (half of the crops masked). The bf16 graph: `OpenVinoSession(precision="bf16")`.
+Reported:
 
 - time for one 49-face batch on one thread (DetectFaces ALL's 49-face photo of benchmarks/detect_all.py), the
-  two graphs alternating for `--rounds` rounds, medians, and the ratio fp32 / int8;
-- for each set of crops: the share fp32 answers "mask" (P >= 0.5), the largest and mean |P_int8 - P_fp32|,
-  and the faces whose answer flips.
+  graphs in rotating order for `--rounds` rounds, medians, and the ratio fp32 / graph;
+- for each graph and set of crops: the share answered "mask" (P >= 0.5), the largest and mean |P - P_fp32|,
+  and the faces whose answer differs from fp32's.
 
 The share of drawn masks found is the classifier's recall on *drawn* masks and the bare share its false-positive
 rate on LFW: synthetic positives, not a measured rate on real masked photos. Skips when LFW is absent.
@@ -32,6 +34,7 @@ from _common import lfw_sample, load_average
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from facelens.models import openvino
 from facelens.models.detector import YuNetDetector
 from facelens.models.keras_onnx import convert
 from facelens.models.landmarks import DlibLandmarker
@@ -67,12 +70,14 @@ class Batches(CalibrationDataReader):
 
 
 def session(model: bytes | str) -> ort.InferenceSession:
+    """An onnxruntime CPU session on one thread, as `facelens serve` runs each model."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
-def probabilities(run: ort.InferenceSession, crops: np.ndarray) -> np.ndarray:
+def probabilities(run: ort.InferenceSession | openvino.OpenVinoSession, crops: np.ndarray) -> np.ndarray:
+    """P(mask) of each crop, in batches of 49."""
     return np.concatenate([run.run(None, {"input": crops[i:i + 49]})[0][:, 0] for i in range(0, len(crops), 49)])
 
 
@@ -97,27 +102,35 @@ def main() -> None:
         quant_pre_process(source, prepared)
         quantize_static(prepared, int8, Batches(calib), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-        graphs = {"fp32": session(fp32_bytes), "int8": session(int8)}
+        graphs = {"fp32 (onnxruntime)": session(fp32_bytes), "int8 QDQ (onnxruntime)": session(int8)}
+    if openvino.available() and "BF16" in openvino.cpu_capabilities():
+        graphs["bf16 (OpenVINO)"] = openvino.OpenVinoSession(fp32_bytes, threads=1, precision="bf16")
+    else:
+        print("bf16: this CPU has no bfloat16 instructions (or OpenVINO is absent); not measured")
 
     batch = np.concatenate(list(sets.values()))[:49]
     times: dict[str, list[float]] = {name: [] for name in graphs}
+    names = list(graphs)
     for round_ in range(args.rounds):
-        for name in (list(graphs) if round_ % 2 == 0 else list(graphs)[::-1]):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
             start = time.perf_counter()
             graphs[name].run(None, {"input": batch})
             times[name].append((time.perf_counter() - start) * 1000)
-    fp32_ms, int8_ms = (statistics.median(times[name]) for name in graphs)
-    print(f"\n| graph | 49 faces, median ms | fp32 / int8 |\n|---|---:|---:|\n| fp32 | {fp32_ms:.1f} | 1.00 |\n"
-          f"| int8 (QDQ) | {int8_ms:.1f} | {fp32_ms / int8_ms:.2f} |")
+    base = statistics.median(times[names[0]])
+    print("\n| graph | 49 faces, median ms | fp32 / graph |\n|---|---:|---:|")
+    for name in names:
+        print(f"| {name} | {statistics.median(times[name]):.1f} | {base / statistics.median(times[name]):.2f} |")
 
-    print("\n| faces | n | fp32 says mask | int8 says mask | max abs dP | mean abs dP | answers flipped |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, crops in sets.items():
-        reference, quantized = probabilities(graphs["fp32"], crops), probabilities(graphs["int8"], crops)
-        delta = np.abs(quantized - reference)
-        flips = int(np.sum((reference >= 0.5) != (quantized >= 0.5)))
-        print(f"| {name} | {len(crops)} | {np.mean(reference >= 0.5):.1%} | {np.mean(quantized >= 0.5):.1%} | "
-              f"{delta.max():.3f} | {delta.mean():.4f} | {flips} |")
+    print("\n| graph | faces | n | says mask | max abs dP | mean abs dP | answers unlike fp32 |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for cover, crops in sets.items():
+        reference = probabilities(graphs[names[0]], crops)
+        for name in names:
+            p = reference if name == names[0] else probabilities(graphs[name], crops)
+            delta = np.abs(p - reference)
+            flips = int(np.sum((reference >= 0.5) != (p >= 0.5)))
+            print(f"| {name} | {cover} | {len(crops)} | {np.mean(p >= 0.5):.1%} | {delta.max():.3f} | "
+                  f"{delta.mean():.4f} | {flips} |")
     print(f"\nload average at end: {load_average()}")
 
 
