@@ -4,7 +4,7 @@ int8 quantization on onnxruntime, and bfloat16 on OpenVINO where the CPU has it 
     .venv/bin/python benchmarks/mask_precision.py [--faces 300] [--rounds 7] [--dataset DIR]
 
 Faces: `--faces` LFW photos (seeded choice), the best-scored YuNet face of each, bare and with
-tests/unit/test_face_cover.py's pleated surgical mask drawn on in three colours (light blue, white, dark). Each
+tests/cover_fixtures.py's pleated surgical mask drawn on in three colours (light blue, white, dark). Each
 crop is the classifier's input as `facelens.models.mask.classifier_input` makes it (raw pixels, no JPEG round trip).
 The int8 graph: onnxruntime's `quantize_static` (QDQ, per-channel int8 weights, uint8 activations) calibrated on
 the 32 photos after the sample (half of the crops masked). The bf16 graph: `OpenVinoSession(precision="bf16")`.
@@ -41,10 +41,9 @@ from facelens.models.landmarks import DlibLandmarker
 from facelens.models.mask import RECIPE, classifier_input
 from facelens.models.registry import MASK, ModelConfig, bundled
 from facelens.models.runtime import converted
-from tests.unit.test_face_cover import masked
+from tests.cover_fixtures import DARK, LIGHT_BLUE, WHITE, masked
 
-COVERS = {"bare": None, "light blue mask": (190, 215, 235), "white mask": (245, 245, 245),
-          "dark mask": (40, 40, 60)}
+COVERS = {"bare": None, "light blue mask": LIGHT_BLUE, "white mask": WHITE, "dark mask": DARK}
 
 
 def crop_sets(paths: list[Path], detector: YuNetDetector, landmarker: DlibLandmarker) -> dict[str, np.ndarray]:

@@ -318,7 +318,7 @@ def test_recognition_beyond_faces_reads_images_from_s3(rek, moto_s3: S3Server, a
 def test_protective_equipment_face_covers(rek, astronaut: np.ndarray) -> None:
     """DetectProtectiveEquipment: a person, their face, and a FACE_COVER only where a mask is drawn on."""
     from tests.conftest import encode
-    from tests.unit.test_face_cover import masked
+    from tests.cover_fixtures import masked
 
     summary = {"MinConfidence": 80, "RequiredEquipmentTypes": ["FACE_COVER"]}
     bare = rek.detect_protective_equipment(Image={"Bytes": encode(astronaut)}, SummarizationAttributes=summary)
