@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _common import memory_mib
 from PIL import Image
 from skimage import data
 
@@ -45,13 +46,6 @@ def jpeg(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def first_load(cache: Path, image: bytes) -> float:
     service = LabelService(ModelConfig(cache_dir=cache))
     start = time.perf_counter()
@@ -64,7 +58,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    rss_start = rss_mib()
+    rss_start = memory_mib()[0]
     hd = jpeg(cv2.resize(data.coffee(), (1280, 720), interpolation=cv2.INTER_AREA))
     with tempfile.TemporaryDirectory() as cache:
         settings = ServerSettings.from_env({"FACELENS_CACHE": cache})
@@ -72,7 +66,7 @@ def main() -> None:
         start = time.perf_counter()
         backend.call("DetectLabels", {"Image": hd})  # converts the darknet files, keeps the graph in the cache
         cold = time.perf_counter() - start
-        rss_loaded = rss_mib()
+        rss_loaded = memory_mib()[0]
         cached = first_load(settings.models.cache_dir, hd)
         service = backend.labels
         pixels = decode_image(hd).pixels

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import memory_mib
 from PIL import Image
 
 from facelens.config import models_from_env
@@ -34,14 +35,6 @@ from facelens.recognition import moderation
 from facelens.recognition.moderation import BATCH, ModerationService
 
 LEVELS = (10.0, 20.0, 50.0, 80.0, 90.0)  # MinConfidence values the false-positive rate is given at
-
-
-def rss_mib() -> float:
-    """Resident memory of this process (Linux /proc)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -76,13 +69,13 @@ def latency(threads: int, cache: Path, runs: int = 200) -> None:
     (the baseline), nsfwjs alone, and DetectModerationLabels (decode + both)."""
     jpeg = photo_1280x720()
     pixels = [decode_image(jpeg).pixels]
-    before = rss_mib()
+    before = memory_mib()[0]
     service = ModerationService(ModelConfig(threads=threads, cache_dir=cache, npm_dir=models_from_env().npm_dir))
     started = time.perf_counter()
     service.detect_moderation_labels(image=jpeg, min_confidence=None, project_version=None, human_loop=False,
                                      context=RequestContext())
     first = time.perf_counter() - started
-    after = rss_mib()
+    after = memory_mib()[0]
     base = timed(lambda: service.classifier.scores(pixels), runs)
     js = timed(lambda: service.categoriser.probabilities(pixels), runs)
     both = timed(lambda: service.detect_moderation_labels(image=jpeg, min_confidence=None, project_version=None,

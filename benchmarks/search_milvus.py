@@ -48,6 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent))
+from _common import memory_mib
 from search import Probes, Row, exact_top1, gallery_of, measure, split
 
 from facelens.eval.dataset import dataset_root, embed_with_pipeline
@@ -61,12 +62,8 @@ FAILED = re.compile(r'"fail reason"="([^"]+)"')  # datacoord's line for a build 
 
 
 def rss_mib(pid: int | None) -> float:
-    if pid is None:
-        return float("nan")
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """The Milvus server's VmRSS; NaN for a server run elsewhere (no pid)."""
+    return float("nan") if pid is None else memory_mib(pid)[0]
 
 
 def create(client: Any, index: MilvusIndex) -> None:

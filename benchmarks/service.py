@@ -32,6 +32,7 @@ from pathlib import Path
 import boto3
 import httpx
 import numpy as np
+from _common import memory_mib
 from botocore.config import Config
 from PIL import Image
 
@@ -88,20 +89,13 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) * 1000
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def memory_check(pid: int, call: Callable[[int], None], total: int) -> None:
     """Send `total` requests from 4 clients, sampling the server's RSS 8 times."""
-    samples = [(0, rss_mib(pid))]
+    samples = [(0, memory_mib(pid)[0])]
     step = max(1, total // 8)
     for done in range(step, total + 1, step):
         run_load(call, 4, step)
-        samples.append((done, rss_mib(pid)))
+        samples.append((done, memory_mib(pid)[0]))
     print(f"\nServer RSS over {total} more requests (4 clients), MiB:\n")
     print("| requests | " + " | ".join(str(n) for n, _ in samples) + " |")
     print("|---|" + "---:|" * len(samples))

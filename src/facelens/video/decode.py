@@ -198,7 +198,6 @@ def frames(source: VideoSource | str | Path, interval_ms: int = DEFAULT_INTERVAL
             raise VideoError(f"{source.name} holds no decodable video frames (truncated or corrupt)")
 
 
-
 T = TypeVar("T")
 _ITEM, _END, _ERROR = "item", "end", "error"
 _POLL_SECONDS = 0.05  # how soon a decode thread blocked on a full queue sees that it should stop
